@@ -1,0 +1,75 @@
+"""The `switchyard` command line: thin commands over the library.
+
+Exit status: 0 success, 1 runtime failure, 2 usage or config error. Results go
+to stdout, diagnostics to stderr. Subcommands are imported only when used, so
+`switchyard route` does not pay for the dashboard or the HTTP client.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any
+
+import click
+
+from switchyard.errors import SwitchyardError
+
+__all__ = ["cli", "main"]
+
+# command name -> "module:attribute", imported on first use.
+_LAZY: dict[str, str] = {
+    "config": "switchyard.cli.config_cmd:config",
+    "init": "switchyard.cli.config_cmd:init",
+    "route": "switchyard.cli.route_cmd:route",
+    "models": "switchyard.cli.catalog_cmd:models",
+    "catalog": "switchyard.cli.catalog_cmd:catalog",
+    "demo": "switchyard.cli.demo_cmd:demo",
+}
+
+
+class SwitchyardGroup(click.Group):
+    """A group that loads subcommands lazily and turns our errors into exit codes."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(_LAZY))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        cmd = super().get_command(ctx, cmd_name)
+        if cmd is not None:
+            return cmd
+        target = _LAZY.get(cmd_name)
+        if target is None:
+            return None
+        module, _, attr = target.partition(":")
+        command = getattr(importlib.import_module(module), attr)
+        assert isinstance(command, click.Command)
+        return command
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except SwitchyardError as exc:
+            click.echo(f"error: {exc}" if not _is_config_error(exc) else str(exc), err=True)
+            ctx.exit(exc.exit_code)
+
+
+def _is_config_error(exc: SwitchyardError) -> bool:
+    from switchyard.errors import ConfigError
+
+    return isinstance(exc, ConfigError)
+
+
+@click.group(cls=SwitchyardGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="switchyard", prog_name="switchyard")
+def cli() -> None:
+    """Route coding-agent tasks to providers and models by rules, run them, and account for every dollar."""
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point."""
+    cli.main(args=argv, prog_name="switchyard")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main(sys.argv[1:])

@@ -1,0 +1,92 @@
+"""Helpers shared by the CLI commands: config lookup, JSON output, options."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from switchyard.config import LoadedConfig, find_config, load_config
+
+__all__ = ["config_option", "dump_json", "echo_json", "json_option", "load", "money", "table", "warn"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def config_option(fn: F) -> F:
+    """`--config FILE` (else $SWITCHYARD_CONFIG, else ./switchyard.toml)."""
+    return click.option(
+        "--config",
+        "config_path",
+        metavar="FILE",
+        help="Config file (default: $SWITCHYARD_CONFIG, then ./switchyard.toml).",
+    )(fn)
+
+
+def json_option(fn: F) -> F:
+    """`--json`: machine-readable output on stdout."""
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON.")(fn)
+
+
+def warn(message: str) -> None:
+    """A diagnostic on stderr."""
+    click.echo(message, err=True)
+
+
+def load(config_path: str | None, *, quiet: bool = False) -> LoadedConfig:
+    """Find and load the config; print its lint warnings to stderr."""
+    loaded = load_config(find_config(config_path))
+    if not quiet:
+        for w in loaded.warnings:
+            warn("warning: " + w.render())
+    return loaded
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    raise TypeError(f"cannot encode {type(value).__name__} as JSON")
+
+
+def dump_json(obj: Any) -> str:
+    """JSON text; decimals become strings so no precision is lost."""
+    return json.dumps(obj, indent=2, default=_default, ensure_ascii=False)
+
+
+def echo_json(obj: Any) -> None:
+    """Print `obj` as JSON on stdout."""
+    click.echo(dump_json(obj))
+
+
+def table(headers: list[str], rows: list[list[str]], *, right: set[int] | None = None) -> str:
+    """A plain aligned text table (no colour, safe to pipe)."""
+    right = right or set()
+    widths = [len(h) for h in headers]
+    for row in rows:
+        for i, cell in enumerate(row):
+            widths[i] = max(widths[i], len(cell))
+
+    def fmt(row: list[str]) -> str:
+        cells = [c.rjust(widths[i]) if i in right else c.ljust(widths[i]) for i, c in enumerate(row)]
+        return "  ".join(cells).rstrip()
+
+    return "\n".join([fmt(headers), fmt(["-" * w for w in widths]), *(fmt(r) for r in rows)])
+
+
+def money(value: Decimal | None, places: int = 4) -> str:
+    """A dollar amount for humans (exact values stay in JSON)."""
+    if value is None:
+        return "-"
+    q = Decimal(1).scaleb(-places)
+    return f"${value.quantize(q):,}" if value >= q or value == 0 else f"${value.normalize():f}"

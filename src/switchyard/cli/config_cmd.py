@@ -1,0 +1,76 @@
+"""`switchyard config check` and `switchyard init`."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import click
+
+from switchyard.cli.common import config_option, dump_json, echo_json, json_option, warn
+from switchyard.config import DEFAULT_CONFIG, find_config, load_config
+from switchyard.errors import ConfigError, InputError
+
+__all__ = ["config", "init"]
+
+
+@click.group()
+def config() -> None:
+    """Check a config file."""
+
+
+@config.command("check")
+@config_option
+@json_option
+def check(config_path: str | None, as_json: bool) -> None:
+    """Validate the config: keys, references, prices, and every rule condition.
+
+    Exit status 2 when it is invalid; the problems go to stderr, each with its
+    file, key path, line and column.
+    """
+    path = find_config(config_path)
+    try:
+        loaded = load_config(path)
+    except ConfigError as exc:
+        if as_json:
+            warn(dump_json({"ok": False, "file": str(path), "errors": [p.to_dict() for p in exc.problems]}))
+            raise click.exceptions.Exit(2) from None
+        raise
+    summary = {
+        "providers": len(loaded.providers),
+        "models": len(loaded.catalog),
+        "rules": len(loaded.routing.rules),
+        "workflows": len(loaded.workflows),
+    }
+    if as_json:
+        echo_json(
+            {
+                "ok": True,
+                "file": str(path),
+                "summary": summary,
+                "warnings": [w.to_dict() for w in loaded.warnings],
+            }
+        )
+        return
+    for w in loaded.warnings:
+        warn("warning: " + w.render())
+    parts = ", ".join(f"{n} {k}" for k, n in summary.items())
+    click.echo(f"{path}: ok ({parts})")
+
+
+def starter_text() -> str:
+    """The commented starter config shipped with the package."""
+    return resources.files("switchyard.examples").joinpath("starter.toml").read_text(encoding="utf-8")
+
+
+@click.command()
+@click.argument("path", required=False, default=DEFAULT_CONFIG, type=click.Path(dir_okay=False))
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+def init(path: str, force: bool) -> None:
+    """Write a commented starter config to PATH (default ./switchyard.toml)."""
+    target = Path(path)
+    if target.exists() and not force:
+        raise InputError(f"{target} already exists; pass --force to overwrite it")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(starter_text(), encoding="utf-8")
+    click.echo(f"wrote {target}; check it with: switchyard config check --config {target}")

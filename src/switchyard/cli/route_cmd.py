@@ -1,0 +1,97 @@
+"""`switchyard route`: show which model a task would get, and why."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import click
+
+from switchyard.cli.common import config_option, echo_json, json_option, load
+from switchyard.errors import InputError
+from switchyard.router import Decision, Router, parse_status_args
+from switchyard.task import load_task_arg
+
+__all__ = ["route"]
+
+
+def parse_at(value: str | None) -> datetime | None:
+    """`--at` as an aware datetime (naive times are UTC)."""
+    if value is None:
+        return None
+    try:
+        at = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise InputError(f"--at {value}: expected an ISO 8601 time such as 2026-05-01T23:30:00Z") from None
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(repr(v) for v in value) + "]"
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def render_explain(d: Decision) -> str:
+    """The human-readable `--explain` report."""
+    lines = [
+        f"task {d.task.id} -> {d.model} (provider {d.provider})",
+        f"reason: {d.reason}",
+        "rule: " + (f"rules[{d.rule}]" if d.rule is not None else "none (default model)"),
+    ]
+    if d.experiment:
+        lines.append(f"experiment: {d.experiment}, arm {d.arm}")
+    if d.stage or d.workflow:
+        lines.append(f"stage: {d.stage or '-'}   workflow: {d.workflow or '-'}")
+    lines.append("candidates: " + " -> ".join(f"{c.model} [{c.source}]" for c in d.candidates))
+    for note in d.skipped:
+        lines.append(f"skipped: {note}")
+    lines.append("rules:")
+    width = max((len(t.condition) for t in d.trace), default=0)
+    for t in d.trace:
+        mark = "MATCH" if t.matched else "no   "
+        facts = ", ".join(f"{k}={_fmt(v)}" for k, v in t.facts.items())
+        chosen = "  <= chosen" if t.index == d.rule else ""
+        lines.append(f"  [{t.index}] {mark} {t.condition.ljust(width)}  -> {t.target}   ({facts}){chosen}")
+    snap = d.facts.snapshot()
+    lines.append("facts: " + ", ".join(f"{k}={_fmt(v)}" for k, v in snap.items() if v not in (None, {}, [])))
+    return "\n".join(lines)
+
+
+@click.command()
+@click.option("--task", "task_arg", required=True, metavar="JSON|@FILE", help="The task, inline or from a file.")
+@config_option
+@click.option("--stage", help="Workflow stage (plan, implement, review, ...).")
+@click.option("--at", "at", metavar="ISO8601", help="Pretend it is this time (default: now).")
+@click.option(
+    "--status",
+    "statuses",
+    multiple=True,
+    metavar="PROVIDER=STATE",
+    help="Override a provider's status: up, down, degraded or disabled. Repeatable.",
+)
+@click.option("--explain", is_flag=True, help="Show every rule, whether it matched, and the facts it read.")
+@json_option
+def route(
+    task_arg: str,
+    config_path: str | None,
+    stage: str | None,
+    at: str | None,
+    statuses: tuple[str, ...],
+    explain: bool,
+    as_json: bool,
+) -> None:
+    """Decide which model TASK goes to, without running anything."""
+    loaded = load(config_path)
+    task = load_task_arg(task_arg)
+    router = Router(loaded)
+    from switchyard.health import current_status
+
+    status = current_status(loaded)
+    status.update(parse_status_args(statuses, loaded.providers))
+    decision = router.decide(task, stage=stage, now=parse_at(at), provider_status=status)
+    if as_json:
+        echo_json(decision.to_dict())
+    elif explain:
+        click.echo(render_explain(decision))
+    else:
+        click.echo(f"{decision.model} ({decision.provider}): {decision.reason}")

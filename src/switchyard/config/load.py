@@ -1,0 +1,409 @@
+"""Find, read, validate and compile a config file.
+
+`load_config(path)` either returns a fully checked `LoadedConfig` (every
+reference resolved, every condition compiled, the catalog built) or raises one
+`ConfigError` listing every problem with its file, key path, line and column.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from switchyard.catalog import Catalog
+from switchyard.config.locate import Loc, PathKey, index_toml
+from switchyard.config.schema import (
+    PROVIDER_KINDS,
+    Config,
+    ModelConfig,
+    ProviderConfig,
+    RoutingConfig,
+    WorkflowConfig,
+)
+from switchyard.config.validate import Reader, path_str
+from switchyard.errors import ConfigError, Problem
+from switchyard.facts import build_schema
+from switchyard.rules.compile import Condition, compile_condition, suggest
+
+__all__ = ["CONFIG_ENV", "DEFAULT_CONFIG", "SECTIONS", "LoadedConfig", "find_config", "load_config", "loads_config"]
+
+CONFIG_ENV = "SWITCHYARD_CONFIG"
+DEFAULT_CONFIG = "switchyard.toml"
+
+# Top-level tables beyond the core ones, registered by the parts that own them:
+# name -> function(reader, raw, path) returning the validated section.
+SECTIONS: dict[str, Callable[[Reader, Any, PathKey], Any]] = {}
+_CORE = ("providers", "models", "routing", "workflows")
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    """A validated config with its compiled rules and catalog."""
+
+    config: Config
+    catalog: Catalog
+    conditions: tuple[Condition, ...]
+    warnings: tuple[Problem, ...] = ()
+    sections: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def path(self) -> str:
+        return self.config.path
+
+    @property
+    def routing(self) -> RoutingConfig:
+        assert self.config.routing is not None
+        return self.config.routing
+
+    @property
+    def providers(self) -> dict[str, ProviderConfig]:
+        return self.config.providers
+
+    @property
+    def workflows(self) -> dict[str, WorkflowConfig]:
+        return self.config.workflows
+
+    def section(self, name: str) -> Any:
+        """A registered section (e.g. `ledger`), validated; its defaults when absent from the file."""
+        return self.sections.get(name)
+
+    def base_dir(self) -> Path:
+        """The folder relative paths in the config are resolved against."""
+        return Path(self.config.path).resolve().parent if self.config.path else Path.cwd()
+
+
+def find_config(explicit: str | None) -> Path:
+    """`--config`, then `$SWITCHYARD_CONFIG`, then `./switchyard.toml`."""
+    if explicit:
+        return Path(explicit)
+    env = os.environ.get(CONFIG_ENV)
+    if env:
+        return Path(env)
+    return Path(DEFAULT_CONFIG)
+
+
+def load_config(path: str | os.PathLike[str]) -> LoadedConfig:
+    """Read and validate the config at `path`."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError.single(
+            "config file not found",
+            file=str(p),
+            hint="pass --config FILE, set $SWITCHYARD_CONFIG, or create one with 'switchyard init'",
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError.single(f"cannot read the config file: {exc}", file=str(p)) from None
+    return loads_config(text, str(p))
+
+
+_TOML_POS = re.compile(r"\(at line (\d+), column (\d+)\)")
+
+
+class _Loader:
+    def __init__(self, text: str, file: str) -> None:
+        self.text = text
+        self.file = file
+        self.reader = Reader()
+        self.extra: list[Problem] = []
+        self.warnings: list[Problem] = []
+        self._index: dict[PathKey, Loc] | None = None
+        self.provider_names: set[str] = set()
+        self.model_names: set[str] = set()
+
+    @property
+    def index(self) -> dict[PathKey, Loc]:
+        if self._index is None:
+            self._index = index_toml(self.text)
+        return self._index
+
+    def where(self, path: PathKey, *, at_key: bool = False) -> tuple[int | None, int | None]:
+        loc = self.index.get(path)
+        while loc is None and path:
+            path = path[:-1]
+            loc = self.index.get(path)
+            at_key = True
+        if loc is None:
+            return None, None
+        return (loc.line, loc.col) if at_key else (loc.value_line, loc.value_col)
+
+    def problem(self, path: PathKey, message: str, hint: str | None = None) -> Problem:
+        line, col = self.where(path, at_key=message.startswith(("unknown key", "missing required")))
+        return Problem(message, key_path=path_str(path), file=self.file, line=line, col=col, hint=hint)
+
+    def error(self, path: PathKey, message: str, hint: str | None = None) -> None:
+        self.extra.append(self.problem(path, message, hint))
+
+    def warn(self, path: PathKey, message: str, hint: str | None = None) -> None:
+        self.warnings.append(self.problem(path, message, hint))
+
+    def all_problems(self) -> list[Problem]:
+        problems = [self.problem(p, m, h) for p, m, h in self.reader.problems] + self.extra
+        return sorted(problems, key=lambda pr: (pr.line or 0, pr.col or 0))
+
+    # sections ---------------------------------------------------------------
+    def providers(self, raw: Any) -> dict[str, ProviderConfig]:
+        out: dict[str, ProviderConfig] = {}
+        if isinstance(raw, dict):
+            self.provider_names.update(raw)  # declared, even if invalid: no second error for refs
+        if not isinstance(raw, dict):
+            self.error(("providers",), "expected a table of providers, e.g. [providers.claude-cli]")
+            return out
+        for name, table in raw.items():
+            path: PathKey = ("providers", name)
+            if not isinstance(table, dict):
+                self.error(path, f"expected a table, e.g. [providers.{name}]")
+                continue
+            kind = table.get("kind")
+            if kind is None:
+                if "command_template" in table:
+                    kind = "command"
+                else:
+                    self.error(
+                        path,
+                        f"provider '{name}' has no kind",
+                        "set kind = " + " | ".join(repr(k) for k in PROVIDER_KINDS) + ", or give a command_template",
+                    )
+                    continue
+            cls = PROVIDER_KINDS.get(kind) if isinstance(kind, str) else None
+            if cls is None:
+                near = suggest(str(kind), set(PROVIDER_KINDS))
+                self.error(
+                    (*path, "kind"),
+                    f"unknown provider kind {kind!r}" + (f" (did you mean '{near}'?)" if near else ""),
+                    "kinds: " + ", ".join(PROVIDER_KINDS),
+                )
+                continue
+            built = self.reader.build(cls, {**table, "kind": kind}, path, name=name)
+            if built is not None:
+                out[name] = built
+        return out
+
+    def run(self) -> LoadedConfig:
+        try:
+            data = tomllib.loads(self.text, parse_float=Decimal)
+        except tomllib.TOMLDecodeError as exc:
+            msg = str(exc)
+            m = _TOML_POS.search(msg)
+            line = int(m.group(1)) if m else None
+            col = int(m.group(2)) if m else None
+            raise ConfigError(
+                [Problem(f"not valid TOML: {_TOML_POS.sub('', msg).strip()}", file=self.file, line=line, col=col)]
+            ) from None
+
+        for key in data:
+            if key not in _CORE and key not in SECTIONS:
+                known = list(_CORE) + list(SECTIONS)
+                near = suggest(key, known)
+                self.error(
+                    (key,),
+                    f"unknown key '{key}'" + (f" (did you mean '{near}'?)" if near else ""),
+                    None if near else "top-level tables: " + ", ".join(known),
+                )
+        providers = self.providers(data.get("providers", {}))
+        models_raw = data.get("models", [])
+        models: tuple[ModelConfig, ...] = ()
+        if not isinstance(models_raw, list):
+            self.error(("models",), "expected an array of tables: write [[models]] for each model")
+        else:
+            self.model_names = {m["name"] for m in models_raw if isinstance(m, dict) and isinstance(m.get("name"), str)}
+            converted = self.reader.convert(tuple[ModelConfig, ...], models_raw, ("models",))
+            if isinstance(converted, tuple):
+                models = converted
+        routing: RoutingConfig | None = None
+        if "routing" not in data:
+            self.error(("routing",), "missing [routing] table", 'add [routing] with default_model = "MODEL"')
+        else:
+            routing = self.reader.build(RoutingConfig, data["routing"], ("routing",))
+        workflows: dict[str, WorkflowConfig] = {}
+        wf_raw = data.get("workflows", {})
+        if not isinstance(wf_raw, dict):
+            self.error(("workflows",), "expected tables such as [workflows.standard]")
+        else:
+            for name, table in wf_raw.items():
+                built = self.reader.build(WorkflowConfig, table, ("workflows", name), name=name)
+                if built is not None:
+                    workflows[name] = built
+        sections = {}
+        for name, validate in SECTIONS.items():
+            sections[name] = validate(self.reader, data.get(name, {}), (name,))
+
+        self.check_references(providers, models, routing, workflows)
+        conditions = self.compile_conditions(providers, models, routing, workflows)
+        self.lint(providers)
+        problems = self.all_problems()
+        if problems:
+            raise ConfigError(problems)
+        config = Config(providers, models, routing, workflows, path=self.file, source=self.text)
+        return LoadedConfig(
+            config=config,
+            catalog=Catalog.from_config(models),
+            conditions=conditions,
+            warnings=tuple(self.warnings),
+            sections=sections,
+        )
+
+    # cross-references --------------------------------------------------------
+    def need_model(self, name: str, path: PathKey, models: dict[str, ModelConfig]) -> None:
+        if name in models or name in self.model_names:
+            return  # declared (an invalid declaration has its own error already)
+        near = suggest(name, set(models))
+        self.error(
+            path,
+            f"unknown model '{name}'" + (f" (did you mean '{near}'?)" if near else ""),
+            None if near else "declare it in a [[models]] entry" + (f"; models: {', '.join(models)}" if models else ""),
+        )
+
+    def check_references(
+        self,
+        providers: dict[str, ProviderConfig],
+        models: tuple[ModelConfig, ...],
+        routing: RoutingConfig | None,
+        workflows: dict[str, WorkflowConfig],
+    ) -> None:
+        by_name: dict[str, ModelConfig] = {}
+        for i, m in enumerate(models):
+            if m.name in by_name:
+                self.error(("models", i, "name"), f"duplicate model name '{m.name}'", "each model name must be unique")
+            by_name[m.name] = m
+            if m.provider not in providers and m.provider not in self.provider_names:
+                near = suggest(m.provider, set(providers))
+                self.error(
+                    ("models", i, "provider"),
+                    f"unknown provider '{m.provider}'" + (f" (did you mean '{near}'?)" if near else ""),
+                    None if near else f"declare it as [providers.{m.provider}]",
+                )
+            seen: set[int] = set()
+            for j, tier in enumerate(m.tiers):
+                if tier.above_input_tokens in seen:
+                    self.error(("models", i, "tiers", j), "two tiers with the same above_input_tokens")
+                seen.add(tier.above_input_tokens)
+        if routing is not None:
+            if routing.default_model:
+                self.need_model(routing.default_model, ("routing", "default_model"), by_name)
+            if routing.timezone is not None:
+                try:
+                    ZoneInfo(routing.timezone)
+                except (ZoneInfoNotFoundError, ValueError):
+                    from zoneinfo import available_timezones
+
+                    near = suggest(routing.timezone, available_timezones())
+                    self.error(
+                        ("routing", "timezone"),
+                        f"unknown time zone '{routing.timezone}'" + (f" (did you mean '{near}'?)" if near else ""),
+                        "use an IANA name such as 'Europe/Berlin' or 'UTC'",
+                    )
+            if routing.default_workflow is not None:
+                self.need_workflow(routing.default_workflow, ("routing", "default_workflow"), workflows)
+            for i, rule in enumerate(routing.rules):
+                path: PathKey = ("routing", "rules", i)
+                targets = sum(x is not None for x in (rule.model, rule.split))
+                if targets > 1:
+                    self.error(path, "a rule has either model or split, not both")
+                elif targets == 0 and rule.workflow is None:
+                    self.error(path, "a rule needs model, split or workflow", 'add model = "MODEL"')
+                if rule.model is not None:
+                    self.need_model(rule.model, (*path, "model"), by_name)
+                for arm in rule.split or {}:
+                    self.need_model(arm, (*path, "split", arm), by_name)
+                for j, fb in enumerate(rule.fallbacks):
+                    self.need_model(fb, (*path, "fallbacks", j), by_name)
+                if rule.workflow is not None:
+                    self.need_workflow(rule.workflow, (*path, "workflow"), workflows)
+                if rule.experiment is not None and rule.split is None:
+                    self.warn((*path, "experiment"), "experiment is only recorded for rules with a split")
+        for name, wf in workflows.items():
+            if not wf.stages:
+                self.error(("workflows", name, "stages"), "a workflow needs at least one stage")
+            names: set[str] = set()
+            for i, stage in enumerate(wf.stages):
+                path = ("workflows", name, "stages", i)
+                if stage.name in names:
+                    self.error((*path, "name"), f"duplicate stage name '{stage.name}'")
+                names.add(stage.name)
+                if stage.model is not None and stage.route:
+                    self.error(path, "a stage has either model or route = true, not both")
+                elif stage.model is None and not stage.route:
+                    self.error(path, 'a stage needs model = "MODEL" or route = true')
+                if stage.model is not None:
+                    self.need_model(stage.model, (*path, "model"), by_name)
+                if stage.prompt is not None and stage.prompt_file is not None:
+                    self.error(path, "a stage has either prompt or prompt_file, not both")
+
+    def need_workflow(self, name: str, path: PathKey, workflows: dict[str, WorkflowConfig]) -> None:
+        if name in workflows:
+            return
+        near = suggest(name, set(workflows))
+        self.error(
+            path,
+            f"unknown workflow '{name}'" + (f" (did you mean '{near}'?)" if near else ""),
+            None if near else f"declare it as [workflows.{name}]",
+        )
+
+    def compile_conditions(
+        self,
+        providers: dict[str, ProviderConfig],
+        models: Iterable[ModelConfig],
+        routing: RoutingConfig | None,
+        workflows: dict[str, WorkflowConfig],
+    ) -> tuple[Condition, ...]:
+        if routing is None:
+            return ()
+        schema = build_schema(providers=providers, models=[m.name for m in models], workflows=workflows)
+        out: list[Condition] = []
+        for i, rule in enumerate(routing.rules):
+            path: PathKey = ("routing", "rules", i, "condition")
+            try:
+                out.append(compile_condition(rule.condition, schema))
+            except ConfigError as exc:
+                for pr in exc.problems:
+                    line, col = self.condition_position(path, pr.span[0] if pr.span else 0)
+                    self.extra.append(replace(pr, key_path=path_str(path), file=self.file, line=line, col=col))
+        return tuple(out)
+
+    def condition_position(self, path: PathKey, offset: int) -> tuple[int | None, int | None]:
+        """File line/col of character `offset` inside the condition string at `path`."""
+        loc = self.index.get(path)
+        if loc is None:
+            return self.where(path)
+        raw = self.text[loc.value_offset : loc.value_offset + 3]
+        quote = 3 if raw in ('"""', "'''") else 1 if raw[:1] in "\"'" else 0
+        body_start = loc.value_offset + quote
+        if quote == 1 and "\\" in self.text[body_start : body_start + offset]:
+            return loc.value_line, loc.value_col  # escapes shift columns; point at the string
+        if quote == 3:
+            absolute = body_start + offset + (1 if self.text[body_start : body_start + 1] == "\n" else 0)
+            line = self.text.count("\n", 0, absolute) + 1
+            return line, absolute - (self.text.rfind("\n", 0, absolute) + 1) + 1
+        return loc.value_line, loc.value_col + quote + offset
+
+    # lint --------------------------------------------------------------------
+    def lint(self, providers: dict[str, ProviderConfig]) -> None:
+        for name, p in providers.items():
+            template = getattr(p, "command_template", ())
+            if not template:
+                continue
+            exe = os.path.basename(template[0])
+            if exe != "claude":
+                continue
+            for i in range(len(template) - 1):
+                if template[i] in ("-p", "--print") and "{prompt_file}" in template[i + 1]:
+                    self.warn(
+                        ("providers", name, "command_template", i + 1),
+                        "Claude Code reads the argument after -p as the prompt text itself, so it would "
+                        "receive the prompt file's path, not its contents",
+                        'drop "{prompt_file}" from the template and add stdin = "{prompt_file}"',
+                    )
+
+
+def loads_config(text: str, file: str = "<string>") -> LoadedConfig:
+    """Validate config text; `file` is used in error messages."""
+    return _Loader(text, file).run()

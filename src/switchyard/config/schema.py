@@ -1,0 +1,244 @@
+"""The shape of a switchyard config file, as frozen dataclasses.
+
+`validate.Reader` builds these from TOML; field types are the schema. Prices
+are `Decimal` (TOML floats are parsed straight to Decimal, never via float).
+Provider tables are validated by the dataclass registered for their `kind` in
+`PROVIDER_KINDS`, so each kind rejects options that belong to another.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Literal
+
+from switchyard.config.validate import check
+
+__all__ = [
+    "PROVIDER_KINDS",
+    "AnthropicProvider",
+    "CommandProvider",
+    "Config",
+    "ModelConfig",
+    "OffPeakWindow",
+    "OpenAIProvider",
+    "PriceTier",
+    "ProviderConfig",
+    "RoutingConfig",
+    "RuleConfig",
+    "StageConfig",
+    "WorkflowConfig",
+]
+
+
+def _non_negative(v: Decimal | float | int | None) -> str | None:
+    return "must not be negative" if v is not None and v < 0 else None
+
+
+def _positive(v: Decimal | float | int | None) -> str | None:
+    return "must be greater than zero" if v is not None and v <= 0 else None
+
+
+def _fraction(v: float | Decimal) -> str | None:
+    return "must be between 0 and 1" if not 0 <= v <= 1 else None
+
+
+_HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+def _hhmm(v: str) -> str | None:
+    return None if _HHMM.match(v) else f"expected a UTC time as 'HH:MM', got {v!r}"
+
+
+def _env_name(v: str | None) -> str | None:
+    if v is None or re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", v):
+        return None
+    return f"{v!r} is not an environment variable name (put the variable's name here, never the key itself)"
+
+
+PRICE = check(_non_negative)
+
+
+# --------------------------------------------------------------------------- providers
+@dataclass(frozen=True)
+class ProviderConfig:
+    """Options every provider kind shares."""
+
+    name: str = field(metadata={"from_key": True})
+    kind: str = "command"
+    enabled: bool = True
+    api_key_env: str | None = field(default=None, metadata=check(_env_name))
+    timeout_s: float | None = field(default=None, metadata=check(_positive))
+    max_retries: int = field(default=2, metadata=check(_non_negative))
+    retry_after_cap_s: float = field(default=60.0, metadata=check(_non_negative))
+    max_cost_usd: Decimal | None = field(default=None, metadata=check(_positive))
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class CommandProvider(ProviderConfig):
+    """An agent CLI run from an argv template (Claude Code, Codex, Gemini CLI, aider, …)."""
+
+    command_template: tuple[str, ...] = ()
+    stdin: str | None = None
+    usage_format: Literal[
+        "claude-json",
+        "claude-stream-json",
+        "codex-jsonl",
+        "gemini-json",
+        "opencode-jsonl",
+        "aider",
+        "openai-json",
+        "anthropic-json",
+        "none",
+    ] = "none"
+    env: dict[str, str] = field(default_factory=dict)
+    pass_env: tuple[str, ...] = ()
+    workdir: str | None = None
+    max_cost_flag: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class OpenAIProvider(ProviderConfig):
+    """An OpenAI-compatible chat-completions endpoint."""
+
+    base_url: str = "https://api.openai.com/v1"
+    headers: dict[str, str] = field(default_factory=dict)
+    connect_timeout_s: float = field(default=10.0, metadata=check(_positive))
+    max_output_tokens: int | None = field(default=None, metadata=check(_positive))
+
+
+@dataclass(frozen=True)
+class AnthropicProvider(ProviderConfig):
+    """The Anthropic Messages API (or a compatible gateway)."""
+
+    base_url: str = "https://api.anthropic.com"
+    anthropic_version: str = "2023-06-01"
+    headers: dict[str, str] = field(default_factory=dict)
+    connect_timeout_s: float = field(default=10.0, metadata=check(_positive))
+    max_output_tokens: int = field(default=4096, metadata=check(_positive))
+
+
+PROVIDER_KINDS: dict[str, type[ProviderConfig]] = {
+    "command": CommandProvider,
+    "openai": OpenAIProvider,
+    "anthropic": AnthropicProvider,
+}
+
+
+# --------------------------------------------------------------------------- models
+@dataclass(frozen=True)
+class PriceTier:
+    """Above `above_input_tokens` prompt tokens the whole request is billed at these rates."""
+
+    above_input_tokens: int = field(metadata=check(_non_negative))
+    cost_per_million_input: Decimal = field(metadata=PRICE)
+    cost_per_million_output: Decimal = field(metadata=PRICE)
+    cost_per_million_cached_input: Decimal | None = field(default=None, metadata=PRICE)
+    cost_per_million_cache_write: Decimal | None = field(default=None, metadata=PRICE)
+
+
+@dataclass(frozen=True)
+class OffPeakWindow:
+    """A daily UTC window (`start` inclusive, `end` exclusive, may wrap midnight) with its own rates."""
+
+    start: str = field(metadata=check(_hhmm))
+    end: str = field(metadata=check(_hhmm))
+    cost_per_million_input: Decimal = field(metadata=PRICE)
+    cost_per_million_output: Decimal = field(metadata=PRICE)
+    cost_per_million_cached_input: Decimal | None = field(default=None, metadata=PRICE)
+    cost_per_million_cache_write: Decimal | None = field(default=None, metadata=PRICE)
+    cost_per_million_reasoning: Decimal | None = field(default=None, metadata=PRICE)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """One `[[models]]` entry: what the model is and what it costs."""
+
+    name: str
+    provider: str
+    cost_per_million_input: Decimal = field(default=Decimal(0), metadata=PRICE)
+    cost_per_million_output: Decimal = field(default=Decimal(0), metadata=PRICE)
+    cost_per_million_cached_input: Decimal | None = field(default=None, metadata=PRICE)
+    cost_per_million_cache_write: Decimal | None = field(default=None, metadata=PRICE)
+    cost_per_million_reasoning: Decimal | None = field(default=None, metadata=PRICE)
+    capabilities: tuple[str, ...] = ()
+    context_window: int | None = field(default=None, metadata=check(_positive))
+    max_output_tokens: int | None = field(default=None, metadata=check(_positive))
+    provider_model: str | None = None
+    tiers: tuple[PriceTier, ...] = ()
+    off_peak: tuple[OffPeakWindow, ...] = ()
+    description: str = ""
+
+
+# --------------------------------------------------------------------------- routing
+def _split_weights(v: dict[str, Decimal]) -> str | None:
+    if not v:
+        return "a split needs at least one model"
+    bad = [k for k, w in v.items() if w <= 0]
+    if bad:
+        return f"split weights must be greater than zero (check {', '.join(repr(b) for b in bad)})"
+    return None
+
+
+@dataclass(frozen=True)
+class RuleConfig:
+    """One `[[routing.rules]]` entry."""
+
+    condition: str = "true"
+    model: str | None = None
+    split: dict[str, Decimal] | None = field(default=None, metadata=check(_split_weights))
+    fallbacks: tuple[str, ...] = ()
+    reason: str | None = None
+    experiment: str | None = None
+    workflow: str | None = None
+    name: str | None = None
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class RoutingConfig:
+    """The `[routing]` table."""
+
+    default_model: str
+    timezone: str | None = None
+    default_workflow: str | None = None
+    rules: tuple[RuleConfig, ...] = ()
+
+
+# --------------------------------------------------------------------------- workflows
+@dataclass(frozen=True)
+class StageConfig:
+    """One stage of a workflow: a fixed model, or `route = true` to let the rules decide."""
+
+    name: str
+    model: str | None = None
+    route: bool = False
+    prompt: str | None = None
+    prompt_file: str | None = None
+    requires: tuple[str, ...] = ()
+    timeout_s: float | None = field(default=None, metadata=check(_positive))
+
+
+@dataclass(frozen=True)
+class WorkflowConfig:
+    """`[workflows.NAME]`."""
+
+    name: str = field(metadata={"from_key": True})
+    stages: tuple[StageConfig, ...] = ()
+    description: str = ""
+
+
+# --------------------------------------------------------------------------- whole file
+@dataclass(frozen=True)
+class Config:
+    """A validated config. `path` is the file it came from; `source` its text."""
+
+    providers: dict[str, ProviderConfig] = field(default_factory=dict)
+    models: tuple[ModelConfig, ...] = ()
+    routing: RoutingConfig | None = None
+    workflows: dict[str, WorkflowConfig] = field(default_factory=dict)
+    path: str = field(default="", metadata={"internal": True})
+    source: str = field(default="", metadata={"internal": True})
+    extra: dict[str, Any] = field(default_factory=dict, metadata={"internal": True})

@@ -1,0 +1,120 @@
+"""Errors raised by switchyard, split by who is at fault.
+
+    SwitchyardError
+    ├── ConfigError            the config file is wrong (exit status 2)
+    ├── InputError             a task, flag or file given on the command line is wrong (exit 2)
+    └── RunError               something failed while running (exit status 1)
+
+Every message says where the problem is and, where we can tell, how to fix it.
+Secrets never appear in a message: run errors pass provider text through
+`switchyard.redact` before they are raised.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = [
+    "ConfigError",
+    "InputError",
+    "Problem",
+    "RunError",
+    "SwitchyardError",
+]
+
+
+class SwitchyardError(Exception):
+    """Root of every error switchyard raises on purpose."""
+
+    exit_code = 1
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong in a config file, located as precisely as we can.
+
+    `key_path` reads like `routing.rules[2].condition`. `line`/`col` are 1-based
+    positions in the file. `source`/`span` carry an expression (a rule condition)
+    and the half-open character range inside it to underline with carets.
+    """
+
+    message: str
+    key_path: str = ""
+    file: str = ""
+    line: int | None = None
+    col: int | None = None
+    source: str | None = None
+    span: tuple[int, int] | None = None
+    hint: str | None = None
+
+    def render(self) -> str:
+        """Format like a compiler: `file:line:col: key.path: message`, then a caret excerpt."""
+        where = self.file or "<config>"
+        if self.line is not None:
+            where += f":{self.line}"
+            if self.col is not None:
+                where += f":{self.col}"
+        head = f"{where}: {self.key_path}: {self.message}" if self.key_path else f"{where}: {self.message}"
+        lines = [head]
+        if self.source is not None and self.span is not None:
+            start, end = self.span
+            # Show only the line of the expression the span starts on.
+            line_start = self.source.rfind("\n", 0, start) + 1
+            line_end = self.source.find("\n", start)
+            if line_end == -1:
+                line_end = len(self.source)
+            text = self.source[line_start:line_end]
+            width = max(1, min(end, line_end) - start)
+            lines.append("    " + text)
+            lines.append("    " + " " * (start - line_start) + "^" * width)
+        if self.hint:
+            lines.append(f"  hint: {self.hint}")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, object]:
+        """A JSON-ready view, for `config check --json`."""
+        return {
+            "file": self.file,
+            "key_path": self.key_path,
+            "line": self.line,
+            "col": self.col,
+            "message": self.message,
+            "hint": self.hint,
+            "expression": self.source,
+            "span": list(self.span) if self.span else None,
+        }
+
+
+@dataclass
+class ConfigError(SwitchyardError):
+    """The configuration is invalid; carries every problem found, in file order."""
+
+    problems: list[Problem] = field(default_factory=list)
+    exit_code = 2
+
+    def __post_init__(self) -> None:
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        """All problems, one block each."""
+        return "\n".join(p.render() for p in self.problems)
+
+    def __str__(self) -> str:
+        return self.render()
+
+    @classmethod
+    def single(cls, message: str, **where: object) -> ConfigError:
+        """Build an error with one problem; `where` takes `Problem`'s fields."""
+        return cls([Problem(message, **where)])  # type: ignore[arg-type]
+
+
+class InputError(SwitchyardError):
+    """Bad input on the command line or in a task document (exit status 2)."""
+
+    exit_code = 2
+
+
+class RunError(SwitchyardError):
+    """A failure while routing or running a task (exit status 1)."""
+
+    exit_code = 1

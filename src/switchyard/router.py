@@ -1,0 +1,376 @@
+"""Pick a model for a task: rules in order, first match wins, no I/O.
+
+`Router.decide()` evaluates rules until one matches, takes its model (or its
+split arm, sticky per task id), and checks the provider's status: when it is
+`down` or `disabled` the router walks the rule's fallbacks, then the later
+matching rules, then the default model, noting each skip in the trace.
+
+The full candidate chain and the per-rule trace are computed on first access
+from the same immutable facts, so they are exactly what an eager computation
+would give; a plain `decide()` pays only for the rules it needed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, tzinfo
+from decimal import Decimal
+from functools import cached_property
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from switchyard.catalog import Catalog
+from switchyard.config import LoadedConfig
+from switchyard.errors import InputError
+from switchyard.facts import BudgetView, Facts, stable_hash
+from switchyard.rules.compile import Condition
+from switchyard.task import Task
+
+__all__ = ["UNAVAILABLE", "Candidate", "Decision", "Router", "RuleTrace"]
+
+UNAVAILABLE = frozenset({"down", "disabled"})
+_HASH_SPACE = 1 << 64
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A model to try, its provider, and where in the config it came from."""
+
+    model: str
+    provider: str
+    source: str  # "rules[0]", "rules[0].fallbacks[1]", "default", "split"
+
+    def to_dict(self) -> dict[str, str]:
+        return {"model": self.model, "provider": self.provider, "source": self.source}
+
+
+@dataclass(frozen=True, slots=True)
+class RuleTrace:
+    """One rule as evaluated for a decision."""
+
+    index: int
+    condition: str
+    matched: bool
+    facts: dict[str, Any]
+    target: str | None
+    reason: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rule": self.index,
+            "condition": self.condition,
+            "matched": self.matched,
+            "facts": _jsonable(self.facts),
+            "target": self.target,
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True)
+class _Rule:
+    index: int
+    condition: Condition
+    model: str | None
+    split: tuple[tuple[str, int], ...]  # (model, cumulative threshold in hash space)
+    fallbacks: tuple[str, ...]
+    reason: str | None
+    experiment: str | None
+    workflow: str | None
+
+    def target(self, task_id: str) -> tuple[str | None, str | None]:
+        """(model, split arm) for this task."""
+        if not self.split:
+            return self.model, None
+        point = stable_hash(f"{self.experiment}\x00{task_id}")
+        for model, threshold in self.split:
+            if point < threshold:
+                return model, model
+        return self.split[-1][0], self.split[-1][0]  # pragma: no cover - thresholds end at 2**64
+
+    def describe_target(self) -> str | None:
+        if self.split:
+            return "split " + ", ".join(m for m, _ in self.split)
+        return self.model
+
+
+class Decision:
+    """The router's answer for one task (and stage). Cheap to make; chain and trace are lazy."""
+
+    def __init__(
+        self,
+        router: Router,
+        facts: Facts,
+        *,
+        model: str,
+        provider: str,
+        reason: str,
+        rule: int | None,
+        experiment: str | None,
+        arm: str | None,
+        skipped: tuple[str, ...],
+        available: bool,
+    ) -> None:
+        self._router = router
+        self.facts = facts
+        self.model = model
+        self.provider = provider
+        self.reason = reason
+        self.rule = rule
+        self.experiment = experiment
+        self.arm = arm
+        self.skipped = skipped
+        self.available = available
+
+    @property
+    def task(self) -> Task:
+        return self.facts.task
+
+    @property
+    def stage(self) -> str | None:
+        return self.facts.stage
+
+    @property
+    def workflow(self) -> str | None:
+        return self.facts.workflow
+
+    @cached_property
+    def candidates(self) -> tuple[Candidate, ...]:
+        """The failover chain: the chosen model first, then every other usable candidate in order."""
+        return self._router._chain(self.facts, first=self.model)
+
+    @cached_property
+    def trace(self) -> tuple[RuleTrace, ...]:
+        """Every rule, whether it matched, and the facts it read."""
+        return self._router._trace(self.facts)
+
+    @property
+    def notes(self) -> list[str]:
+        """Why candidates were skipped."""
+        return list(self.skipped)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The `route --json` object."""
+        return {
+            "task": self.task.id,
+            "model": self.model,
+            "provider": self.provider,
+            "reason": self.reason,
+            "rule": self.rule,
+            "candidates": [c.to_dict() for c in self.candidates],
+            "experiment": self.experiment,
+            "arm": self.arm,
+            "stage": self.stage,
+            "workflow": self.workflow,
+            "available": self.available,
+            "skipped": list(self.skipped),
+            "facts": _jsonable(self.facts.snapshot()),
+            "trace": [t.to_dict() for t in self.trace],
+        }
+
+    def __repr__(self) -> str:
+        return f"Decision(model={self.model!r}, provider={self.provider!r}, rule={self.rule!r}, arm={self.arm!r})"
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+class Router:
+    """Routes tasks by the rules of one loaded config."""
+
+    def __init__(self, loaded: LoadedConfig) -> None:
+        routing = loaded.routing
+        self.catalog: Catalog = loaded.catalog
+        self.default_model = routing.default_model
+        self.tz: tzinfo | None = ZoneInfo(routing.timezone) if routing.timezone else None
+        self.default_workflow = routing.default_workflow
+        self._provider_of = {m.name: m.provider for m in self.catalog}
+        self._disabled = {name for name, p in loaded.providers.items() if not p.enabled}
+        rules: list[_Rule] = []
+        for i, (rc, cond) in enumerate(zip(routing.rules, loaded.conditions, strict=True)):
+            if not rc.enabled:
+                continue
+            experiment = rc.experiment or (f"rules[{i}]" if rc.split else None)
+            split: list[tuple[str, int]] = []
+            if rc.split:
+                total = sum(rc.split.values())
+                acc = Decimal(0)
+                for model, weight in rc.split.items():
+                    acc += weight
+                    split.append((model, int(acc * _HASH_SPACE / total)))
+                split[-1] = (split[-1][0], _HASH_SPACE)
+            rules.append(_Rule(i, cond, rc.model, tuple(split), rc.fallbacks, rc.reason, experiment, rc.workflow))
+        self.rules = tuple(rules)
+
+    # public API ---------------------------------------------------------------
+    def decide(
+        self,
+        task: Task,
+        *,
+        stage: str | None = None,
+        now: datetime | None = None,
+        provider_status: Mapping[str, str] | None = None,
+        budget: BudgetView | None = None,
+        workflow: str | None = None,
+        loop_count: int = 0,
+    ) -> Decision:
+        """Choose a model for `task`. Pure: the same arguments always give the same decision."""
+        status = self._status(provider_status)
+        facts = Facts(
+            task,
+            now=now if now is not None else datetime.now(UTC),
+            tz=self.tz,
+            stage=stage,
+            workflow=workflow,
+            provider_status=status,
+            budget=budget,
+            loop_count=loop_count,
+        )
+        skipped: list[str] = []
+        first: tuple[Candidate, _Rule | None, str | None] | None = None
+        for cand, rule, arm in self._candidates(facts):
+            if first is None:
+                first = (cand, rule, arm)
+            st = status.get(cand.provider, "up")
+            if st in UNAVAILABLE:
+                skipped.append(f"{cand.model}: provider {cand.provider} is {st}")
+                continue
+            return self._decision(facts, cand, rule, arm, skipped, available=True)
+        assert first is not None  # the default model is always a candidate
+        cand, rule, arm = first
+        skipped.append(f"every candidate's provider is unavailable; keeping {cand.model}")
+        return self._decision(facts, cand, rule, arm, skipped, available=False)
+
+    def select_model(self, task: Task, **kwargs: Any) -> str:
+        """The model name only, as the seed's `ModelRouter.select_model` returns it."""
+        return self.decide(task, **kwargs).model
+
+    def pick_workflow(self, task: Task, **kwargs: Any) -> str | None:
+        """The workflow for `task`: the first matching rule that names one, else the default."""
+        facts = Facts(
+            task,
+            now=kwargs.get("now") or datetime.now(UTC),
+            tz=self.tz,
+            provider_status=self._status(kwargs.get("provider_status")),
+            budget=kwargs.get("budget"),
+        )
+        for rule in self.rules:
+            if rule.workflow is not None and rule.condition.test(facts):
+                return rule.workflow
+        return self.default_workflow
+
+    # internals ------------------------------------------------------------------
+    def _status(self, given: Mapping[str, str] | None) -> Mapping[str, str]:
+        if not self._disabled:
+            return given if given is not None else {}
+        merged = {name: "disabled" for name in self._disabled}
+        if given:
+            merged.update(given)
+        return merged
+
+    def _decision(
+        self,
+        facts: Facts,
+        cand: Candidate,
+        rule: _Rule | None,
+        arm: str | None,
+        skipped: list[str],
+        *,
+        available: bool,
+    ) -> Decision:
+        if rule is None:
+            reason = "no rule matched; default model"
+        else:
+            reason = rule.reason or f"rules[{rule.index}] matched: {rule.condition.source}"
+            if cand.source.startswith(f"rules[{rule.index}].fallbacks"):
+                reason += f"; using its fallback {cand.model}"
+        if skipped and available:
+            reason += " (skipped " + "; ".join(skipped) + ")"
+        return Decision(
+            self,
+            facts,
+            model=cand.model,
+            provider=cand.provider,
+            reason=reason,
+            rule=rule.index if rule else None,
+            experiment=rule.experiment if rule and rule.split and arm else None,
+            arm=arm,
+            skipped=tuple(skipped),
+            available=available,
+        )
+
+    def _candidates(self, facts: Facts) -> Iterator[tuple[Candidate, _Rule | None, str | None]]:
+        """Every candidate in order: each matching rule's target and fallbacks, then the default."""
+        seen: set[str] = set()
+        provider_of = self._provider_of
+        for rule in self.rules:
+            if rule.model is None and not rule.split:
+                continue  # a workflow-only rule
+            if not rule.condition.test(facts):
+                continue
+            model, arm = rule.target(facts.task.id)
+            assert model is not None
+            if model not in seen:
+                seen.add(model)
+                yield Candidate(model, provider_of[model], f"rules[{rule.index}]"), rule, arm
+            for j, fb in enumerate(rule.fallbacks):
+                if fb not in seen:
+                    seen.add(fb)
+                    yield Candidate(fb, provider_of[fb], f"rules[{rule.index}].fallbacks[{j}]"), rule, arm
+        if self.default_model not in seen:
+            yield Candidate(self.default_model, provider_of[self.default_model], "default"), None, None
+
+    def _chain(self, facts: Facts, *, first: str) -> tuple[Candidate, ...]:
+        status = facts.provider_status
+        chosen: list[Candidate] = []
+        rest: list[Candidate] = []
+        for cand, _rule, _arm in self._candidates(facts):
+            if cand.model == first:
+                chosen.append(cand)
+            elif status.get(cand.provider, "up") not in UNAVAILABLE:
+                rest.append(cand)
+        return tuple(chosen + rest)
+
+    def _trace(self, facts: Facts) -> tuple[RuleTrace, ...]:
+        out = []
+        for rule in self.rules:
+            matched = rule.condition.test(facts)
+            out.append(
+                RuleTrace(
+                    rule.index,
+                    rule.condition.source,
+                    matched,
+                    rule.condition.read_values(facts),
+                    rule.describe_target() if rule.model or rule.split else f"workflow {rule.workflow}",
+                    rule.reason,
+                )
+            )
+        return tuple(out)
+
+
+def parse_status_args(values: list[str] | tuple[str, ...], providers: Mapping[str, object]) -> dict[str, str]:
+    """`--status NAME=down` flags into a status map; unknown names and values are `InputError`s."""
+    from switchyard.facts import PROVIDER_STATUSES
+    from switchyard.rules.compile import suggest
+
+    out: dict[str, str] = {}
+    for item in values:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise InputError(f"--status {item}: expected PROVIDER=STATUS, e.g. claude-cli=down")
+        if name not in providers:
+            near = suggest(name, set(providers))
+            raise InputError(
+                f"--status {item}: unknown provider '{name}'" + (f" (did you mean '{near}'?)" if near else "")
+            )
+        if value not in PROVIDER_STATUSES:
+            raise InputError(f"--status {item}: status must be one of {', '.join(sorted(PROVIDER_STATUSES))}")
+        out[name] = value
+    return out

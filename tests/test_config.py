@@ -1,0 +1,200 @@
+"""Loading and validating config files: the seed's examples, and every kind of mistake."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from switchyard.config import load_config, loads_config
+from switchyard.config.locate import index_toml
+from switchyard.config.schema import CommandProvider, OpenAIProvider
+from switchyard.errors import ConfigError
+
+DATA = Path(__file__).parent / "data"
+
+BASE = """
+[providers.cli]
+command_template = ["agent", "--model", "{model}"]
+
+[[models]]
+name = "big"
+provider = "cli"
+cost_per_million_input = 3.0
+cost_per_million_output = 15.0
+
+[[models]]
+name = "small"
+provider = "cli"
+cost_per_million_input = 0.25
+cost_per_million_output = 1.25
+
+[routing]
+default_model = "big"
+"""
+
+
+def problems(text: str) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        loads_config(text, "cfg.toml")
+    return [p.render() for p in info.value.problems]
+
+
+def test_seed_examples_load_as_written() -> None:
+    loaded = load_config(DATA / "seed.toml")
+    assert set(loaded.providers) == {"claude-cli", "openrouter", "openai"}
+    # A provider with only a command_template is a command provider.
+    assert all(isinstance(p, CommandProvider) for p in loaded.providers.values())
+    assert loaded.providers["openrouter"].api_key_env == "OPENROUTER_API_KEY"
+    assert loaded.catalog["deepseek/deepseek-chat"].rates.input == Decimal("0.14")
+    assert [r.condition for r in loaded.routing.rules][:3] == [
+        "priority == 0",
+        "labels contains 'documentation'",
+        "hour >= 22 or hour <= 6",
+    ]
+    assert [s.model for s in loaded.workflows["budget"].stages] == [
+        "gpt-4o-mini",
+        "deepseek/deepseek-chat",
+        "claude-haiku-4",
+    ]
+    # The seed passes {prompt_file} right after -p: a lint warning, not an error.
+    [warning] = loaded.warnings
+    assert warning.key_path == "providers.claude-cli.command_template[2]"
+    assert 'stdin = "{prompt_file}"' in (warning.hint or "")
+    assert warning.line == 7
+
+
+def test_prices_are_exact_decimals() -> None:
+    loaded = loads_config(BASE)
+    assert loaded.catalog["small"].rates.input == Decimal("0.25")
+    assert isinstance(loaded.catalog["small"].rates.output, Decimal)
+
+
+def test_unknown_key_with_suggestion_and_line() -> None:
+    text = BASE.replace('default_model = "big"', 'default_model = "big"\ndefault_modle = "small"')
+    [msg] = problems(text)
+    assert msg.startswith("cfg.toml:19:1: routing.default_modle: unknown key 'default_modle'")
+    assert "did you mean 'default_model'?" in msg
+
+
+def test_unknown_top_level_table() -> None:
+    [msg] = problems(BASE + "\n[routng]\nx = 1\n")
+    assert "unknown key 'routng'" in msg and "did you mean 'routing'" in msg
+
+
+def test_unknown_model_in_rule_names_rule_and_line() -> None:
+    text = BASE + '\n[[routing.rules]]\ncondition = "priority == 0"\nmodel = "smal"\n'
+    [msg] = problems(text)
+    assert msg.startswith("cfg.toml:22:9: routing.rules[0].model: unknown model 'smal' (did you mean 'small'?)")
+
+
+def test_every_reference_is_checked() -> None:
+    text = BASE.replace('default_model = "big"', 'default_model = "huge"\ndefault_workflow = "std"') + (
+        '\n[[routing.rules]]\ncondition = "true"\nsplit = { "big" = 1, "tiny" = 1 }\nfallbacks = ["nope"]\n'
+        '\n[[models]]\nname = "orphan"\nprovider = "nowhere"\n'
+        '\n[workflows.flow]\nstages = [{ name = "plan", model = "ghost" }]\n'
+    )
+    msgs = "\n".join(problems(text))
+    assert "routing.default_model: unknown model 'huge'" in msgs
+    assert "routing.default_workflow: unknown workflow 'std'" in msgs
+    assert "routing.rules[0].split.tiny: unknown model 'tiny'" in msgs
+    assert "routing.rules[0].fallbacks[0]: unknown model 'nope'" in msgs
+    assert "models[2].provider: unknown provider 'nowhere'" in msgs
+    assert "workflows.flow.stages[0].model: unknown model 'ghost'" in msgs
+
+
+def test_duplicate_models_negative_prices_bad_weights() -> None:
+    text = BASE + (
+        '\n[[models]]\nname = "big"\nprovider = "cli"\ncost_per_million_input = -1.0\n'
+        '\n[[routing.rules]]\ncondition = "true"\nsplit = { "big" = 0, "small" = 2 }\n'
+    )
+    msgs = "\n".join(problems(text))
+    assert "models[2].cost_per_million_input: must not be negative" in msgs
+    assert "routing.rules[0].split: split weights must be greater than zero (check 'big')" in msgs
+    text = BASE + '\n[[models]]\nname = "big"\nprovider = "cli"\n'
+    assert "models[2].name: duplicate model name 'big'" in "\n".join(problems(text))
+
+
+def test_condition_error_points_into_the_file() -> None:
+    text = BASE + '\n[[routing.rules]]\ncondition = "priority == 0 or lables contains \'x\'"\nmodel = "small"\n'
+    [msg] = problems(text)
+    lines = msg.splitlines()
+    # Line 21, column: the string starts at col 13, the name at offset 17 inside it.
+    assert lines[0] == ("cfg.toml:21:31: routing.rules[0].condition: unknown name 'lables' (did you mean 'labels'?)")
+    assert lines[1] == "    priority == 0 or lables contains 'x'"
+    assert lines[2] == "                     ^^^^^^"
+
+
+def test_type_mismatch_in_condition_is_a_config_error() -> None:
+    text = BASE + '\n[[routing.rules]]\ncondition = "priority == \'high\'"\nmodel = "small"\n'
+    [msg] = problems(text)
+    assert "cannot compare 'priority' (number) with 'high' (text)" in msg
+
+
+def test_wrong_types_are_named() -> None:
+    text = BASE.replace("cost_per_million_input = 3.0", 'cost_per_million_input = "3"')
+    [msg] = problems(text)
+    assert "models[0].cost_per_million_input: expected a number, got text '3'" in msg
+
+
+def test_provider_kinds() -> None:
+    text = BASE + '\n[providers.or]\nkind = "openai"\nbase_url = "http://x"\napi_key_env = "OR_KEY"\n'
+    loaded = loads_config(text)
+    assert isinstance(loaded.providers["or"], OpenAIProvider)
+    # options of another kind are rejected
+    msgs = problems(BASE + '\n[providers.or]\nkind = "openai"\ncommand_template = ["x"]\n')
+    assert "providers.or.command_template: unknown key 'command_template'" in msgs[0]
+    msgs = problems(BASE + '\n[providers.or]\nkind = "opanai"\n')
+    assert "unknown provider kind 'opanai' (did you mean 'openai'?)" in msgs[0]
+    msgs = problems(BASE + "\n[providers.or]\nenabled = true\n")
+    assert "provider 'or' has no kind" in msgs[0]
+
+
+def test_api_key_env_must_be_a_name_not_a_key() -> None:
+    msgs = problems(BASE + '\n[providers.or]\nkind = "openai"\napi_key_env = "sk-live-123456"\n')
+    assert "is not an environment variable name" in msgs[0]
+
+
+def test_rule_needs_a_target_and_not_two() -> None:
+    msgs = problems(BASE + '\n[[routing.rules]]\ncondition = "true"\nmodel = "big"\nsplit = { "small" = 1 }\n')
+    assert "either model or split" in msgs[0]
+    msgs = problems(BASE + '\n[[routing.rules]]\ncondition = "true"\n')
+    assert "a rule needs model, split or workflow" in msgs[0]
+
+
+def test_timezone_is_checked() -> None:
+    msgs = problems(BASE.replace('default_model = "big"', 'default_model = "big"\ntimezone = "Europe/Berln"'))
+    assert "unknown time zone 'Europe/Berln' (did you mean 'Europe/Berlin'?)" in msgs[0]
+
+
+def test_missing_routing_and_bad_toml() -> None:
+    msgs = problems('[providers.cli]\ncommand_template = ["x"]\n')
+    assert "missing [routing] table" in msgs[0]
+    msgs = problems("[routing\ndefault_model = 1\n")
+    assert msgs[0].startswith("cfg.toml:1:")
+    assert "not valid TOML" in msgs[0]
+
+
+def test_all_problems_are_reported_at_once_in_file_order() -> None:
+    text = BASE.replace('name = "small"', 'name = "small"\ncolour = "red"') + "\n[routing.extra]\n"
+    msgs = problems(text)
+    assert len(msgs) == 2
+    assert "colour" in msgs[0] and "extra" in msgs[1]
+
+
+def test_missing_file() -> None:
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config("/nonexistent/switchyard.toml")
+
+
+def test_locator_handles_array_tables_and_inline_arrays() -> None:
+    text = (
+        "[[a]]\nx = 1\n[[a]]\nx = 2\n[a.sub]\ny = 'q'\n"
+        "[w.s]\nstages = [\n  { name = 'p', model = 'm' },\n  { name = 'i' },\n]\n"
+    )
+    idx = index_toml(text)
+    assert idx[("a", 1, "x")].line == 4
+    assert idx[("a", 1, "sub", "y")].line == 6
+    assert idx[("w", "s", "stages", 1, "name")].line == 10
+    assert idx[("w", "s", "stages", 0, "model")].value_col == 25
