@@ -89,9 +89,12 @@ class Facts:
         "_bucket",
         "_local",
         "budget",
+        "labels",
         "loop_count",
         "now",
+        "priority",
         "provider_status",
+        "retry_count",
         "stage",
         "task",
         "tz",
@@ -111,6 +114,9 @@ class Facts:
         loop_count: int = 0,
     ) -> None:
         self.task = task
+        self.priority = task.priority
+        self.labels = task.labels
+        self.retry_count = task.retry_count
         self.now = now
         self.tz = tz
         self.stage = stage
@@ -120,18 +126,6 @@ class Facts:
         self.loop_count = loop_count
         self._local: datetime | None = None
         self._bucket: int | None = None
-
-    @property
-    def priority(self) -> int:
-        return self.task.priority
-
-    @property
-    def labels(self) -> tuple[str, ...]:
-        return self.task.labels
-
-    @property
-    def retry_count(self) -> int:
-        return self.task.retry_count
 
     @property
     def local_time(self) -> datetime:

@@ -78,6 +78,10 @@ class _Rule:
     experiment: str | None
     workflow: str | None
 
+    @property
+    def source(self) -> str:
+        return f"rules[{self.index}]"
+
     def target(self, task_id: str) -> tuple[str | None, str | None]:
         """(model, split arm) for this task."""
         if not self.split:
@@ -208,6 +212,8 @@ class Router:
                 split[-1] = (split[-1][0], _HASH_SPACE)
             rules.append(_Rule(i, cond, rc.model, tuple(split), rc.fallbacks, rc.reason, experiment, rc.workflow))
         self.rules = tuple(rules)
+        self._target_rules = tuple(r for r in rules if r.model is not None or r.split)
+        self._default_candidate = Candidate(self.default_model, self._provider_of[self.default_model], "default")
 
     # public API ---------------------------------------------------------------
     def decide(
@@ -233,6 +239,23 @@ class Router:
             budget=budget,
             loop_count=loop_count,
         )
+        # Fast path: the first matching rule's own target (or the default) is usable.
+        for rule in self._target_rules:
+            if rule.condition.test(facts):
+                model, arm = rule.target(task.id)
+                assert model is not None
+                provider = self._provider_of[model]
+                if status.get(provider, "up") not in UNAVAILABLE:
+                    return self._decision(facts, Candidate(model, provider, rule.source), rule, arm, [], available=True)
+                break
+        else:
+            provider = self._provider_of[self.default_model]
+            if status.get(provider, "up") not in UNAVAILABLE:
+                return self._decision(facts, self._default_candidate, None, None, [], available=True)
+        return self._walk(facts, status)
+
+    def _walk(self, facts: Facts, status: Mapping[str, str]) -> Decision:
+        """The slow path: walk every candidate in order until one's provider is usable."""
         skipped: list[str] = []
         first: tuple[Candidate, _Rule | None, str | None] | None = None
         for cand, rule, arm in self._candidates(facts):

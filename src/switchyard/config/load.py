@@ -18,7 +18,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from switchyard.catalog import Catalog
-from switchyard.config.locate import Loc, PathKey, index_toml
+from switchyard.config.locate import Loc, PathKey
 from switchyard.config.schema import (
     PROVIDER_KINDS,
     Config,
@@ -122,6 +122,8 @@ class _Loader:
     @property
     def index(self) -> dict[PathKey, Loc]:
         if self._index is None:
+            from switchyard.config.locate import index_toml  # only needed to place errors
+
             self._index = index_toml(self.text)
         return self._index
 
