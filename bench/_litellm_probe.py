@@ -14,7 +14,8 @@ JSON object on stdout:
 * ``litellm_version`` and an ``io_check`` section.
 
 Each call is timed on its own with ``time.perf_counter_ns``; medians and p99
-are in microseconds.
+are in microseconds (wall clock).  ``cpu_mean`` is the thread's CPU time over
+the loop divided by the iterations (steadier than wall time on a shared host).
 
 No-I/O check: before litellm is imported, socket connect/getaddrinfo are
 replaced by guards that record and REFUSE any attempt (so nothing can reach
@@ -49,8 +50,9 @@ _NET_ATTEMPTS: list[dict] = []
 
 def _guard(name, original):
     def blocked(*args, **kwargs):
-        _NET_ATTEMPTS.append({"phase": _PHASE, "call": name,
-                              "args": repr(args[1:] if name.startswith("socket.socket") else args)[:200]})
+        _NET_ATTEMPTS.append(
+            {"phase": _PHASE, "call": name, "args": repr(args[1:] if name.startswith("socket.socket") else args)[:200]}
+        )
         raise OSError(f"network access blocked by _litellm_probe ({name})")
 
     blocked.__wrapped__ = original
@@ -71,9 +73,15 @@ def _fd_kinds() -> dict:
                 target = os.readlink(f"/proc/self/fd/{fd}")
             except OSError:
                 continue
-            kinds["socket" if target.startswith("socket:") else
-                  "pipe" if target.startswith("pipe:") else
-                  "anon" if target.startswith("anon_inode:") else "file"] += 1
+            kinds[
+                "socket"
+                if target.startswith("socket:")
+                else "pipe"
+                if target.startswith("pipe:")
+                else "anon"
+                if target.startswith("anon_inode:")
+                else "file"
+            ] += 1
     except OSError:
         pass
     return dict(kinds)
@@ -99,7 +107,7 @@ def _stats_us(samples_ns: list[int]) -> dict:
 
     def pct(p: float) -> float:
         # nearest-rank percentile
-        k = max(0, min(n - 1, int(round(p / 100.0 * n + 0.5)) - 1))
+        k = max(0, min(n - 1, round(p / 100.0 * n + 0.5) - 1))
         return s[k] / 1000.0
 
     mid = n // 2
@@ -121,12 +129,18 @@ def _time_calls(fn, args_cycle, iterations: int, warmup: int) -> dict:
         fn(*args_cycle[i % k])
     samples = [0] * iterations
     clock = time.perf_counter_ns
+    cpu0 = time.thread_time_ns()
     for i in range(iterations):
         a = args_cycle[i % k]
         t0 = clock()
         fn(*a)
         samples[i] = clock() - t0
-    return _stats_us(samples)
+    cpu = time.thread_time_ns() - cpu0
+    stats = _stats_us(samples)
+    # CPU time of this thread over the whole loop / n: unaffected by the
+    # process being descheduled, so it is the steadier figure on a busy host.
+    stats["cpu_mean"] = round(cpu / iterations / 1000.0, 2)
+    return stats
 
 
 MESSAGES = [
@@ -181,6 +195,7 @@ def main() -> None:
     t0 = time.perf_counter_ns()
     import litellm
     from litellm import Router
+
     import_ms_in_process = (time.perf_counter_ns() - t0) / 1e6
     from importlib.metadata import version as _dist_version
 
@@ -201,8 +216,10 @@ def main() -> None:
     out["router_init_ms"] = round((time.perf_counter_ns() - t0) / 1e6, 2)
     router6 = Router(model_list=model_list_1x6())
     out["routing_strategy"] = "simple-shuffle (Router default)"
-    out["deployments"] = {"pick_us": "3 groups x 2 (gpt-4o, claude-sonnet-4-5, deepseek-chat)",
-                          "pick_us_one_group_of_6": "1 group 'chat' x 6"}
+    out["deployments"] = {
+        "pick_us": "3 groups x 2 (gpt-4o, claude-sonnet-4-5, deepseek-chat)",
+        "pick_us_one_group_of_6": "1 group 'chat' x 6",
+    }
 
     # sanity: every group resolves to one of its own deployments
     picked = {}
@@ -214,11 +231,17 @@ def main() -> None:
     out["sample_picks"] = picked
 
     cost = litellm.cost_per_token(model="gpt-4o", prompt_tokens=1000, completion_tokens=500)
-    cost_anth = litellm.cost_per_token(model="claude-sonnet-4-5", prompt_tokens=1000,
-                                       completion_tokens=500, cache_read_input_tokens=2000,
-                                       cache_creation_input_tokens=500)
-    out["cost_values_usd"] = {"gpt-4o": [round(c, 8) for c in cost],
-                              "claude-sonnet-4-5+cache": [round(c, 8) for c in cost_anth]}
+    cost_anth = litellm.cost_per_token(
+        model="claude-sonnet-4-5",
+        prompt_tokens=1000,
+        completion_tokens=500,
+        cache_read_input_tokens=2000,
+        cache_creation_input_tokens=500,
+    )
+    out["cost_values_usd"] = {
+        "gpt-4o": [round(c, 8) for c in cost],
+        "claude-sonnet-4-5+cache": [round(c, 8) for c in cost_anth],
+    }
 
     fds_before = _fd_kinds()
     threads_before = _os_threads()
@@ -238,9 +261,13 @@ def main() -> None:
         return litellm.cost_per_token(model=model, prompt_tokens=p, completion_tokens=c)
 
     def cost_cache_call(model):
-        return litellm.cost_per_token(model=model, prompt_tokens=1000, completion_tokens=500,
-                                      cache_read_input_tokens=2000,
-                                      cache_creation_input_tokens=500)
+        return litellm.cost_per_token(
+            model=model,
+            prompt_tokens=1000,
+            completion_tokens=500,
+            cache_read_input_tokens=2000,
+            cache_creation_input_tokens=500,
+        )
 
     it, wu = args.iterations, args.warmup
     gc_before = sum(s["collections"] for s in gc.get_stats())
@@ -280,8 +307,22 @@ def main() -> None:
     recording[0] = False
     logging.Logger.handle = orig_handle
 
-    io_prefixes = ("open", "os.", "socket.", "http.", "urllib.", "subprocess.", "shutil.",
-                   "sqlite3.", "ftplib.", "smtplib.", "ctypes.", "mmap.", "fcntl.", "pty.")
+    io_prefixes = (
+        "open",
+        "os.",
+        "socket.",
+        "http.",
+        "urllib.",
+        "subprocess.",
+        "shutil.",
+        "sqlite3.",
+        "ftplib.",
+        "smtplib.",
+        "ctypes.",
+        "mmap.",
+        "fcntl.",
+        "pty.",
+    )
     io_events = {e: n for e, n in audit.items() if e.startswith(io_prefixes)}
     fds_after = _fd_kinds()
     threads_after = _os_threads()
@@ -291,17 +332,21 @@ def main() -> None:
         "network_attempts_total": len(_NET_ATTEMPTS),
         "network_attempts_by_phase": dict(collections.Counter(a["phase"] for a in _NET_ATTEMPTS)),
         "audit_events_io": io_events,
-        "audit_events_other": dict(sorted(((e, n) for e, n in audit.items() if e not in io_events),
-                                          key=lambda kv: -kv[1])[:15]),
+        "audit_events_other": dict(
+            sorted(((e, n) for e, n in audit.items() if e not in io_events), key=lambda kv: -kv[1])[:15]
+        ),
         "log_records": dict(log_records),
         "warnings": sorted({f"{w.category.__name__}: {str(w.message)[:150]}" for w in caught})[:10],
         "fds": {"start": fds_start, "before_timing": fds_before, "after_verify": fds_after},
-        "os_threads": {"start": threads_start, "before_timing": threads_before,
-                       "after_verify": threads_after},
+        "os_threads": {"start": threads_start, "before_timing": threads_before, "after_verify": threads_after},
         "python_threads": threading.active_count(),
     }
-    out["io_check"]["clean"] = (not _NET_ATTEMPTS and not io_events and not log_records
-                                and fds_after.get("socket", 0) == fds_before.get("socket", 0))
+    out["io_check"]["clean"] = (
+        not _NET_ATTEMPTS
+        and not io_events
+        and not log_records
+        and fds_after.get("socket", 0) == fds_before.get("socket", 0)
+    )
     sys.stdout.write(json.dumps(out) + "\n")
     sys.stdout.flush()
 

@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,7 +31,7 @@ from switchyard.router import Router  # noqa: E402
 from switchyard.task import Task  # noqa: E402
 
 SEED = ROOT / "tests" / "data" / "seed.toml"
-NOW = datetime(2026, 3, 4, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 3, 4, 12, 0, tzinfo=UTC)
 
 
 def percentiles(samples_ns: list[int]) -> dict[str, float]:

@@ -56,8 +56,14 @@ def _child_env() -> dict[str, str]:
     """Environment for every venv subprocess: offline cost map, no leakage of
     the caller's venv/PYTHONPATH into the peer interpreter."""
     env = dict(os.environ)
-    for var in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "PYTHONSTARTUP",
-                "PYTHONNOUSERSITE", "PYTHONDONTWRITEBYTECODE"):
+    for var in (
+        "PYTHONPATH",
+        "PYTHONHOME",
+        "VIRTUAL_ENV",
+        "PYTHONSTARTUP",
+        "PYTHONNOUSERSITE",
+        "PYTHONDONTWRITEBYTECODE",
+    ):
         env.pop(var, None)
     env["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
     env["LITELLM_LOG"] = env.get("LITELLM_LOG_BENCH", "ERROR")
@@ -139,11 +145,15 @@ def _installed_version(py: Path) -> str | None:
     if not py.exists():
         return None
     proc = _run(
-        [py, "-c",
-         "import importlib.metadata as m\n"
-         "try:\n print(m.version('litellm'))\n"
-         "except m.PackageNotFoundError:\n print('')"],
-        timeout=60, what="version check",
+        [
+            py,
+            "-c",
+            "import importlib.metadata as m\n"
+            "try:\n print(m.version('litellm'))\n"
+            "except m.PackageNotFoundError:\n print('')",
+        ],
+        timeout=60,
+        what="version check",
     )
     if proc.returncode != 0:
         return None  # broken interpreter: caller rebuilds the venv
@@ -153,8 +163,7 @@ def _installed_version(py: Path) -> str | None:
 def _venv_is_healthy(py: Path) -> bool:
     if not py.exists():
         return False
-    proc = _run([py, "-c", "import pip, sys; print(sys.prefix)"], timeout=60,
-                what="venv health check")
+    proc = _run([py, "-c", "import pip, sys; print(sys.prefix)"], timeout=60, what="venv health check")
     return proc.returncode == 0
 
 
@@ -162,6 +171,7 @@ def _create_venv(venv: Path) -> None:
     base_python = os.environ.get("BENCH_BASE_PYTHON") or sys.executable or "python3"
     if venv.exists():
         import shutil
+
         shutil.rmtree(venv)
     proc = _run([base_python, "-m", "venv", venv], timeout=300, what="python3 -m venv")
     if proc.returncode != 0:
@@ -203,8 +213,7 @@ def ensure_venv(version: str = DEFAULT_VERSION, venv: Path | str = DEFAULT_VENV)
             info["venv_create_s"] = round(time.perf_counter() - t0, 2)
             info["created_venv"] = True
 
-        cmd = [py, "-m", "pip", "install", "--disable-pip-version-check",
-               "--no-input", f"litellm=={version}"]
+        cmd = [py, "-m", "pip", "install", "--disable-pip-version-check", "--no-input", f"litellm=={version}"]
         t0 = time.perf_counter()
         proc = _run(cmd, timeout=PIP_TIMEOUT_S, what="pip install")
         info["pip_install_s"] = round(time.perf_counter() - t0, 2)
@@ -214,11 +223,12 @@ def ensure_venv(version: str = DEFAULT_VERSION, venv: Path | str = DEFAULT_VENV)
             m = re.search(r"\(from versions: ([^)]*)\)", out)
             if m:
                 seen = [v.strip() for v in m.group(1).split(",") if v.strip()]
-                out = out.replace(m.group(0), f"(from versions: {len(seen)} versions, "
-                                              f"newest {', '.join(seen[-5:])})")
-                hint = (f"\nlitellm=={version} does not exist on the index. Closest "
-                        f"releases: {', '.join(_closest_versions(version, seen)) or 'none'}"
-                        " - rerun with --version <one of them>.")
+                out = out.replace(m.group(0), f"(from versions: {len(seen)} versions, newest {', '.join(seen[-5:])})")
+                hint = (
+                    f"\nlitellm=={version} does not exist on the index. Closest "
+                    f"releases: {', '.join(_closest_versions(version, seen)) or 'none'}"
+                    " - rerun with --version <one of them>."
+                )
             elif "No matching distribution" in out:
                 hint = f"\nlitellm=={version} is not available from the configured index."
             elif "Could not fetch URL" in out or "NewConnectionError" in out:
@@ -230,10 +240,7 @@ def ensure_venv(version: str = DEFAULT_VERSION, venv: Path | str = DEFAULT_VENV)
             )
         got = _installed_version(py)
         if got != version:
-            raise LiteLLMBenchError(
-                f"pip reported success but the venv has litellm {got!r}, "
-                f"expected {version!r}"
-            )
+            raise LiteLLMBenchError(f"pip reported success but the venv has litellm {got!r}, expected {version!r}")
         info["installed_now"] = True
     return info
 
@@ -247,47 +254,59 @@ def measure_import_ms(py: Path | str, runs: int = 5) -> dict:
     env = _child_env()
     # One untimed run first: it writes any missing .pyc and warms the page
     # cache, so the median reflects a normal, already-installed import.
-    warm = _run([py, "-c", "import litellm"], timeout=IMPORT_TIMEOUT_S, env=env,
-                what="import litellm")
+    warm = _run([py, "-c", "import litellm"], timeout=IMPORT_TIMEOUT_S, env=env, what="import litellm")
     if warm.returncode != 0:
         raise LiteLLMBenchError(f"`import litellm` failed:\n{_tail(warm.stderr)}")
     baseline = []
     samples = []
+    cpu_samples = []
     for _ in range(runs):
         t0 = time.perf_counter_ns()
-        proc = _run([py, "-c", "pass"], timeout=IMPORT_TIMEOUT_S, env=env,
-                    what="python -c pass")
+        proc = _run([py, "-c", "pass"], timeout=IMPORT_TIMEOUT_S, env=env, what="python -c pass")
         baseline.append((time.perf_counter_ns() - t0) / 1e6)
+        ru0 = _children_cpu_s()
         t0 = time.perf_counter_ns()
-        proc = _run([py, "-c", "import litellm"], timeout=IMPORT_TIMEOUT_S, env=env,
-                    what="import litellm")
+        proc = _run([py, "-c", "import litellm"], timeout=IMPORT_TIMEOUT_S, env=env, what="import litellm")
         samples.append((time.perf_counter_ns() - t0) / 1e6)
+        ru1 = _children_cpu_s()
+        if ru0 is not None and ru1 is not None:
+            cpu_samples.append((ru1 - ru0) * 1000.0)
         if proc.returncode != 0:
             raise LiteLLMBenchError(f"`import litellm` failed:\n{_tail(proc.stderr)}")
     return {
         "median": round(statistics.median(samples), 1),
         "samples": [round(s, 1) for s in samples],
+        # user+sys CPU of the child: steadier than wall time on a busy host
+        "cpu_median": round(statistics.median(cpu_samples), 1) if cpu_samples else None,
         "bare_interpreter_median": round(statistics.median(baseline), 1),
         "runs": runs,
     }
 
 
+def _children_cpu_s():
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - non-POSIX
+        return None
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
 def run_probe(py: Path | str, iterations: int = 20_000, warmup: int = 2_000) -> dict:
-    proc = _run([py, str(PROBE), "--iterations", str(iterations),
-                 "--warmup", str(warmup)],
-                timeout=PROBE_TIMEOUT_S, what="litellm probe")
+    proc = _run(
+        [py, str(PROBE), "--iterations", str(iterations), "--warmup", str(warmup)],
+        timeout=PROBE_TIMEOUT_S,
+        what="litellm probe",
+    )
     if proc.returncode != 0:
-        raise LiteLLMBenchError(
-            f"probe exited {proc.returncode}:\n{_tail(proc.stderr)}\n{_tail(proc.stdout)}"
-        )
+        raise LiteLLMBenchError(f"probe exited {proc.returncode}:\n{_tail(proc.stderr)}\n{_tail(proc.stdout)}")
     lines = [ln for ln in proc.stdout.splitlines() if ln.strip().startswith("{")]
     if not lines:
-        raise LiteLLMBenchError(f"probe printed no JSON:\n{_tail(proc.stdout)}\n"
-                                f"{_tail(proc.stderr)}")
+        raise LiteLLMBenchError(f"probe printed no JSON:\n{_tail(proc.stdout)}\n{_tail(proc.stderr)}")
     try:
         result = json.loads(lines[-1])
     except json.JSONDecodeError as exc:
-        raise LiteLLMBenchError(f"probe JSON did not parse: {exc}\n{lines[-1][:500]}")
+        raise LiteLLMBenchError(f"probe JSON did not parse: {exc}\n{lines[-1][:500]}") from None
     stderr_lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     result["probe_stderr_lines"] = len(stderr_lines)
     if stderr_lines:
@@ -302,9 +321,14 @@ def _loadavg():
         return None
 
 
-def measure_litellm(version: str = DEFAULT_VERSION, *, iterations: int = 20_000,
-                    warmup: int = 2_000, import_runs: int = 5,
-                    venv: Path | str = DEFAULT_VENV) -> dict:
+def measure_litellm(
+    version: str = DEFAULT_VERSION,
+    *,
+    iterations: int = 20_000,
+    warmup: int = 2_000,
+    import_runs: int = 5,
+    venv: Path | str = DEFAULT_VENV,
+) -> dict:
     """Build/reuse the peer venv, run the probe and time ``import litellm``.
 
     Returns the probe's JSON (``pick_us``, ``cost_us``, ``litellm_version``,
@@ -315,14 +339,12 @@ def measure_litellm(version: str = DEFAULT_VERSION, *, iterations: int = 20_000,
     load_before = _loadavg()
     result = run_probe(py, iterations=iterations, warmup=warmup)
     if result.get("litellm_version") != version:
-        raise LiteLLMBenchError(
-            f"probe ran litellm {result.get('litellm_version')!r}, expected {version!r}")
+        raise LiteLLMBenchError(f"probe ran litellm {result.get('litellm_version')!r}, expected {version!r}")
     result["import_ms"] = measure_import_ms(py, runs=import_runs)
     result["install"] = install
     result["requested_version"] = version
     # The machine is shared: record how busy it was, to judge noisy p99s.
-    result["host"] = {"cpu_count": os.cpu_count(), "loadavg_before": load_before,
-                      "loadavg_after": _loadavg()}
+    result["host"] = {"cpu_count": os.cpu_count(), "loadavg_before": load_before, "loadavg_after": _loadavg()}
     return result
 
 
@@ -335,9 +357,9 @@ def main(argv=None) -> int:
     ap.add_argument("--venv", default=str(DEFAULT_VENV))
     args = ap.parse_args(argv)
     try:
-        res = measure_litellm(args.version, iterations=args.iterations,
-                              warmup=args.warmup, import_runs=args.import_runs,
-                              venv=args.venv)
+        res = measure_litellm(
+            args.version, iterations=args.iterations, warmup=args.warmup, import_runs=args.import_runs, venv=args.venv
+        )
     except LiteLLMBenchError as exc:
         print(f"peer_litellm: {exc}", file=sys.stderr)
         return 1

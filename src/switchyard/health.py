@@ -9,12 +9,16 @@ variable). Otherwise it is `up`, unless its circuit breaker says `down`
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 
 from switchyard.config import LoadedConfig
+from switchyard.config.schema import HealthConfig
+from switchyard.failures import Failure, FailureKind
+from switchyard.ledger.store import BreakerRow, Ledger
 
-__all__ = ["ProviderHealth", "config_health", "current_status"]
+__all__ = ["Health", "ProviderHealth", "config_health", "current_status"]
 
 
 @dataclass(frozen=True)
@@ -43,3 +47,106 @@ def config_health(loaded: LoadedConfig, env: Mapping[str, str] | None = None) ->
 def current_status(loaded: LoadedConfig, env: Mapping[str, str] | None = None) -> dict[str, str]:
     """`{provider: status}` for the router."""
     return {name: h.status for name, h in config_health(loaded, env).items()}
+
+
+class Health:
+    """Per-provider circuit breakers, persisted in the ledger database.
+
+    closed → (N consecutive failures, or a failure rate over the window) → open:
+    the router sees `down`. After `cooldown_s` it is half-open (`degraded`) and
+    exactly one caller may probe: success closes it, failure reopens it. A 401/403
+    disables the provider until `switchyard providers reset NAME`.
+    """
+
+    def __init__(
+        self,
+        loaded: LoadedConfig,
+        ledger: Ledger,
+        *,
+        settings: HealthConfig | None = None,
+        clock: Callable[[], float] = time.time,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.loaded = loaded
+        self.ledger = ledger
+        self.settings = settings or loaded.health
+        self.clock = clock
+        self.env = env
+
+    def _now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    def explain(self) -> dict[str, ProviderHealth]:
+        """Every provider's status and why, config and breakers combined."""
+        out = config_health(self.loaded, self.env)
+        now = self._now_ms()
+        cooldown = int(self.settings.cooldown_s * 1000)
+        for name, row in self.ledger.breakers().items():
+            if name not in out or out[name].status == "disabled":
+                continue
+            if row.state == "disabled":
+                out[name] = ProviderHealth(name, "disabled", row.reason)
+            elif row.state == "open":
+                if row.opened_ms is not None and now < row.opened_ms + cooldown:
+                    left = (row.opened_ms + cooldown - now) / 1000
+                    out[name] = ProviderHealth(name, "down", f"circuit open: {row.reason} (retry in {left:.0f}s)")
+                else:
+                    out[name] = ProviderHealth(name, "degraded", f"circuit half-open, next call probes: {row.reason}")
+            elif row.failures:
+                out[name] = ProviderHealth(name, "up", f"{row.failures} recent consecutive failure(s)")
+        return out
+
+    def status(self) -> dict[str, str]:
+        """`{provider: up|down|degraded|disabled}` for the router."""
+        return {name: h.status for name, h in self.explain().items()}
+
+    def allow(self, provider: str) -> bool:
+        """May we call `provider` now? Half-open admits one probe at a time."""
+        row = self.ledger.breakers().get(provider)
+        if row is None or row.state == "closed":
+            return True
+        if row.state == "disabled":
+            return False
+        now = self._now_ms()
+        if row.opened_ms is not None and now < row.opened_ms + int(self.settings.cooldown_s * 1000):
+            return False
+        return self.ledger.claim_probe(provider, now, int(self.settings.probe_timeout_s * 1000))
+
+    def record(self, provider: str, failure: Failure | None) -> None:
+        """Feed one call's outcome to the provider's breaker."""
+        now = self._now_ms()
+        with self.ledger.db.transaction():
+            row = self.ledger.breakers().get(provider) or BreakerRow(provider, "closed", updated_ms=now)
+            if failure is None:
+                if row.state != "closed" or row.failures:
+                    self.ledger.put_breaker(BreakerRow(provider, "closed", 0, None, None, "", now))
+                return
+            if failure.kind is FailureKind.AUTH:
+                reason = f"credentials rejected (HTTP {failure.http_status or '401/403'}): {failure.message[:200]}"
+                self.ledger.put_breaker(BreakerRow(provider, "disabled", row.failures + 1, now, None, reason, now))
+                return
+            if not failure.policy.breaker:
+                if row.probe_ms is not None:  # a probe that got a non-counting answer frees the slot
+                    self.ledger.put_breaker(replace(row, probe_ms=None, updated_ms=now))
+                return
+            failures = row.failures + 1
+            if row.state == "open":
+                why = f"probe failed ({failure.kind})"
+                self.ledger.put_breaker(BreakerRow(provider, "open", failures, now, None, why, now))
+                return
+            reason = ""
+            s = self.settings
+            if failures >= s.consecutive_failures:
+                reason = f"{failures} consecutive failures, last {failure.kind}"
+            else:
+                calls, failed = self.ledger.provider_window(provider, now - int(s.window_s * 1000))
+                if calls >= s.min_calls and failed / calls >= s.failure_rate:
+                    reason = f"{failed} of {calls} calls failed in the last {s.window_s:g}s"
+            if reason:
+                self.ledger.put_breaker(BreakerRow(provider, "open", failures, now, None, reason, now))
+            else:
+                self.ledger.put_breaker(BreakerRow(provider, "closed", failures, None, None, "", now))
+
+    def reset(self, provider: str) -> None:
+        """Close `provider`'s breaker (and lift a disable)."""
+        self.ledger.put_breaker(BreakerRow(provider, "closed", 0, None, None, "reset by hand", self._now_ms()))

@@ -25,6 +25,9 @@ _LAZY: dict[str, str] = {
     "models": "switchyard.cli.catalog_cmd:models",
     "catalog": "switchyard.cli.catalog_cmd:catalog",
     "demo": "switchyard.cli.demo_cmd:demo",
+    "exec": "switchyard.cli.run_cmd:exec_",
+    "log": "switchyard.cli.run_cmd:log",
+    "providers": "switchyard.cli.run_cmd:providers",
 }
 
 

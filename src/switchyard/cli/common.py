@@ -3,17 +3,33 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from switchyard.config import LoadedConfig, find_config, load_config
+from switchyard.errors import InputError
 
-__all__ = ["config_option", "dump_json", "echo_json", "json_option", "load", "money", "table", "warn"]
+if TYPE_CHECKING:
+    from switchyard.ledger.store import Ledger
+
+__all__ = [
+    "config_option",
+    "dump_json",
+    "echo_json",
+    "json_option",
+    "load",
+    "money",
+    "open_ledger",
+    "parse_when",
+    "table",
+    "warn",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -45,6 +61,37 @@ def load(config_path: str | None, *, quiet: bool = False) -> LoadedConfig:
         for w in loaded.warnings:
             warn("warning: " + w.render())
     return loaded
+
+
+def open_ledger(loaded: LoadedConfig) -> Ledger:
+    """The config's ledger (created on first use)."""
+    from switchyard.ledger.store import Ledger
+
+    return Ledger.open(loaded.ledger_location())
+
+
+_RELATIVE = re.compile(r"^(\d+)\s*([smhdw])$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_when(value: str | None, *, option: str, now: datetime | None = None) -> datetime | None:
+    """`--since`/`--until`: ISO 8601, `today`, `yesterday`, or an age such as `30m`, `2h`, `7d`."""
+    if value is None:
+        return None
+    now = now or datetime.now(UTC)
+    text = value.strip().lower()
+    m = _RELATIVE.match(text)
+    if m:
+        return now - timedelta(seconds=int(m.group(1)) * _UNITS[m.group(2)])
+    if text in ("today", "yesterday"):
+        local = now.astimezone()
+        start = local.replace(hour=0, minute=0, second=0, microsecond=0)
+        return start - timedelta(days=1) if text == "yesterday" else start
+    try:
+        at = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise InputError(f"{option} {value}: expected an ISO 8601 time, 'today', or an age such as 2h or 7d") from None
+    return at if at.tzinfo else at.astimezone()
 
 
 def _default(value: Any) -> Any:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import click
 
 from switchyard.cli.common import config_option, echo_json, json_option, load
+from switchyard.config import LoadedConfig
 from switchyard.errors import InputError
 from switchyard.router import Decision, Router, parse_status_args
 from switchyard.task import load_task_arg
@@ -57,6 +59,20 @@ def render_explain(d: Decision) -> str:
     return "\n".join(lines)
 
 
+def _provider_status(loaded: LoadedConfig) -> dict[str, str]:
+    """Config and environment, plus breaker state when a ledger already exists (route never creates one)."""
+    from switchyard.health import current_status
+
+    location = loaded.ledger_location()
+    if not loaded.ledger.url and not Path(location).exists():
+        return current_status(loaded)
+    from switchyard.health import Health
+    from switchyard.ledger.store import Ledger
+
+    with Ledger.open(location) as ledger:
+        return Health(loaded, ledger).status()
+
+
 @click.command()
 @click.option("--task", "task_arg", required=True, metavar="JSON|@FILE", help="The task, inline or from a file.")
 @config_option
@@ -84,9 +100,7 @@ def route(
     loaded = load(config_path)
     task = load_task_arg(task_arg)
     router = Router(loaded)
-    from switchyard.health import current_status
-
-    status = current_status(loaded)
+    status = _provider_status(loaded)
     status.update(parse_status_args(statuses, loaded.providers))
     decision = router.decide(task, stage=stage, now=parse_at(at), provider_status=status)
     if as_json:

@@ -21,10 +21,14 @@ from switchyard.catalog import Catalog
 from switchyard.config.locate import Loc, PathKey
 from switchyard.config.schema import (
     PROVIDER_KINDS,
+    CommandProvider,
     Config,
+    HealthConfig,
+    LedgerConfig,
     ModelConfig,
     ProviderConfig,
     RoutingConfig,
+    RunnerConfig,
     WorkflowConfig,
 )
 from switchyard.config.validate import Reader, path_str
@@ -40,6 +44,21 @@ DEFAULT_CONFIG = "switchyard.toml"
 # Top-level tables beyond the core ones, registered by the parts that own them:
 # name -> function(reader, raw, path) returning the validated section.
 SECTIONS: dict[str, Callable[[Reader, Any, PathKey], Any]] = {}
+
+
+def register_section(name: str, cls: type) -> None:
+    """Validate top-level table `name` with dataclass `cls` (its defaults when the table is absent)."""
+
+    def validate(reader: Reader, raw: Any, path: PathKey) -> Any:
+        built = reader.build(cls, raw, path)
+        return built if built is not None else cls()
+
+    SECTIONS[name] = validate
+
+
+register_section("ledger", LedgerConfig)
+register_section("runner", RunnerConfig)
+register_section("health", HealthConfig)
 _CORE = ("providers", "models", "routing", "workflows")
 
 
@@ -74,6 +93,27 @@ class LoadedConfig:
         """A registered section (e.g. `ledger`), validated; its defaults when absent from the file."""
         return self.sections.get(name)
 
+    @property
+    def ledger(self) -> LedgerConfig:
+        return self.sections["ledger"]  # type: ignore[no-any-return]
+
+    @property
+    def runner(self) -> RunnerConfig:
+        return self.sections["runner"]  # type: ignore[no-any-return]
+
+    @property
+    def health(self) -> HealthConfig:
+        return self.sections["health"]  # type: ignore[no-any-return]
+
+    def resolve(self, path: str) -> Path:
+        """A path from the config, relative to the config file's folder."""
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else self.base_dir() / p
+
+    def ledger_location(self) -> str:
+        """The ledger's `postgresql://` URL or SQLite file path."""
+        return self.ledger.url or str(self.resolve(self.ledger.path))
+
     def base_dir(self) -> Path:
         """The folder relative paths in the config are resolved against."""
         return Path(self.config.path).resolve().parent if self.config.path else Path.cwd()
@@ -106,6 +146,9 @@ def load_config(path: str | os.PathLike[str]) -> LoadedConfig:
 
 
 _TOML_POS = re.compile(r"\(at line (\d+), column (\d+)\)")
+_PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
+# The command provider's placeholders (kept here so loading a config never imports the provider).
+PLACEHOLDERS = frozenset({"prompt_file", "model", "output_file", "task_id", "stage", "workdir", "max_cost_usd"})
 
 
 class _Loader:
@@ -388,7 +431,37 @@ class _Loader:
         return loc.value_line, loc.value_col + quote + offset
 
     # lint --------------------------------------------------------------------
+    def check_commands(self, providers: dict[str, ProviderConfig]) -> None:
+        """Templates use known placeholders; stdin pipes the prompt file; output stays in the run dir."""
+        for name, p in providers.items():
+            if not isinstance(p, CommandProvider):
+                continue
+            path: PathKey = ("providers", name)
+            if not p.command_template:
+                self.error(
+                    (*path, "command_template"),
+                    "command_template is empty",
+                    'e.g. ["claude", "-p", "--model", "{model}"]',
+                )
+            for key, template in (("command_template", p.command_template), ("max_cost_flag", p.max_cost_flag)):
+                for i, element in enumerate(template):
+                    for m in _PLACEHOLDER.finditer(element):
+                        if m.group(1) not in PLACEHOLDERS:
+                            near = suggest(m.group(1), PLACEHOLDERS)
+                            self.error(
+                                (*path, key, i),
+                                f"unknown placeholder {{{m.group(1)}}}"
+                                + (f" (did you mean {{{near}}}?)" if near else ""),
+                                "placeholders: " + ", ".join("{" + x + "}" for x in sorted(PLACEHOLDERS)),
+                            )
+            if p.stdin is not None and p.stdin != "{prompt_file}":
+                self.error((*path, "stdin"), f'stdin can only be "{{prompt_file}}", got {p.stdin!r}')
+            out = Path(p.output_file)
+            if out.is_absolute() or ".." in out.parts or not p.output_file.strip():
+                self.error((*path, "output_file"), "output_file must be a plain relative name inside the run directory")
+
     def lint(self, providers: dict[str, ProviderConfig]) -> None:
+        self.check_commands(providers)
         for name, p in providers.items():
             template = getattr(p, "command_template", ())
             if not template:

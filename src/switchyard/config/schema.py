@@ -20,13 +20,18 @@ __all__ = [
     "AnthropicProvider",
     "CommandProvider",
     "Config",
+    "HealthConfig",
+    "LedgerConfig",
     "ModelConfig",
     "OffPeakWindow",
     "OpenAIProvider",
+    "Outage",
     "PriceTier",
     "ProviderConfig",
     "RoutingConfig",
     "RuleConfig",
+    "RunnerConfig",
+    "SimulatedProvider",
     "StageConfig",
     "WorkflowConfig",
 ]
@@ -96,6 +101,7 @@ class CommandProvider(ProviderConfig):
     env: dict[str, str] = field(default_factory=dict)
     pass_env: tuple[str, ...] = ()
     workdir: str | None = None
+    output_file: str = "output.txt"
     max_cost_flag: tuple[str, ...] = ()
 
 
@@ -113,6 +119,7 @@ class OpenAIProvider(ProviderConfig):
 class AnthropicProvider(ProviderConfig):
     """The Anthropic Messages API (or a compatible gateway)."""
 
+    api_key_env: str | None = field(default="ANTHROPIC_API_KEY", metadata=check(_env_name))
     base_url: str = "https://api.anthropic.com"
     anthropic_version: str = "2023-06-01"
     headers: dict[str, str] = field(default_factory=dict)
@@ -120,11 +127,77 @@ class AnthropicProvider(ProviderConfig):
     max_output_tokens: int = field(default=4096, metadata=check(_positive))
 
 
+def _token_range(v: tuple[int, ...]) -> str | None:
+    if len(v) == 2 and 0 <= v[0] <= v[1]:
+        return None
+    return "expected [low, high] with 0 <= low <= high"
+
+
+@dataclass(frozen=True)
+class Outage:
+    """A window, in seconds after the provider is first used, during which every call fails."""
+
+    after_s: float = field(metadata=check(_non_negative))
+    for_s: float = field(metadata=check(_positive))
+    error_kind: Literal["500", "529", "timeout", "connection"] = "529"
+
+
+@dataclass(frozen=True)
+class SimulatedProvider(ProviderConfig):
+    """An offline stand-in: deterministic per task id and attempt, for demos and tests."""
+
+    seed: int = 0
+    latency_ms: float = field(default=50.0, metadata=check(_non_negative))
+    latency_jitter_ms: float = field(default=0.0, metadata=check(_non_negative))
+    input_tokens: tuple[int, ...] = field(default=(800, 3000), metadata=check(_token_range))
+    output_tokens: tuple[int, ...] = field(default=(200, 1200), metadata=check(_token_range))
+    cache_read_tokens: tuple[int, ...] = field(default=(0, 0), metadata=check(_token_range))
+    cache_write_tokens: tuple[int, ...] = field(default=(0, 0), metadata=check(_token_range))
+    failure_rate: float = field(default=0.0, metadata=check(_fraction))
+    error_kind: Literal["429", "500", "529", "402", "401", "400", "timeout", "malformed", "connection"] = "500"
+    retry_after_s: float = field(default=1.0, metadata=check(_non_negative))
+    outages: tuple[Outage, ...] = ()
+
+
 PROVIDER_KINDS: dict[str, type[ProviderConfig]] = {
     "command": CommandProvider,
     "openai": OpenAIProvider,
     "anthropic": AnthropicProvider,
+    "simulated": SimulatedProvider,
 }
+
+
+# --------------------------------------------------------------------------- state and execution
+@dataclass(frozen=True)
+class LedgerConfig:
+    """`[ledger]`: where attempts are recorded. Relative paths are relative to the config file."""
+
+    path: str = ".switchyard/ledger.db"
+    url: str | None = None
+
+
+@dataclass(frozen=True)
+class RunnerConfig:
+    """`[runner]`: retries, backoff and where each attempt's files go."""
+
+    runs_dir: str = ".switchyard/runs"
+    max_attempts: int = field(default=8, metadata=check(_positive))
+    backoff_base_s: float = field(default=0.5, metadata=check(_non_negative))
+    backoff_max_s: float = field(default=8.0, metadata=check(_non_negative))
+    default_timeout_s: float = field(default=1800.0, metadata=check(_positive))
+    prompt_tokens_estimate: int = field(default=4000, metadata=check(_positive))
+
+
+@dataclass(frozen=True)
+class HealthConfig:
+    """`[health]`: when a provider's circuit breaker opens, and for how long."""
+
+    consecutive_failures: int = field(default=5, metadata=check(_positive))
+    failure_rate: float = field(default=0.5, metadata=check(_fraction))
+    window_s: float = field(default=60.0, metadata=check(_positive))
+    min_calls: int = field(default=10, metadata=check(_positive))
+    cooldown_s: float = field(default=30.0, metadata=check(_non_negative))
+    probe_timeout_s: float = field(default=900.0, metadata=check(_positive))
 
 
 # --------------------------------------------------------------------------- models

@@ -1,0 +1,121 @@
+"""One table that says what to do about every kind of failure.
+
+| kind            | examples                                   | action   | counts against breaker |
+|-----------------|--------------------------------------------|----------|------------------------|
+| rate_limited    | 429 (honour Retry-After up to a cap)       | retry    | no                     |
+| overloaded      | 529, 503, 502                              | retry    | yes                    |
+| server_error    | other 5xx, 200 with an error body          | retry    | yes                    |
+| timeout         | no answer within timeout_s                 | retry    | yes                    |
+| connection      | refused, reset, DNS                        | retry    | yes                    |
+| truncated       | body cut mid-way                           | retry    | yes                    |
+| malformed       | not the JSON we expected                   | retry    | yes                    |
+| cli_error       | agent CLI exited non-zero / is_error       | retry    | yes                    |
+| out_of_credits  | 402, insufficient_quota, spend limit       | failover | yes                    |
+| not_found       | 404: this provider lacks the model         | failover | no                     |
+| bad_request     | 400, 413, 422                              | fatal    | no                     |
+| auth            | 401, 403                                   | disable  | yes                    |
+| interrupted     | we were asked to stop                      | fatal    | no                     |
+
+`retry` tries the same provider again (up to its `max_retries`), then fails
+over to the next candidate; `failover` moves on at once; `fatal` ends the task
+(another model would get the same bad request); `disable` marks the provider
+disabled until `switchyard providers reset NAME`, then fails over.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Literal
+
+__all__ = ["POLICY", "Failure", "FailureKind", "Policy", "classify_http"]
+
+Action = Literal["retry", "failover", "fatal", "disable"]
+
+
+class FailureKind(StrEnum):
+    """What went wrong, independent of which provider it was."""
+
+    RATE_LIMITED = "rate_limited"
+    OVERLOADED = "overloaded"
+    SERVER_ERROR = "server_error"
+    TIMEOUT = "timeout"
+    CONNECTION = "connection"
+    TRUNCATED = "truncated"
+    MALFORMED = "malformed"
+    CLI_ERROR = "cli_error"
+    OUT_OF_CREDITS = "out_of_credits"
+    NOT_FOUND = "not_found"
+    BAD_REQUEST = "bad_request"
+    AUTH = "auth"
+    INTERRUPTED = "interrupted"
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What to do about a failure kind."""
+
+    action: Action
+    breaker: bool
+    hint: str
+
+
+POLICY: dict[FailureKind, Policy] = {
+    FailureKind.RATE_LIMITED: Policy("retry", False, "the provider asked us to slow down"),
+    FailureKind.OVERLOADED: Policy("retry", True, "the provider is overloaded; retrying with backoff"),
+    FailureKind.SERVER_ERROR: Policy("retry", True, "the provider failed; retrying with backoff"),
+    FailureKind.TIMEOUT: Policy("retry", True, "no answer in time; raise timeout_s if the task is long"),
+    FailureKind.CONNECTION: Policy("retry", True, "could not reach the provider; check base_url and the network"),
+    FailureKind.TRUNCATED: Policy("retry", True, "the response was cut off"),
+    FailureKind.MALFORMED: Policy("retry", True, "the response was not in the expected format"),
+    FailureKind.CLI_ERROR: Policy("retry", True, "the agent CLI failed; its own error text is kept"),
+    FailureKind.OUT_OF_CREDITS: Policy("failover", True, "the account is out of credits or over its spend limit"),
+    FailureKind.NOT_FOUND: Policy("failover", False, "this provider does not serve the model; check provider_model"),
+    FailureKind.BAD_REQUEST: Policy(
+        "fatal", False, "the request itself is wrong; another model would fail the same way"
+    ),
+    FailureKind.AUTH: Policy(
+        "disable", True, "the key was rejected; fix it, then run 'switchyard providers reset NAME'"
+    ),
+    FailureKind.INTERRUPTED: Policy("fatal", False, "stopped on request"),
+}
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A failed call: its kind, what the provider said (redacted), and when to retry."""
+
+    kind: FailureKind
+    message: str
+    http_status: int | None = None
+    retry_after_s: float | None = None
+    exit_code: int | None = None
+
+    @property
+    def policy(self) -> Policy:
+        return POLICY[self.kind]
+
+
+def classify_http(status: int, error_code: str | None = None, error_type: str | None = None) -> FailureKind:
+    """The failure kind of an HTTP error status, refined by the body's error code/type."""
+    code = (error_code or "").lower()
+    etype = (error_type or "").lower()
+    if code in ("insufficient_quota", "enforced_spend_limit_reached", "billing_hard_limit_reached"):
+        return FailureKind.OUT_OF_CREDITS
+    if status == 402:
+        return FailureKind.OUT_OF_CREDITS
+    if status == 429:
+        return FailureKind.RATE_LIMITED
+    if status in (401, 403):
+        return FailureKind.AUTH
+    if status in (502, 503, 529) or etype == "overloaded_error":
+        return FailureKind.OVERLOADED
+    if status == 404:
+        return FailureKind.NOT_FOUND
+    if status == 408:
+        return FailureKind.TIMEOUT
+    if status >= 500:
+        return FailureKind.SERVER_ERROR
+    if status >= 400:
+        return FailureKind.BAD_REQUEST
+    return FailureKind.SERVER_ERROR  # an error reported with a 2xx/3xx status

@@ -1,0 +1,336 @@
+"""The ledger: one row per provider attempt, failed ones included.
+
+Rows are keyed by `attempt_id`; recording the same id twice keeps the first
+row, so a step replayed after a crash never leaves two rows for one attempt.
+Costs are stored twice: as exact decimal text (the record) and as integer
+picodollars (1e-12 USD), which SQL can sum exactly and quickly. No prompt text
+and no secrets: a prompt is kept as its size and SHA-256.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from switchyard.catalog import Usage
+from switchyard.ledger.db import Database, Migration, connect
+
+__all__ = ["MIGRATIONS", "PICO", "AttemptRecord", "BreakerRow", "Ledger", "from_ms", "to_ms"]
+
+PICO = Decimal(10) ** 12
+
+
+def to_ms(at: datetime) -> int:
+    """Epoch milliseconds of an aware datetime."""
+    return int(at.timestamp() * 1000)
+
+
+def from_ms(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def to_pico(value: Decimal | None) -> int | None:
+    return None if value is None else int((value * PICO).to_integral_value())
+
+
+@dataclass(frozen=True)
+class AttemptRecord:
+    """Everything we keep about one call to one provider."""
+
+    attempt_id: str
+    task_id: str
+    provider: str
+    model: str
+    status: str  # ok | failed | timeout | interrupted
+    started_ms: int
+    ended_ms: int
+    stage: str | None = None
+    workflow: str | None = None
+    rule: int | None = None
+    reason: str | None = None
+    experiment: str | None = None
+    arm: str | None = None
+    candidate_index: int = 0
+    try_index: int = 0
+    task_retry: int = 0
+    priority: int | None = None
+    labels: tuple[str, ...] = ()
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+    cost_usd: Decimal = Decimal(0)
+    reported_cost_usd: Decimal | None = None
+    latency_ms: int = 0
+    error_class: str | None = None
+    error_message: str | None = None
+    http_status: int | None = None
+    exit_code: int | None = None
+    usage_problem: str | None = None
+    prompt_bytes: int = 0
+    prompt_sha256: str | None = None
+    run_id: str | None = None
+    hold_id: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def usage(self) -> Usage:
+        return Usage(
+            self.input_tokens,
+            self.output_tokens,
+            self.cache_read_tokens,
+            self.cache_write_tokens,
+            self.reasoning_tokens,
+        )
+
+    @property
+    def started_at(self) -> datetime:
+        return from_ms(self.started_ms)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready (decimals as strings, times as ISO 8601)."""
+        d = asdict(self)
+        d["labels"] = list(self.labels)
+        d["cost_usd"] = str(self.cost_usd)
+        d["reported_cost_usd"] = None if self.reported_cost_usd is None else str(self.reported_cost_usd)
+        d["started_at"] = from_ms(self.started_ms).isoformat()
+        d["ended_at"] = from_ms(self.ended_ms).isoformat()
+        return d
+
+
+_COLUMNS = [f.name for f in fields(AttemptRecord)]
+_COST_AT = _COLUMNS.index("cost_usd") + 1
+_DECIMALS = {"cost_usd", "reported_cost_usd"}
+
+
+@dataclass(frozen=True)
+class BreakerRow:
+    """Persisted circuit-breaker state of one provider."""
+
+    provider: str
+    state: str  # closed | open | half_open | disabled
+    failures: int = 0
+    opened_ms: int | None = None
+    probe_ms: int | None = None
+    reason: str = ""
+    updated_ms: int = 0
+
+
+_ATTEMPT_COLUMNS_SQL = """
+    attempt_id TEXT PRIMARY KEY,
+    task_id TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    model TEXT NOT NULL,
+    status TEXT NOT NULL,
+    started_ms BIGINT NOT NULL,
+    ended_ms BIGINT NOT NULL,
+    stage TEXT,
+    workflow TEXT,
+    rule INTEGER,
+    reason TEXT,
+    experiment TEXT,
+    arm TEXT,
+    candidate_index INTEGER NOT NULL DEFAULT 0,
+    try_index INTEGER NOT NULL DEFAULT 0,
+    task_retry INTEGER NOT NULL DEFAULT 0,
+    priority INTEGER,
+    labels TEXT NOT NULL DEFAULT '[]',
+    input_tokens BIGINT NOT NULL DEFAULT 0,
+    output_tokens BIGINT NOT NULL DEFAULT 0,
+    cache_read_tokens BIGINT NOT NULL DEFAULT 0,
+    cache_write_tokens BIGINT NOT NULL DEFAULT 0,
+    reasoning_tokens BIGINT NOT NULL DEFAULT 0,
+    cost_usd TEXT NOT NULL,
+    cost_pico BIGINT NOT NULL,
+    reported_cost_usd TEXT,
+    latency_ms BIGINT NOT NULL DEFAULT 0,
+    error_class TEXT,
+    error_message TEXT,
+    http_status INTEGER,
+    exit_code INTEGER,
+    usage_problem TEXT,
+    prompt_bytes BIGINT NOT NULL DEFAULT 0,
+    prompt_sha256 TEXT,
+    run_id TEXT,
+    hold_id TEXT,
+    extra TEXT NOT NULL DEFAULT '{}'
+"""
+
+MIGRATIONS: list[Migration] = [
+    Migration(
+        "0001_attempts",
+        f"""
+        CREATE TABLE attempts ({_ATTEMPT_COLUMNS_SQL});
+        CREATE INDEX attempts_started ON attempts (started_ms);
+        CREATE INDEX attempts_task ON attempts (task_id, started_ms);
+        CREATE INDEX attempts_provider ON attempts (provider, started_ms)
+        """,
+    ),
+    Migration(
+        "0002_breakers",
+        """
+        CREATE TABLE breakers (
+            provider TEXT PRIMARY KEY,
+            state TEXT NOT NULL,
+            failures INTEGER NOT NULL DEFAULT 0,
+            opened_ms BIGINT,
+            probe_ms BIGINT,
+            reason TEXT NOT NULL DEFAULT '',
+            updated_ms BIGINT NOT NULL
+        )
+        """,
+    ),
+]
+
+
+def _encode(rec: AttemptRecord) -> list[Any]:
+    values: list[Any] = []
+    for name in _COLUMNS:
+        v = getattr(rec, name)
+        if name in _DECIMALS:
+            v = None if v is None else str(v)
+        elif name == "labels":
+            v = json.dumps(list(v))
+        elif name == "extra":
+            v = json.dumps(v, sort_keys=True, default=str)
+        values.append(v)
+    values.insert(_COST_AT, to_pico(rec.cost_usd))
+    return values
+
+
+def _decode(row: Sequence[Any]) -> AttemptRecord:
+    values = list(row)
+    del values[_COST_AT]  # cost_pico
+    kwargs: dict[str, Any] = {}
+    for name, v in zip(_COLUMNS, values, strict=True):
+        if name in _DECIMALS:
+            v = None if v is None else Decimal(v)
+        elif name == "labels":
+            v = tuple(json.loads(v or "[]"))
+        elif name == "extra":
+            v = json.loads(v or "{}")
+        kwargs[name] = v
+    return AttemptRecord(**kwargs)
+
+
+# The stored columns: the record's fields with cost_pico right after cost_usd.
+_INSERT_COLUMNS = [*_COLUMNS[:_COST_AT], "cost_pico", *_COLUMNS[_COST_AT:]]
+_SELECT = "SELECT " + ", ".join(_INSERT_COLUMNS) + " FROM attempts"
+
+
+class Ledger:
+    """Append-only attempt records plus small state tables (breakers)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.db.migrate(MIGRATIONS)
+        placeholders = ", ".join("?" for _ in _INSERT_COLUMNS)
+        conflict = "ON CONFLICT (attempt_id) DO NOTHING"
+        self._insert = f"INSERT INTO attempts ({', '.join(_INSERT_COLUMNS)}) VALUES ({placeholders}) {conflict}"
+
+    @classmethod
+    def open(cls, url_or_path: str | Path) -> Ledger:
+        """Open (creating and migrating as needed) the ledger at a path or `postgresql://` URL."""
+        return cls(connect(url_or_path))
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # attempts ------------------------------------------------------------------
+    def record(self, rec: AttemptRecord) -> bool:
+        """Insert one attempt; False if that attempt id was already recorded (the first row wins)."""
+        return self.db.execute(self._insert, _encode(rec)) > 0
+
+    def record_many(self, recs: Iterable[AttemptRecord]) -> None:
+        """Bulk insert (benchmarks, imports); duplicates are ignored."""
+        self.db.executemany(self._insert, [_encode(r) for r in recs])
+
+    def get(self, attempt_id: str) -> AttemptRecord | None:
+        row = self.db.one(_SELECT + " WHERE attempt_id = ?", (attempt_id,))
+        return _decode(row) if row else None
+
+    def attempts(
+        self,
+        *,
+        task_id: str | None = None,
+        since_ms: int | None = None,
+        until_ms: int | None = None,
+        provider: str | None = None,
+        limit: int | None = None,
+        newest_first: bool = False,
+    ) -> list[AttemptRecord]:
+        """Attempts matching the filters, oldest first unless `newest_first`."""
+        where, params = [], []
+        for col, op, value in (
+            ("task_id", "=", task_id),
+            ("started_ms", ">=", since_ms),
+            ("started_ms", "<", until_ms),
+            ("provider", "=", provider),
+        ):
+            if value is not None:
+                where.append(f"{col} {op} ?")
+                params.append(value)
+        sql = _SELECT + (" WHERE " + " AND ".join(where) if where else "")
+        sql += " ORDER BY started_ms " + ("DESC" if newest_first else "ASC") + ", attempt_id"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return [_decode(r) for r in self.db.query(sql, params)]
+
+    def provider_window(self, provider: str, since_ms: int) -> tuple[int, int]:
+        """(calls, failures that count against the breaker) for `provider` since `since_ms`."""
+        row = self.db.one(
+            "SELECT COUNT(*), SUM(CASE WHEN status != 'ok' AND error_class IN "
+            "('overloaded','server_error','timeout','connection','truncated','malformed','cli_error',"
+            "'out_of_credits','auth') THEN 1 ELSE 0 END) FROM attempts WHERE provider = ? AND started_ms >= ?",
+            (provider, since_ms),
+        )
+        assert row is not None
+        return int(row[0] or 0), int(row[1] or 0)
+
+    def total_cost(self, *, since_ms: int | None = None) -> Decimal:
+        """Exact total cost of recorded attempts."""
+        row = self.db.one(
+            "SELECT COALESCE(SUM(cost_pico), 0) FROM attempts" + (" WHERE started_ms >= ?" if since_ms else ""),
+            (since_ms,) if since_ms else (),
+        )
+        assert row is not None
+        return Decimal(int(row[0])) / PICO
+
+    # breakers --------------------------------------------------------------------
+    def breakers(self) -> dict[str, BreakerRow]:
+        rows = self.db.query("SELECT provider, state, failures, opened_ms, probe_ms, reason, updated_ms FROM breakers")
+        return {r[0]: BreakerRow(*r) for r in rows}
+
+    def put_breaker(self, row: BreakerRow) -> None:
+        self.db.execute(
+            "INSERT INTO breakers (provider, state, failures, opened_ms, probe_ms, reason, updated_ms) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (provider) DO UPDATE SET state = excluded.state, "
+            "failures = excluded.failures, opened_ms = excluded.opened_ms, probe_ms = excluded.probe_ms, "
+            "reason = excluded.reason, updated_ms = excluded.updated_ms",
+            (row.provider, row.state, row.failures, row.opened_ms, row.probe_ms, row.reason, row.updated_ms),
+        )
+
+    def claim_probe(self, provider: str, now_ms: int, stale_ms: int) -> bool:
+        """Atomically take the single half-open probe slot (a stale claim older than `stale_ms` is retaken)."""
+        changed = self.db.execute(
+            "UPDATE breakers SET probe_ms = ?, updated_ms = ? WHERE provider = ? AND state IN ('open', 'half_open') "
+            "AND (probe_ms IS NULL OR probe_ms < ?)",
+            (now_ms, now_ms, provider, now_ms - stale_ms),
+        )
+        return changed > 0

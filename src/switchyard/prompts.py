@@ -1,0 +1,108 @@
+"""Prompt templates, filled safely from task fields.
+
+A template names fields in braces: `{title}`, `{body}`, `{id}`, `{labels}`,
+`{priority}`, `{type}`, `{source}`, `{url}`, `{stage}`, `{workflow}`,
+`{metadata.KEY}`, and, inside workflows, `{previous_output}` and
+`{stage_output.NAME}`. Substitution is one pass over the template: text from a
+task is inserted as it is and never interpreted again, so a task body that
+contains `{secret}` or `{{...}}` stays literal. There is no code execution and
+no attribute access beyond these names. `{{` and `}}` write literal braces.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+from switchyard.errors import ConfigError
+from switchyard.task import Task
+
+__all__ = ["DEFAULT_TEMPLATE", "TEMPLATE_FIELDS", "check_template", "render_prompt"]
+
+DEFAULT_TEMPLATE = """{title}
+
+{body}
+"""
+
+TEMPLATE_FIELDS = frozenset(
+    {
+        "id",
+        "title",
+        "body",
+        "labels",
+        "priority",
+        "type",
+        "source",
+        "url",
+        "stage",
+        "workflow",
+        "previous_output",
+        "loop_count",
+    }
+)
+_FIELD = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_\-]+)?)\}")
+
+
+def check_template(template: str, where: str) -> None:
+    """Reject unknown fields at load time, with a suggestion."""
+    from switchyard.rules.compile import suggest
+
+    for m in _FIELD.finditer(template):
+        name = m.group(1)
+        if name is None:
+            continue
+        head = name.split(".", 1)[0]
+        if "." in name and head in ("metadata", "stage_output"):
+            continue
+        if name not in TEMPLATE_FIELDS:
+            near = suggest(name, TEMPLATE_FIELDS)
+            raise ConfigError.single(
+                f"unknown template field {{{name}}}" + (f" (did you mean {{{near}}}?)" if near else ""),
+                key_path=where,
+                hint="fields: "
+                + ", ".join("{" + f + "}" for f in sorted(TEMPLATE_FIELDS))
+                + ", {metadata.KEY}, {stage_output.NAME}",
+            )
+
+
+def render_prompt(
+    template: str | None,
+    task: Task,
+    *,
+    stage: str | None = None,
+    workflow: str | None = None,
+    previous_output: str = "",
+    stage_outputs: Mapping[str, str] | None = None,
+    loop_count: int = 0,
+) -> str:
+    """Fill `template` (default: title and body) from `task`, in one pass."""
+    values = {
+        "id": task.id,
+        "title": task.title,
+        "body": task.body,
+        "labels": ", ".join(task.labels),
+        "priority": f"P{task.priority}",
+        "type": task.type or "",
+        "source": task.source or "",
+        "url": task.url or "",
+        "stage": stage or "",
+        "workflow": workflow or "",
+        "previous_output": previous_output,
+        "loop_count": str(loop_count),
+    }
+    outputs = stage_outputs or {}
+
+    def fill(m: re.Match[str]) -> str:
+        whole = m.group(0)
+        if whole == "{{":
+            return "{"
+        if whole == "}}":
+            return "}"
+        name = m.group(1)
+        if name.startswith("metadata."):
+            return str(task.metadata.get(name[len("metadata.") :], ""))
+        if name.startswith("stage_output."):
+            return outputs.get(name[len("stage_output.") :], "")
+        return values.get(name, whole)
+
+    return _FIELD.sub(fill, template if template is not None else DEFAULT_TEMPLATE)

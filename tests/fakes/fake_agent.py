@@ -1,0 +1,89 @@
+"""A stand-in agent CLI: prints what Claude Code prints, behaves as FAKE_MODE says.
+
+Run as `python fake_agent.py [args...]` with the prompt on stdin. It records its
+argv, environment and prompt to $FAKE_RECORD (JSON) when that is set.
+
+FAKE_MODE: ok | error529 | is_error_text | exit2 | hang | garbage | truncated | sleep
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+
+def main() -> int:
+    prompt = sys.stdin.read() if not sys.stdin.isatty() else ""
+    mode = os.environ.get("FAKE_MODE", "ok")
+    record = os.environ.get("FAKE_RECORD")
+    if record:
+        with open(record, "w", encoding="utf-8") as fh:
+            json.dump({"argv": sys.argv, "env": dict(os.environ), "prompt": prompt, "cwd": os.getcwd()}, fh)
+    usage = {
+        "input_tokens": int(os.environ.get("FAKE_IN", "1000")),
+        "output_tokens": int(os.environ.get("FAKE_OUT", "500")),
+        "cache_creation_input_tokens": int(os.environ.get("FAKE_CW", "2000")),
+        "cache_read_input_tokens": int(os.environ.get("FAKE_CR", "4000")),
+    }
+    result = {
+        "type": "result",
+        "subtype": "success",
+        "is_error": False,
+        "duration_ms": 10,
+        "num_turns": 1,
+        "result": "done: " + prompt[:40],
+        "session_id": "s-1",
+        "total_cost_usd": 0.0192,
+        "usage": usage,
+    }
+    if mode == "ok":
+        print(json.dumps(result))
+        return 0
+    if mode == "sleep":
+        time.sleep(float(os.environ.get("FAKE_SLEEP", "0.2")))
+        print(json.dumps(result))
+        return 0
+    if mode == "error529":
+        zero = {k: 0 for k in usage}
+        print(
+            json.dumps(
+                {
+                    **result,
+                    "is_error": True,
+                    "api_error_status": 529,
+                    "result": "API Error: 529 overloaded",
+                    "usage": zero,
+                }
+            )
+        )
+        return 1
+    if mode == "is_error_text":
+        print(json.dumps({**result, "is_error": True, "result": "could not finish: " + os.environ.get("LEAK", "")}))
+        return 1
+    if mode == "exit2":
+        sys.stderr.write("fatal: upstream rejected key " + os.environ.get("LEAK", "") + "\n")
+        return 2
+    if mode == "garbage":
+        print("this is not json {{{")
+        return 0
+    if mode == "truncated":
+        print(json.dumps(result)[:60])
+        return 0
+    if mode == "hang":
+        # A grandchild in the same process group that would outlive us if only we were killed.
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+        pidfile = os.environ.get("FAKE_PIDFILE")
+        if pidfile:
+            with open(pidfile, "w", encoding="utf-8") as fh:
+                fh.write(f"{os.getpid()} {child.pid}")
+        time.sleep(600)
+        return 0
+    print(f"unknown FAKE_MODE {mode}", file=sys.stderr)
+    return 3
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
