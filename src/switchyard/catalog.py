@@ -19,13 +19,13 @@ excludes cache reads and writes; OpenAI's `prompt_tokens` includes them.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
     from switchyard.config.schema import ModelConfig
+from switchyard._records import record
 
 __all__ = [
     "Catalog",
@@ -40,7 +40,7 @@ ZERO = Decimal(0)
 Convention = Literal["anthropic", "openai"]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Usage:
     """Token counts of one call.
 
@@ -95,7 +95,7 @@ class Usage:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Rates:
     """Per-million-token prices in force for one request."""
 
@@ -106,13 +106,13 @@ class Rates:
     reasoning: Decimal
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class _Tier:
     above: int
     rates: Rates
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class _Window:
     start_min: int
     end_min: int
@@ -126,7 +126,7 @@ class _Window:
         return minute >= self.start_min or minute < self.end_min
 
 
-@dataclass(frozen=True)
+@record
 class CatalogModel:
     """A model as the catalog knows it."""
 

@@ -12,7 +12,7 @@ Secrets never appear in a message: run errors pass provider text through
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from switchyard._records import record
 
 __all__ = [
     "ConfigError",
@@ -29,7 +29,7 @@ class SwitchyardError(Exception):
     exit_code = 1
 
 
-@dataclass(frozen=True)
+@record
 class Problem:
     """One thing wrong in a config file, located as precisely as we can.
 
@@ -85,14 +85,13 @@ class Problem:
         }
 
 
-@dataclass
 class ConfigError(SwitchyardError):
     """The configuration is invalid; carries every problem found, in file order."""
 
-    problems: list[Problem] = field(default_factory=list)
     exit_code = 2
 
-    def __post_init__(self) -> None:
+    def __init__(self, problems: list[Problem] | None = None) -> None:
+        self.problems: list[Problem] = list(problems or [])
         super().__init__(self.render())
 
     def render(self) -> str:

@@ -9,14 +9,19 @@ a rule reads them.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime, tzinfo
 from decimal import Decimal
 from typing import Any
 
+from switchyard._records import record
 from switchyard.rules.compile import suggest
+
+try:  # the blake2 module alone; `hashlib` would also load OpenSSL (~5 ms per process)
+    from _blake2 import blake2b
+except ImportError:  # pragma: no cover - other Pythons
+    from hashlib import blake2b
 from switchyard.rules.types import ANY, NUMBER, TEXT, ListOf, MapOf, Record, Scalar
 from switchyard.task import Task
 
@@ -37,10 +42,10 @@ PERIODS = ("day", "week", "month")
 
 def stable_hash(text: str) -> int:
     """A 64-bit hash of `text` that is the same on every machine and run."""
-    return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "big")
+    return int.from_bytes(blake2b(text.encode("utf-8"), digest_size=8).digest(), "big")
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class PeriodFacts:
     """Spend against one limit in its current period. `remaining_usd` is None when unlimited."""
 
@@ -65,7 +70,7 @@ class PeriodFacts:
 _UNLIMITED = PeriodFacts()
 
 
-@dataclass(frozen=True)
+@record
 class BudgetView:
     """Budget facts: `day`/`week`/`month` for the global limits, and scopes by key."""
 

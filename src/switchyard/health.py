@@ -11,17 +11,21 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
+from typing import TYPE_CHECKING
 
+from switchyard._records import record
 from switchyard.config import LoadedConfig
 from switchyard.config.schema import HealthConfig
 from switchyard.failures import Failure, FailureKind
-from switchyard.ledger.store import BreakerRow, Ledger
+
+if TYPE_CHECKING:  # `route` reads config health without touching SQLite
+    from switchyard.ledger.store import Ledger
 
 __all__ = ["Health", "ProviderHealth", "config_health", "current_status"]
 
 
-@dataclass(frozen=True)
+@record
 class ProviderHealth:
     """A provider's status and the reason for it."""
 
@@ -114,6 +118,8 @@ class Health:
 
     def record(self, provider: str, failure: Failure | None) -> None:
         """Feed one call's outcome to the provider's breaker."""
+        from switchyard.ledger.store import BreakerRow
+
         now = self._now_ms()
         with self.ledger.db.transaction():
             row = self.ledger.breakers().get(provider) or BreakerRow(provider, "closed", updated_ms=now)
@@ -149,4 +155,6 @@ class Health:
 
     def reset(self, provider: str) -> None:
         """Close `provider`'s breaker (and lift a disable)."""
+        from switchyard.ledger.store import BreakerRow
+
         self.ledger.put_breaker(BreakerRow(provider, "closed", 0, None, None, "reset by hand", self._now_ms()))

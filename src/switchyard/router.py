@@ -12,14 +12,14 @@ would give; a plain `decide()` pays only for the rules it needed.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from decimal import Decimal
-from functools import cached_property
 from typing import Any
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from switchyard._records import record
 from switchyard.catalog import Catalog
 from switchyard.config import LoadedConfig
 from switchyard.errors import InputError
@@ -30,10 +30,11 @@ from switchyard.task import Task
 __all__ = ["UNAVAILABLE", "Candidate", "Decision", "Router", "RuleTrace"]
 
 UNAVAILABLE = frozenset({"down", "disabled"})
+_DEFAULT_REASON = "no rule matched; default model"
 _HASH_SPACE = 1 << 64
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Candidate:
     """A model to try, its provider, and where in the config it came from."""
 
@@ -45,7 +46,7 @@ class Candidate:
         return {"model": self.model, "provider": self.provider, "source": self.source}
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class RuleTrace:
     """One rule as evaluated for a decision."""
 
@@ -67,7 +68,7 @@ class RuleTrace:
         }
 
 
-@dataclass(frozen=True)
+@record
 class _Rule:
     index: int
     condition: Condition
@@ -81,6 +82,10 @@ class _Rule:
     @property
     def source(self) -> str:
         return f"rules[{self.index}]"
+
+    @property
+    def reason_text(self) -> str:
+        return self.reason or f"rules[{self.index}] matched: {self.condition.source}"
 
     def target(self, task_id: str) -> tuple[str | None, str | None]:
         """(model, split arm) for this task."""
@@ -101,11 +106,25 @@ class _Rule:
 class Decision:
     """The router's answer for one task (and stage). Cheap to make; chain and trace are lazy."""
 
+    __slots__ = (
+        "_candidates",
+        "_router",
+        "_trace",
+        "arm",
+        "available",
+        "experiment",
+        "facts",
+        "model",
+        "provider",
+        "reason",
+        "rule",
+        "skipped",
+    )
+
     def __init__(
         self,
         router: Router,
         facts: Facts,
-        *,
         model: str,
         provider: str,
         reason: str,
@@ -125,6 +144,8 @@ class Decision:
         self.arm = arm
         self.skipped = skipped
         self.available = available
+        self._candidates: tuple[Candidate, ...] | None = None
+        self._trace: tuple[RuleTrace, ...] | None = None
 
     @property
     def task(self) -> Task:
@@ -138,15 +159,19 @@ class Decision:
     def workflow(self) -> str | None:
         return self.facts.workflow
 
-    @cached_property
+    @property
     def candidates(self) -> tuple[Candidate, ...]:
         """The failover chain: the chosen model first, then every other usable candidate in order."""
-        return self._router._chain(self.facts, first=self.model)
+        if self._candidates is None:
+            self._candidates = self._router._chain(self.facts, first=self.model)
+        return self._candidates
 
-    @cached_property
+    @property
     def trace(self) -> tuple[RuleTrace, ...]:
         """Every rule, whether it matched, and the facts it read."""
-        return self._router._trace(self.facts)
+        if self._trace is None:
+            self._trace = self._router._trace(self.facts)
+        return self._trace
 
     @property
     def notes(self) -> list[str]:
@@ -176,6 +201,18 @@ class Decision:
         return f"Decision(model={self.model!r}, provider={self.provider!r}, rule={self.rule!r}, arm={self.arm!r})"
 
 
+def local_zone() -> tzinfo | None:
+    """This machine's IANA zone ($TZ, else /etc/localtime), loaded once; None lets Python ask the OS each time."""
+    name = os.environ.get("TZ", "").lstrip(":")
+    try:
+        if name:
+            return ZoneInfo(name)
+        with open("/etc/localtime", "rb") as fh:
+            return ZoneInfo.from_file(fh, key="localtime")
+    except (OSError, ValueError, ZoneInfoNotFoundError):
+        return None
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, Decimal):
         return str(value)
@@ -193,7 +230,7 @@ class Router:
         routing = loaded.routing
         self.catalog: Catalog = loaded.catalog
         self.default_model = routing.default_model
-        self.tz: tzinfo | None = ZoneInfo(routing.timezone) if routing.timezone else None
+        self.tz: tzinfo | None = ZoneInfo(routing.timezone) if routing.timezone else local_zone()
         self.default_workflow = routing.default_workflow
         self._provider_of = {m.name: m.provider for m in self.catalog}
         self._disabled = {name for name, p in loaded.providers.items() if not p.enabled}
@@ -246,12 +283,15 @@ class Router:
                 assert model is not None
                 provider = self._provider_of[model]
                 if status.get(provider, "up") not in UNAVAILABLE:
-                    return self._decision(facts, Candidate(model, provider, rule.source), rule, arm, [], available=True)
+                    experiment = rule.experiment if arm else None
+                    return Decision(
+                        self, facts, model, provider, rule.reason_text, rule.index, experiment, arm, (), True
+                    )
                 break
         else:
-            provider = self._provider_of[self.default_model]
+            provider = self._default_candidate.provider
             if status.get(provider, "up") not in UNAVAILABLE:
-                return self._decision(facts, self._default_candidate, None, None, [], available=True)
+                return Decision(self, facts, self.default_model, provider, _DEFAULT_REASON, None, None, None, (), True)
         return self._walk(facts, status)
 
     def _walk(self, facts: Facts, status: Mapping[str, str]) -> Decision:
@@ -309,9 +349,9 @@ class Router:
         available: bool,
     ) -> Decision:
         if rule is None:
-            reason = "no rule matched; default model"
+            reason = _DEFAULT_REASON
         else:
-            reason = rule.reason or f"rules[{rule.index}] matched: {rule.condition.source}"
+            reason = rule.reason_text
             if cand.source.startswith(f"rules[{rule.index}].fallbacks"):
                 reason += f"; using its fallback {cand.model}"
         if skipped and available:
@@ -319,14 +359,14 @@ class Router:
         return Decision(
             self,
             facts,
-            model=cand.model,
-            provider=cand.provider,
-            reason=reason,
-            rule=rule.index if rule else None,
-            experiment=rule.experiment if rule and rule.split and arm else None,
-            arm=arm,
-            skipped=tuple(skipped),
-            available=available,
+            cand.model,
+            cand.provider,
+            reason,
+            rule.index if rule else None,
+            rule.experiment if rule and rule.split and arm else None,
+            arm,
+            tuple(skipped),
+            available,
         )
 
     def _candidates(self, facts: Facts) -> Iterator[tuple[Candidate, _Rule | None, str | None]]:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import field
 from typing import Any
 
+from switchyard._records import record
 from switchyard.errors import InputError
 
 __all__ = ["Task", "load_task_arg", "parse_priority"]
@@ -51,7 +51,7 @@ def parse_priority(value: object, where: str = "task.priority") -> int:
     raise InputError(f"{where}: expected an integer 0-4 or 'P0'-'P4', got {value!r}")
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Task:
     """A task to route and run. `priority` 0 is critical, 4 is lowest."""
 
@@ -188,12 +188,13 @@ class Task:
 def load_task_arg(arg: str) -> Task:
     """Read `--task`: inline JSON, or `@path` to a JSON file."""
     if arg.startswith("@"):
-        path = Path(arg[1:])
+        path = arg[1:]
         try:
-            text = path.read_text(encoding="utf-8")
+            with open(path, encoding="utf-8") as fh:
+                text = fh.read()
         except OSError as exc:
             raise InputError(f"--task {arg}: cannot read {path}: {exc.strerror}") from None
-        where = str(path)
+        where = path
     else:
         text, where = arg, "--task"
     try:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
-from pathlib import Path
 
 import click
 
@@ -64,7 +64,7 @@ def _provider_status(loaded: LoadedConfig) -> dict[str, str]:
     from switchyard.health import current_status
 
     location = loaded.ledger_location()
-    if not loaded.ledger.url and not Path(location).exists():
+    if not loaded.ledger.url and not os.path.exists(location):
         return current_status(loaded)
     from switchyard.health import Health
     from switchyard.ledger.store import Ledger

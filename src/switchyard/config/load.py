@@ -11,14 +11,18 @@ import os
 import re
 import tomllib
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from decimal import Decimal
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from switchyard._records import record
 from switchyard.catalog import Catalog
-from switchyard.config.locate import Loc, PathKey
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from switchyard.config.locate import Loc, PathKey
 from switchyard.config.schema import (
     PROVIDER_KINDS,
     CommandProvider,
@@ -62,7 +66,7 @@ register_section("health", HealthConfig)
 _CORE = ("providers", "models", "routing", "workflows")
 
 
-@dataclass(frozen=True)
+@record
 class LoadedConfig:
     """A validated config with its compiled rules and catalog."""
 
@@ -107,33 +111,45 @@ class LoadedConfig:
 
     def resolve(self, path: str) -> Path:
         """A path from the config, relative to the config file's folder."""
-        p = Path(path).expanduser()
+        import pathlib  # not at module level: `route` never needs it
+
+        p = pathlib.Path(path).expanduser()
         return p if p.is_absolute() else self.base_dir() / p
 
     def ledger_location(self) -> str:
         """The ledger's `postgresql://` URL or SQLite file path."""
-        return self.ledger.url or str(self.resolve(self.ledger.path))
+        if self.ledger.url:
+            return self.ledger.url
+        # os.path, not pathlib: `route` calls this and pathlib costs ~8 ms to import.
+        path = os.path.expanduser(self.ledger.path)
+        if os.path.isabs(path):
+            return path
+        base = os.path.dirname(os.path.abspath(self.config.path)) if self.config.path else os.getcwd()
+        return os.path.join(base, path)
 
     def base_dir(self) -> Path:
         """The folder relative paths in the config are resolved against."""
-        return Path(self.config.path).resolve().parent if self.config.path else Path.cwd()
+        import pathlib
+
+        return pathlib.Path(self.config.path).resolve().parent if self.config.path else pathlib.Path.cwd()
 
 
-def find_config(explicit: str | None) -> Path:
+def find_config(explicit: str | None) -> str:
     """`--config`, then `$SWITCHYARD_CONFIG`, then `./switchyard.toml`."""
     if explicit:
-        return Path(explicit)
+        return explicit
     env = os.environ.get(CONFIG_ENV)
     if env:
-        return Path(env)
-    return Path(DEFAULT_CONFIG)
+        return env
+    return DEFAULT_CONFIG
 
 
 def load_config(path: str | os.PathLike[str]) -> LoadedConfig:
     """Read and validate the config at `path`."""
-    p = Path(path)
+    p = os.fspath(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        with open(p, encoding="utf-8") as fh:
+            text = fh.read()
     except FileNotFoundError:
         raise ConfigError.single(
             "config file not found",
@@ -456,8 +472,8 @@ class _Loader:
                             )
             if p.stdin is not None and p.stdin != "{prompt_file}":
                 self.error((*path, "stdin"), f'stdin can only be "{{prompt_file}}", got {p.stdin!r}')
-            out = Path(p.output_file)
-            if out.is_absolute() or ".." in out.parts or not p.output_file.strip():
+            parts = p.output_file.replace("\\", "/").split("/")
+            if os.path.isabs(p.output_file) or ".." in parts or not p.output_file.strip():
                 self.error((*path, "output_file"), "output_file must be a plain relative name inside the run directory")
 
     def lint(self, providers: dict[str, ProviderConfig]) -> None:

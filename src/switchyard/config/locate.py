@@ -9,6 +9,7 @@ positions (tomllib has already rejected text that is not TOML).
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
 
 __all__ = ["Loc", "PathKey", "index_toml"]
@@ -36,12 +37,12 @@ class _Scanner:
         self.n = len(text)
         self.out: dict[PathKey, Loc] = {}
         self.array_counts: dict[PathKey, int] = {}
+        self.line_starts = [0] + [m + 1 for m in range(len(text)) if text[m] == "\n"]
 
     # positions ---------------------------------------------------------
     def pos(self, i: int) -> tuple[int, int]:
-        line = self.text.count("\n", 0, i) + 1
-        col = i - (self.text.rfind("\n", 0, i) + 1) + 1
-        return line, col
+        line = bisect.bisect_right(self.line_starts, i)
+        return line, i - self.line_starts[line - 1] + 1
 
     def record(self, path: PathKey, key_at: int, value_at: int) -> None:
         if path in self.out:

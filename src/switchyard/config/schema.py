@@ -9,10 +9,11 @@ Provider tables are validated by the dataclass registered for their `kind` in
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import field
 from decimal import Decimal
 from typing import Any, Literal
 
+from switchyard._records import record
 from switchyard.config.validate import check
 
 __all__ = [
@@ -66,7 +67,7 @@ PRICE = check(_non_negative)
 
 
 # --------------------------------------------------------------------------- providers
-@dataclass(frozen=True)
+@record
 class ProviderConfig:
     """Options every provider kind shares."""
 
@@ -81,7 +82,7 @@ class ProviderConfig:
     description: str = ""
 
 
-@dataclass(frozen=True)
+@record
 class CommandProvider(ProviderConfig):
     """An agent CLI run from an argv template (Claude Code, Codex, Gemini CLI, aider, …)."""
 
@@ -105,7 +106,7 @@ class CommandProvider(ProviderConfig):
     max_cost_flag: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
+@record
 class OpenAIProvider(ProviderConfig):
     """An OpenAI-compatible chat-completions endpoint."""
 
@@ -115,7 +116,7 @@ class OpenAIProvider(ProviderConfig):
     max_output_tokens: int | None = field(default=None, metadata=check(_positive))
 
 
-@dataclass(frozen=True)
+@record
 class AnthropicProvider(ProviderConfig):
     """The Anthropic Messages API (or a compatible gateway)."""
 
@@ -133,7 +134,7 @@ def _token_range(v: tuple[int, ...]) -> str | None:
     return "expected [low, high] with 0 <= low <= high"
 
 
-@dataclass(frozen=True)
+@record
 class Outage:
     """A window, in seconds after the provider is first used, during which every call fails."""
 
@@ -142,7 +143,7 @@ class Outage:
     error_kind: Literal["500", "529", "timeout", "connection"] = "529"
 
 
-@dataclass(frozen=True)
+@record
 class SimulatedProvider(ProviderConfig):
     """An offline stand-in: deterministic per task id and attempt, for demos and tests."""
 
@@ -168,7 +169,7 @@ PROVIDER_KINDS: dict[str, type[ProviderConfig]] = {
 
 
 # --------------------------------------------------------------------------- state and execution
-@dataclass(frozen=True)
+@record
 class LedgerConfig:
     """`[ledger]`: where attempts are recorded. Relative paths are relative to the config file."""
 
@@ -176,7 +177,7 @@ class LedgerConfig:
     url: str | None = None
 
 
-@dataclass(frozen=True)
+@record
 class RunnerConfig:
     """`[runner]`: retries, backoff and where each attempt's files go."""
 
@@ -188,7 +189,7 @@ class RunnerConfig:
     prompt_tokens_estimate: int = field(default=4000, metadata=check(_positive))
 
 
-@dataclass(frozen=True)
+@record
 class HealthConfig:
     """`[health]`: when a provider's circuit breaker opens, and for how long."""
 
@@ -201,7 +202,7 @@ class HealthConfig:
 
 
 # --------------------------------------------------------------------------- models
-@dataclass(frozen=True)
+@record
 class PriceTier:
     """Above `above_input_tokens` prompt tokens the whole request is billed at these rates."""
 
@@ -212,7 +213,7 @@ class PriceTier:
     cost_per_million_cache_write: Decimal | None = field(default=None, metadata=PRICE)
 
 
-@dataclass(frozen=True)
+@record
 class OffPeakWindow:
     """A daily UTC window (`start` inclusive, `end` exclusive, may wrap midnight) with its own rates."""
 
@@ -225,7 +226,7 @@ class OffPeakWindow:
     cost_per_million_reasoning: Decimal | None = field(default=None, metadata=PRICE)
 
 
-@dataclass(frozen=True)
+@record
 class ModelConfig:
     """One `[[models]]` entry: what the model is and what it costs."""
 
@@ -255,7 +256,7 @@ def _split_weights(v: dict[str, Decimal]) -> str | None:
     return None
 
 
-@dataclass(frozen=True)
+@record
 class RuleConfig:
     """One `[[routing.rules]]` entry."""
 
@@ -270,7 +271,7 @@ class RuleConfig:
     enabled: bool = True
 
 
-@dataclass(frozen=True)
+@record
 class RoutingConfig:
     """The `[routing]` table."""
 
@@ -281,7 +282,7 @@ class RoutingConfig:
 
 
 # --------------------------------------------------------------------------- workflows
-@dataclass(frozen=True)
+@record
 class StageConfig:
     """One stage of a workflow: a fixed model, or `route = true` to let the rules decide."""
 
@@ -294,7 +295,7 @@ class StageConfig:
     timeout_s: float | None = field(default=None, metadata=check(_positive))
 
 
-@dataclass(frozen=True)
+@record
 class WorkflowConfig:
     """`[workflows.NAME]`."""
 
@@ -304,7 +305,7 @@ class WorkflowConfig:
 
 
 # --------------------------------------------------------------------------- whole file
-@dataclass(frozen=True)
+@record
 class Config:
     """A validated config. `path` is the file it came from; `source` its text."""
 

@@ -20,10 +20,12 @@ import types
 import typing
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import TYPE_CHECKING, Any, Literal, Union, get_args, get_origin
 
-from switchyard.config.locate import PathKey
 from switchyard.rules.compile import suggest
+
+if TYPE_CHECKING:
+    from switchyard.config.locate import PathKey
 
 __all__ = ["Reader", "check", "path_str"]
 

@@ -11,14 +11,13 @@ Missing values (a stage when no stage is set, an absent metadata key) read as
 
 from __future__ import annotations
 
-import difflib
 import operator
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, NoReturn
 
+from switchyard._records import record
 from switchyard.errors import ConfigError, Problem
 from switchyard.rules.ast import Attr, BoolOp, Compare, Index, ListLit, Literal, Name, Node, Not, Span
 from switchyard.rules.parse import parse
@@ -30,7 +29,7 @@ Getter = Callable[[Any], Any]
 Predicate = Callable[[Any], bool]
 
 
-@dataclass(frozen=True)
+@record
 class Condition:
     """A compiled condition: call `test(facts)`; `reads` names the facts it looks at, with getters."""
 
@@ -46,6 +45,8 @@ class Condition:
 
 def suggest(word: str, choices: list[str] | set[str] | frozenset[str]) -> str | None:
     """Closest spelling among `choices`, or None."""
+    import difflib  # only on the error path: it costs ~13 ms to import
+
     ordered = sorted(choices)
     matches = difflib.get_close_matches(word, ordered, n=1, cutoff=0.6)
     if matches:
@@ -59,7 +60,7 @@ def suggest(word: str, choices: list[str] | set[str] | frozenset[str]) -> str | 
     return None
 
 
-@dataclass
+@record
 class _Val:
     """A compiled value: its type, a getter, and its constant value when it has one."""
 
@@ -69,6 +70,7 @@ class _Val:
     path: str | None = None  # a fact path such as "task.id"; None for literals and expressions
     const: object = None
     is_const: bool = False
+    attrs: tuple[str, ...] | None = None  # Python attribute chain, when the value is one (fast getter)
 
 
 def _kind(t: FactType) -> str:
@@ -125,8 +127,9 @@ class _Compiler:
                 if near is None:
                     hint = "known names: " + ", ".join(sorted(self.schema.fields))
                 self.fail(msg, node.span, hint)
-            get: Getter = operator.attrgetter(self.schema.attr(node.name))
-            return self.remember(_Val(t, get, node.span, path=node.name))
+            attr = self.schema.attr(node.name)
+            get: Getter = operator.attrgetter(attr)
+            return self.remember(_Val(t, get, node.span, path=node.name, attrs=(attr,)))
         base = self.fact_base(node.obj)
         if isinstance(node, Attr):
             return self.member(base, node.name, node.name_span, node.span, dotted=True)
@@ -154,8 +157,10 @@ class _Compiler:
                 msg = f"'{base.path}' has no field '{key}'"
                 msg += f" (did you mean '{base.path}.{near}'?)" if near else ""
                 self.fail(msg, key_span, None if near else "fields: " + ", ".join(sorted(rec.fields)))
-            get = _attr_getter(bget, rec.attr(key))
-            return self.remember(_Val(ft, get, span, path=path))
+            if base.attrs is not None:  # one C-level getter for the whole chain: attrgetter("task.id")
+                attrs = (*base.attrs, rec.attr(key))
+                return self.remember(_Val(ft, operator.attrgetter(".".join(attrs)), span, path=path, attrs=attrs))
+            return self.remember(_Val(ft, _attr_getter(bget, rec.attr(key)), span, path=path))
         if isinstance(t, MapOf):
             if dotted and not t.dotted:
                 self.fail(
@@ -236,7 +241,7 @@ class _Compiler:
                 )
             elif right.type not in (TEXT, ANY):
                 self.fail(f"text can only contain text, not {describe(right.type)}", right.span)
-            fn = _binary(left, right, operator.contains, guard=True)
+            fn = _binary(left, right, operator.contains, guard=ANY in (left.type, right.type))
             return _negate(fn) if node.negated else fn
         if op == "in":
             if isinstance(right.type, ListOf):
@@ -250,14 +255,14 @@ class _Compiler:
                 )
             elif left.type not in (TEXT, ANY):
                 self.fail(f"only text can be in text, not {describe(left.type)}", left.span)
-            fn = _binary(right, left, operator.contains, guard=True)
+            fn = _binary(right, left, operator.contains, guard=ANY in (left.type, right.type))
             return _negate(fn) if node.negated else fn
         if op in ("starts_with", "ends_with"):
             for side in (left, right):
                 if side.type not in (TEXT, ANY):
                     self.fail(f"'{op}' works on text, but {_what(side)} is {describe(side.type)}", side.span)
             method = str.startswith if op == "starts_with" else str.endswith
-            fn = _binary(left, right, method, guard=True)
+            fn = _binary(left, right, method, guard=ANY in (left.type, right.type))
             return _negate(fn) if node.negated else fn
         if op == "matches":
             if left.type not in (TEXT, ANY):
@@ -372,6 +377,15 @@ def _binary(left: _Val, right: _Val, op: Callable[[Any, Any], Any], *, guard: bo
                 return False
 
         return guarded_const
+
+    if left.is_const and not guard:
+        lc = left.const
+
+        def const_left(f: Any) -> bool:  # `x in ['a', 'b']` arrives here as contains(list, x)
+            v = rg(f)
+            return v is not None and bool(op(lc, v))
+
+        return const_left
 
     def general(f: Any) -> bool:
         a, b = lg(f), rg(f)

@@ -9,7 +9,9 @@ turns each path into plain attribute and dict lookups.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
+
+from switchyard._records import record
 
 __all__ = [
     "ANY",
@@ -25,7 +27,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
+@record
 class Scalar:
     """A single value: `number`, `text`, `bool`, or `any` (unchecked metadata)."""
 
@@ -34,14 +36,14 @@ class Scalar:
     choice_noun: str = "value"
 
 
-@dataclass(frozen=True)
+@record
 class ListOf:
     """A list of scalars (`labels`)."""
 
     item: Scalar
 
 
-@dataclass(frozen=True)
+@record
 class Record:
     """A fixed set of named fields, read with `.field` (or `['field']`)."""
 
@@ -52,7 +54,7 @@ class Record:
         return self.attr_names.get(name, name)
 
 
-@dataclass(frozen=True)
+@record
 class MapOf:
     """Keys to values, read with `['key']` (and `.key` when `dotted`).
 
