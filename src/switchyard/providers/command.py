@@ -168,7 +168,13 @@ class CommandRunner:
                 stdin.close()  # type: ignore[union-attr]
 
         stdout = _read_capped(stdout_path)
-        stderr_tail = redact(_read_capped(stderr_path)[-4000:])
+        stderr = _read_capped(stderr_path)
+        # Keep the CLI's own output for debugging, but never a secret it echoed.
+        for path, text in ((stdout_path, stdout), (stderr_path, stderr)):
+            clean = redact(text)
+            if clean != text:
+                path.write_text(clean, encoding="utf-8")
+        stderr_tail = redact(stderr[-4000:])
         if interrupted:
             return Result(failure=Failure(FailureKind.INTERRUPTED, "stopped by shutdown"), exit_code=proc.returncode)
         if timed_out:

@@ -1,0 +1,105 @@
+"""Secrets never appear in argv, the ledger, logs or error text: run real failures and scan everything."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from servers.openai_wire import ErrorReply, OpenAIWireServer
+from switchyard.redact import MASK, Redactor
+
+FAKE = str(Path(__file__).parent / "fakes" / "fake_agent.py")
+AGENT_SECRET = "sk-agent-LEAKME-4f6b1c2d3e4f5a6b7c8d"
+API_SECRET = "sk-or-v1-LEAKME-0a1b2c3d4e5f60718293"
+
+
+def test_no_secret_in_argv_ledger_logs_or_errors(tmp_path: Path) -> None:
+    record = tmp_path / "argv.json"
+    with OpenAIWireServer(faults=[ErrorReply(401, message=f"bad key {API_SECRET}", times=None)]) as srv:
+        cfg = tmp_path / "switchyard.toml"
+        cfg.write_text(
+            f"""
+[providers.agent]
+command_template = {json.dumps([sys.executable, FAKE, "--model", "{model}"])}
+stdin = "{{prompt_file}}"
+usage_format = "claude-json"
+api_key_env = "AGENT_KEY"
+max_retries = 0
+env = {{ FAKE_MODE = "exit2", FAKE_RECORD = "{record}" }}
+pass_env = ["LEAK"]
+
+[providers.api]
+kind = "openai"
+base_url = "{srv.base_url}"
+api_key_env = "API_KEY"
+max_retries = 0
+
+[[models]]
+name = "a"
+provider = "agent"
+[[models]]
+name = "b"
+provider = "api"
+
+[routing]
+default_model = "a"
+[[routing.rules]]
+condition = "true"
+model = "a"
+fallbacks = ["b"]
+"""
+        )
+        env = {
+            "PATH": os.environ["PATH"],
+            "HOME": str(tmp_path),
+            "AGENT_KEY": AGENT_SECRET,
+            "API_KEY": API_SECRET,
+            # The agent echoes this into its stderr; it is the same secret under another name.
+            "LEAK": AGENT_SECRET,
+        }
+        exe = Path(sys.executable).parent / "switchyard"
+        outputs = []
+        for args in (
+            ["exec", "--task", '{"id": "T-1", "title": "leak test"}'],
+            ["exec", "--task", '{"id": "T-2"}', "--json"],
+            ["log", "--json"],
+            ["providers", "--json"],
+            ["route", "--task", '{"id": "T-3"}', "--explain"],
+        ):
+            proc = subprocess.run(
+                [str(exe), *args, "--config", str(cfg)],
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=120,
+                check=False,
+            )
+            outputs.append(proc.stdout + proc.stderr)
+        requests = srv.chat_requests()
+    everything = "\n".join(outputs)
+    assert "exited with status 2" in everything or "upstream rejected key" in everything  # the failures really happened
+    assert "credentials rejected" in everything or "HTTP 401" in everything
+    assert requests and requests[0].has_auth  # the key was sent, in a header
+    argv = json.loads(record.read_text())["argv"]
+    files = [p for p in tmp_path.rglob("*") if p.is_file() and p.name not in ("argv.json",)]
+    blobs = {str(p): p.read_bytes() for p in files}
+    for secret in (AGENT_SECRET, API_SECRET):
+        assert secret not in " ".join(argv), "secret in argv"
+        assert secret not in everything, "secret in CLI output (stdout/stderr)"
+        for name, blob in blobs.items():  # run dirs too: the agent's own stdout/stderr are redacted on save
+            assert secret.encode() not in blob, f"secret in {name}"
+    ledger = (tmp_path / ".switchyard" / "ledger.db").read_bytes()
+    assert AGENT_SECRET.encode() not in ledger and API_SECRET.encode() not in ledger
+    assert MASK.encode() in ledger  # the agent's error text was kept, redacted
+
+
+def test_redactor_masks_known_values_and_key_shapes() -> None:
+    r = Redactor(["my-very-secret-value"])
+    text = r.redact("a my-very-secret-value b Bearer abcdefghijklmnop sk-abcdefghijklmnop1234 x-api-key: zzzzzzzzzzzz")
+    assert "my-very-secret-value" not in text
+    assert "abcdefghijklmnop" not in text
+    assert "zzzzzzzzzzzz" not in text
+    assert r.redact(None) == ""
