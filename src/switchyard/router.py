@@ -47,6 +47,36 @@ class Candidate:
 
 
 @record
+class Route:
+    """A decision reduced to plain, picklable data: what the runner and the durable engine carry."""
+
+    task_id: str
+    model: str
+    provider: str
+    reason: str
+    rule: int | None
+    experiment: str | None
+    arm: str | None
+    candidates: tuple[Candidate, ...]
+    stage: str | None = None
+    workflow: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "task": self.task_id,
+            "model": self.model,
+            "provider": self.provider,
+            "reason": self.reason,
+            "rule": self.rule,
+            "experiment": self.experiment,
+            "arm": self.arm,
+            "candidates": [c.to_dict() for c in self.candidates],
+            "stage": self.stage,
+            "workflow": self.workflow,
+        }
+
+
+@record
 class RuleTrace:
     """One rule as evaluated for a decision."""
 
@@ -172,6 +202,21 @@ class Decision:
         if self._trace is None:
             self._trace = self._router._trace(self.facts)
         return self._trace
+
+    def route(self) -> Route:
+        """The plain-data form (candidates computed)."""
+        return Route(
+            self.task.id,
+            self.model,
+            self.provider,
+            self.reason,
+            self.rule,
+            self.experiment,
+            self.arm,
+            self.candidates,
+            self.stage,
+            self.workflow,
+        )
 
     @property
     def notes(self) -> list[str]:

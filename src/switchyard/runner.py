@@ -34,7 +34,7 @@ from switchyard.health import Health
 from switchyard.ledger.store import AttemptRecord, Ledger
 from switchyard.providers.base import Call, Provider, ProviderContext, Result, make_provider
 from switchyard.redact import Redactor
-from switchyard.router import Candidate, Decision, Router
+from switchyard.router import Candidate, Route, Router
 from switchyard.task import Task
 
 __all__ = ["AllCandidatesFailed", "AttemptOutcome", "Failover", "Plan", "RunResult", "Runner", "safe_name"]
@@ -93,7 +93,7 @@ class RunResult:
     """The outcome of running one task (one stage)."""
 
     task: Task
-    decision: Decision
+    route: Route
     attempts: list[AttemptOutcome] = field(default_factory=list)
     why: str = ""
 
@@ -120,16 +120,16 @@ class Failover:
 
     def __init__(
         self,
-        decision: Decision,
+        route: Route,
         loaded: LoadedConfig,
         *,
         max_attempts: int | None = None,
         jitter_key: str = "",
     ) -> None:
-        self.candidates = list(decision.candidates)
+        self.candidates = list(route.candidates)
         self.loaded = loaded
         self.max_attempts = max_attempts or loaded.runner.max_attempts
-        self.jitter_key = jitter_key or decision.task.id
+        self.jitter_key = jitter_key or route.task_id
         self.index = 0
         self.tries = 0
         self.attempts = 0
@@ -243,12 +243,16 @@ class Runner:
             self._providers[name] = p
         return p
 
+    def decide(self, task: Task, *, stage: str | None = None, workflow: str | None = None) -> Route:
+        """Route `task` with the providers' current health."""
+        return self.router.decide(task, stage=stage, workflow=workflow, provider_status=self.health.status()).route()
+
     # one attempt --------------------------------------------------------------------
     def attempt(
         self,
         task: Task,
         plan: Plan,
-        decision: Decision,
+        route: Route,
         *,
         prompt: str,
         attempt_id: str,
@@ -287,7 +291,7 @@ class Runner:
         result = self.provider(cand.provider).execute(call)
         latency_ms = int((time.perf_counter() - t0) * 1000)
         record = self._record(
-            task, plan, decision, call, result, started, latency_ms, stage, workflow, run_id, prompt, hold_id
+            task, plan, route, call, result, started, latency_ms, stage, workflow, run_id, prompt, hold_id
         )
         if result.ok and result.text is not None:
             run_dir.mkdir(parents=True, exist_ok=True)
@@ -311,7 +315,7 @@ class Runner:
         self,
         task: Task,
         plan: Plan,
-        decision: Decision,
+        route: Route,
         call: Call,
         result: Result,
         started: float,
@@ -345,10 +349,10 @@ class Runner:
             ended_ms=int(started * 1000) + latency_ms,
             stage=stage,
             workflow=workflow,
-            rule=decision.rule,
-            reason=decision.reason,
-            experiment=decision.experiment,
-            arm=decision.arm,
+            rule=route.rule,
+            reason=route.reason,
+            experiment=route.experiment,
+            arm=route.arm,
             candidate_index=plan.candidate_index,
             try_index=plan.try_index,
             task_retry=task.retry_count,
@@ -382,15 +386,15 @@ class Runner:
         stage: str | None = None,
         workflow: str | None = None,
         run_id: str | None = None,
-        decision: Decision | None = None,
+        route: Route | None = None,
         workdir: Path | None = None,
     ) -> RunResult:
-        """Route `task` (unless `decision` is given) and try candidates until one succeeds."""
-        if decision is None:
-            decision = self.router.decide(task, stage=stage, workflow=workflow, provider_status=self.health.status())
+        """Route `task` (unless `route` is given) and try candidates until one succeeds."""
+        if route is None:
+            route = self.decide(task, stage=stage, workflow=workflow)
         run_id = run_id or uuid.uuid4().hex[:12]
-        failover = Failover(decision, self.loaded, jitter_key=run_id)
-        result = RunResult(task, decision)
+        failover = Failover(route, self.loaded, jitter_key=run_id)
+        result = RunResult(task, route)
         while (plan := failover.next()) is not None:
             if not self.health.allow(plan.candidate.provider):
                 failover.skip(f"circuit open for {plan.candidate.provider}")
@@ -401,7 +405,7 @@ class Runner:
             outcome = self.attempt(
                 task,
                 plan,
-                decision,
+                route,
                 prompt=prompt,
                 attempt_id=attempt_id,
                 stage=stage,

@@ -69,7 +69,7 @@ def exec_(task_arg: str, stage: str | None, prompt_arg: str | None, config_path:
                 "task": task.id,
                 "model": final.record.model if final else None,
                 "provider": final.record.provider if final else None,
-                "decision": {k: v for k, v in result.decision.to_dict().items() if k != "trace"},
+                "decision": result.route.to_dict(),
                 "cost_usd": result.cost_usd,
                 "text": final.text if final and final.ok else None,
                 "why": result.why or None,
