@@ -157,6 +157,10 @@ class Failover:
         self.delay_s = 0.0
         return plan
 
+    def again(self) -> None:
+        """The planned call was interrupted (shutdown): plan the same candidate again; it counts as an attempt."""
+        self.attempts += 1
+
     def skip(self, reason: str) -> None:
         """The planned candidate cannot be called (its circuit is open): move on without an attempt."""
         self.why = reason

@@ -3,7 +3,7 @@
 Run as `python fake_agent.py [args...]` with the prompt on stdin. It records its
 argv, environment and prompt to $FAKE_RECORD (JSON) when that is set.
 
-FAKE_MODE: ok | error529 | is_error_text | exit2 | hang | garbage | truncated | sleep
+FAKE_MODE: ok | error529 | is_error_text | exit2 | hang | garbage | truncated | sleep | fail_then_ok
 """
 
 from __future__ import annotations
@@ -44,6 +44,27 @@ def main() -> int:
         return 0
     if mode == "sleep":
         time.sleep(float(os.environ.get("FAKE_SLEEP", "0.2")))
+        finished = os.environ.get("FAKE_FINISHED")
+        if finished:
+            # The attempt really finished: note it (by its output file, which names the attempt) durably.
+            out = sys.argv[sys.argv.index("--out") + 1] if "--out" in sys.argv else "?"
+            with open(finished, "a", encoding="utf-8") as fh:
+                fh.write(out + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+        print(json.dumps(result))
+        return 0
+    if mode == "fail_then_ok":
+        # Fails (529) on the cheap model, succeeds on any other: exercises escalation.
+        model = sys.argv[sys.argv.index("--model") + 1] if "--model" in sys.argv else ""
+        if model == os.environ.get("FAKE_FAIL_MODEL", "cheap"):
+            zero = {k: 0 for k in usage}
+            print(
+                json.dumps(
+                    {**result, "is_error": True, "api_error_status": 529, "result": "API Error: 529", "usage": zero}
+                )
+            )
+            return 1
         print(json.dumps(result))
         return 0
     if mode == "error529":

@@ -28,6 +28,8 @@ _LAZY: dict[str, str] = {
     "exec": "switchyard.cli.run_cmd:exec_",
     "log": "switchyard.cli.run_cmd:log",
     "providers": "switchyard.cli.run_cmd:providers",
+    "run": "switchyard.cli.coord_cmd:run",
+    "status": "switchyard.cli.coord_cmd:status",
 }
 
 

@@ -27,6 +27,7 @@ from switchyard.config.schema import (
     PROVIDER_KINDS,
     CommandProvider,
     Config,
+    CoordinatorConfig,
     HealthConfig,
     LedgerConfig,
     ModelConfig,
@@ -63,6 +64,7 @@ def register_section(name: str, cls: type) -> None:
 register_section("ledger", LedgerConfig)
 register_section("runner", RunnerConfig)
 register_section("health", HealthConfig)
+register_section("coordinator", CoordinatorConfig)
 _CORE = ("providers", "models", "routing", "workflows")
 
 
@@ -108,6 +110,10 @@ class LoadedConfig:
     @property
     def health(self) -> HealthConfig:
         return self.sections["health"]  # type: ignore[no-any-return]
+
+    @property
+    def coordinator(self) -> CoordinatorConfig:
+        return self.sections["coordinator"]  # type: ignore[no-any-return]
 
     def resolve(self, path: str) -> Path:
         """A path from the config, relative to the config file's folder."""

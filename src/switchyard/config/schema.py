@@ -21,6 +21,7 @@ __all__ = [
     "AnthropicProvider",
     "CommandProvider",
     "Config",
+    "CoordinatorConfig",
     "HealthConfig",
     "LedgerConfig",
     "ModelConfig",
@@ -279,6 +280,34 @@ class RoutingConfig:
     timezone: str | None = None
     default_workflow: str | None = None
     rules: tuple[RuleConfig, ...] = ()
+
+
+def _priorities(v: dict[str, int]) -> str | None:
+    bad = [k for k, p in v.items() if not 0 <= p <= 4]
+    return f"priorities are 0-4 (check {', '.join(repr(b) for b in bad)})" if bad else None
+
+
+def _default_priority_labels() -> dict[str, int]:
+    return {**{f"priority:P{i}": i for i in range(5)}, **{f"P{i}": i for i in range(5)}}
+
+
+@record
+class CoordinatorConfig:
+    """`[coordinator]`: how `switchyard run` pulls, queues and runs tasks."""
+
+    max_workers: int = field(default=2, metadata=check(_positive))
+    max_attempts: int = field(default=3, metadata=check(_positive))
+    prompt_template: str | None = None
+    worktree: bool = False
+    worktree_dir: str = ".switchyard/worktrees"
+    repo: str = "."
+    branch_prefix: str = "switchyard/"
+    system_db: str | None = None
+    executor_id: str = "local"
+    poll_interval_s: float = field(default=0.2, metadata=check(_positive))
+    grace_s: float = field(default=30.0, metadata=check(_non_negative))
+    priority_labels: dict[str, int] = field(default_factory=_default_priority_labels, metadata=check(_priorities))
+    default_priority: int = field(default=2, metadata=check(lambda v: None if 0 <= v <= 4 else "priorities are 0-4"))
 
 
 # --------------------------------------------------------------------------- workflows

@@ -113,6 +113,26 @@ _COST_AT = _COLUMNS.index("cost_usd") + 1
 _DECIMALS = {"cost_usd", "reported_cost_usd"}
 
 
+TASK_STATES = ("queued", "running", "retrying", "blocked", "done", "dead", "interrupted")
+
+
+@dataclass(frozen=True)
+class TaskRow:
+    """A task as the coordinator tracks it (its attempts are in `attempts`)."""
+
+    task_id: str
+    state: str
+    source: str | None
+    task_json: str
+    enqueued_ms: int
+    updated_ms: int
+    retry_count: int = 0
+    workflow: str | None = None
+    stage: str | None = None
+    last_error: str | None = None
+    note: str | None = None
+
+
 @dataclass(frozen=True)
 class BreakerRow:
     """Persisted circuit-breaker state of one provider."""
@@ -188,6 +208,25 @@ MIGRATIONS: list[Migration] = [
             reason TEXT NOT NULL DEFAULT '',
             updated_ms BIGINT NOT NULL
         )
+        """,
+    ),
+    Migration(
+        "0003_tasks",
+        """
+        CREATE TABLE tasks (
+            task_id TEXT PRIMARY KEY,
+            state TEXT NOT NULL,
+            source TEXT,
+            task_json TEXT NOT NULL,
+            enqueued_ms BIGINT NOT NULL,
+            updated_ms BIGINT NOT NULL,
+            retry_count INTEGER NOT NULL DEFAULT 0,
+            workflow TEXT,
+            stage TEXT,
+            last_error TEXT,
+            note TEXT
+        );
+        CREATE INDEX tasks_state ON tasks (state)
         """,
     ),
 ]
@@ -311,6 +350,71 @@ class Ledger:
         )
         assert row is not None
         return Decimal(int(row[0])) / PICO
+
+    # tasks -----------------------------------------------------------------------
+    def add_task(self, task_id: str, task_json: str, source: str | None, now_ms: int) -> bool:
+        """Record a newly seen task as queued; False if the id is already known (nothing changes)."""
+        return (
+            self.db.execute(
+                "INSERT INTO tasks (task_id, state, source, task_json, enqueued_ms, updated_ms) VALUES (?, 'queued', ?, ?, ?, ?) "
+                "ON CONFLICT (task_id) DO NOTHING",
+                (task_id, source, task_json, now_ms, now_ms),
+            )
+            > 0
+        )
+
+    def set_task(
+        self,
+        task_id: str,
+        state: str,
+        now_ms: int,
+        *,
+        retry_count: int | None = None,
+        workflow: str | None = None,
+        stage: str | None = None,
+        last_error: str | None = None,
+        note: str | None = None,
+    ) -> None:
+        """Move a task to `state`; fields left as None keep their value (except note and last_error)."""
+        assert state in TASK_STATES, state
+        self.db.execute(
+            "UPDATE tasks SET state = ?, updated_ms = ?, retry_count = COALESCE(?, retry_count), "
+            "workflow = COALESCE(?, workflow), stage = COALESCE(?, stage), last_error = ?, note = ? WHERE task_id = ?",
+            (state, now_ms, retry_count, workflow, stage, last_error, note, task_id),
+        )
+
+    def tasks(self, *, states: Sequence[str] | None = None) -> list[TaskRow]:
+        """Known tasks, oldest first."""
+        sql = (
+            "SELECT task_id, state, source, task_json, enqueued_ms, updated_ms, retry_count, workflow, stage, "
+            "last_error, note FROM tasks"
+        )
+        params: list[Any] = []
+        if states:
+            sql += " WHERE state IN (" + ", ".join("?" for _ in states) + ")"
+            params.extend(states)
+        sql += " ORDER BY enqueued_ms, task_id"
+        return [TaskRow(*r) for r in self.db.query(sql, params)]
+
+    def task(self, task_id: str) -> TaskRow | None:
+        row = self.db.one(
+            "SELECT task_id, state, source, task_json, enqueued_ms, updated_ms, retry_count, workflow, stage, "
+            "last_error, note FROM tasks WHERE task_id = ?",
+            (task_id,),
+        )
+        return TaskRow(*row) if row else None
+
+    def task_totals(self) -> dict[str, tuple[int, int, list[str]]]:
+        """Per task: (attempts, cost in picodollars, models in the order first used)."""
+        out: dict[str, tuple[int, int, list[str]]] = {}
+        rows = self.db.query(
+            "SELECT task_id, model, COUNT(*), SUM(cost_pico), MIN(started_ms) FROM attempts GROUP BY task_id, model "
+            "ORDER BY task_id, MIN(started_ms)"
+        )
+        for task_id, model, n, pico, _ in rows:
+            attempts, cost, models = out.get(task_id, (0, 0, []))
+            out[task_id] = (attempts + int(n), cost + int(pico or 0), [*models, model])
+        return out
 
     # breakers --------------------------------------------------------------------
     def breakers(self) -> dict[str, BreakerRow]:

@@ -73,20 +73,59 @@ class Result:
         return self.failure is None
 
 
-class ChildProcesses:
-    """Process groups of running agent CLIs, so a shutdown can kill every one of them."""
+def _start_time(pid: int) -> str | None:
+    """The kernel's start time of `pid` (field 22 of /proc/PID/stat): tells a pid apart from a recycled one."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
 
-    def __init__(self) -> None:
+
+class ChildProcesses:
+    """Process groups of running agent CLIs, so a shutdown can kill every one of them.
+
+    With a `state_dir`, each group is also noted on disk, so the next start after a
+    crash (`reap_stale`) kills whatever the dead coordinator left running.
+    """
+
+    def __init__(self, state_dir: Path | None = None) -> None:
         self._lock = threading.Lock()
         self._groups: set[int] = set()
+        self.state_dir = state_dir
+        if state_dir is not None:
+            state_dir.mkdir(parents=True, exist_ok=True)
 
     def add(self, pgid: int) -> None:
         with self._lock:
             self._groups.add(pgid)
+        if self.state_dir is not None:
+            (self.state_dir / str(pgid)).write_text(_start_time(pgid) or "", encoding="ascii")
 
     def discard(self, pgid: int) -> None:
         with self._lock:
             self._groups.discard(pgid)
+        if self.state_dir is not None:
+            (self.state_dir / str(pgid)).unlink(missing_ok=True)
+
+    def reap_stale(self) -> int:
+        """Kill groups a previous, crashed process left behind; returns how many were killed."""
+        if self.state_dir is None:
+            return 0
+        killed = 0
+        for entry in self.state_dir.iterdir():
+            if not entry.name.isdigit() or int(entry.name) in self._groups:
+                continue
+            pgid = int(entry.name)
+            recorded = entry.read_text(encoding="ascii").strip()
+            if recorded and _start_time(pgid) == recorded:
+                try:
+                    os.killpg(pgid, signal.SIGKILL)
+                    killed += 1
+                except (ProcessLookupError, PermissionError):
+                    pass
+            entry.unlink(missing_ok=True)
+        return killed
 
     def running(self) -> list[int]:
         with self._lock:

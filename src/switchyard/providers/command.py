@@ -11,6 +11,7 @@ timeout, on shutdown, and after it exits (no stray grandchildren).
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import re
 import signal
@@ -18,6 +19,7 @@ import subprocess
 import tempfile
 import threading
 from pathlib import Path
+from typing import Any
 
 from switchyard.config.load import PLACEHOLDERS
 from switchyard.config.schema import CommandProvider
@@ -144,6 +146,7 @@ class CommandRunner:
                         env=self._env(),
                         start_new_session=True,
                         close_fds=True,
+                        preexec_fn=_die_with_parent,
                     )
                 except FileNotFoundError:
                     return Result(
@@ -229,6 +232,27 @@ class CommandRunner:
         if fired.is_set():
             return True, False
         return False, self.context.hard_stop.is_set() and proc.returncode < 0
+
+
+def _load_prctl() -> Any:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl
+    except (OSError, AttributeError):  # pragma: no cover - not Linux
+        return None
+
+
+_PRCTL = _load_prctl()
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGKILL me if the coordinator dies (even by kill -9).
+
+    Only a C call on a function resolved in the parent, so it is safe between fork and exec.
+    """
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _kill_group(pgid: int, sig: int) -> None:
