@@ -74,48 +74,42 @@ class Begun:
 
 # ------------------------------------------------------------------ DBOS workflow and steps
 @DBOS.step()
-def _step_begin(task_id: str) -> Begun:
-    return _co().begin(task_id)
-
-
-@DBOS.step()
-def _step_route(task_json: str, retry_count: int) -> Route:
-    co = _co()
-    task = Task.from_dict(json.loads(task_json)).with_retry(retry_count)
-    return co.runner.decide(task)
+def _step_route(task_id: str, level: int) -> tuple[Begun, Route]:
+    return _co().prepare(task_id, level)
 
 
 @DBOS.step()
 def _step_attempt(
-    task_json: str, route: Route, plan: Plan, attempt_id: str, prompt: str, workdir: str | None
+    task_json: str, route: Route, plan: Plan, attempt_id: str, prompt: str, workdir: str | None, last: bool
 ) -> AttemptOutcome | None:
-    return _co().attempt(task_json, route, plan, attempt_id, prompt, workdir)
+    return _co().attempt(task_json, route, plan, attempt_id, prompt, workdir, finishes_task=last)
 
 
 @DBOS.step()
-def _step_finish(task_id: str, state: str, retry_count: int, last_error: str | None, cost_note: str | None) -> None:
-    _co().finish(task_id, state, retry_count, last_error, cost_note)
+def _step_finish(task_id: str, state: str, retry_count: int, last_error: str | None) -> None:
+    _co().finish(task_id, state, retry_count, last_error)
 
 
 @DBOS.workflow()
 def _task_workflow(task_id: str) -> str:
     co = _co()
-    begun = _step_begin(task_id)
-    task = Task.from_dict(json.loads(begun.task_json))
-    last_error: str | None = None
     max_attempts = co.loaded.coordinator.max_attempts
+    last_error: str | None = None
+    retry_count = 0
     for level in range(max_attempts):
-        retry_count = task.retry_count + level
         co.hold_while_stopping()
-        route = _step_route(begun.task_json, retry_count)
-        ok, error = co.run_route(task.with_retry(retry_count), route, begun, level)
+        # One step prepares and routes (rules see retry_count = the task's own + level); a
+        # successful attempt marks the task done in its own step: two checkpoints per task.
+        begun, route = _step_route(task_id, level)
+        task = Task.from_dict(json.loads(begun.task_json))
+        retry_count = task.retry_count
+        ok, error = co.run_route(task, route, begun, level)
         if ok:
-            _step_finish(task_id, "done", retry_count, None, None)
             return "done"
         last_error = error
         if level + 1 < max_attempts:
-            _step_finish(task_id, "retrying", retry_count + 1, last_error, None)
-    _step_finish(task_id, "dead", task.retry_count + max_attempts - 1, last_error, None)
+            _step_finish(task_id, "retrying", retry_count + 1, last_error)
+    _step_finish(task_id, "dead", retry_count, last_error)
     return "dead"
 
 
@@ -257,15 +251,19 @@ class Coordinator:
         return added
 
     # workflow parts (called from DBOS steps) --------------------------------------------
-    def begin(self, task_id: str) -> Begun:
+    def prepare(self, task_id: str, level: int) -> tuple[Begun, Route]:
+        """Mark the task running at escalation `level`, fill its prompt, make its worktree, route it."""
         row = self.ledger.task(task_id)
         if row is None:
             raise RunError(f"task {task_id} is not in the ledger")
-        task = Task.from_dict(json.loads(row.task_json))
+        original = Task.from_dict(json.loads(row.task_json))
+        task = original.with_retry(original.retry_count + level)
         workdir = self._worktree(task) if self.loaded.coordinator.worktree else None
         prompt = render_prompt(self.template, task)
         self.ledger.set_task(task_id, "running", _now_ms(), retry_count=task.retry_count)
-        return Begun(row.task_json, prompt, str(workdir) if workdir else None)
+        self.reporter.event("begin", task_id, level=level)
+        begun = Begun(json.dumps(task.to_dict()), prompt, str(workdir) if workdir else None)
+        return begun, self.runner.decide(task)
 
     def _worktree(self, task: Task) -> Path:
         cfg = self.loaded.coordinator
@@ -285,7 +283,15 @@ class Coordinator:
         raise RunError(f"task {task.id}: git worktree add failed: {proc.stderr.strip()[-300:]}")
 
     def attempt(
-        self, task_json: str, route: Route, plan: Plan, attempt_id: str, prompt: str, workdir: str | None
+        self,
+        task_json: str,
+        route: Route,
+        plan: Plan,
+        attempt_id: str,
+        prompt: str,
+        workdir: str | None,
+        *,
+        finishes_task: bool = False,
     ) -> AttemptOutcome | None:
         task = Task.from_dict(json.loads(task_json))
         provider = plan.candidate.provider
@@ -313,6 +319,8 @@ class Coordinator:
         self.reporter.event(
             "attempt", task.id, model=rec.model, status=rec.status, cost=rec.cost_usd, error=rec.error_class
         )
+        if out.ok and finishes_task:
+            self.finish(task.id, "done", task.retry_count, None)
         return out
 
     def run_route(self, task: Task, route: Route, begun: Begun, level: int) -> tuple[bool, str | None]:
@@ -320,14 +328,13 @@ class Coordinator:
         failover = Failover(route, self.loaded, jitter_key=f"{task.id}:{level}")
         n = 0
         last: AttemptOutcome | None = None
-        task_json = json.dumps(task.to_dict())
+        task_json = begun.task_json
         while (plan := failover.next()) is not None:
             if plan.delay_s > 0:
                 DBOS.sleep(plan.delay_s)
             self.hold_while_stopping()
-            out = _step_attempt(
-                task_json, route, plan, f"{task.id}:r{task.retry_count}:a{n}", begun.prompt, begun.workdir
-            )
+            attempt_id = f"{task.id}:r{task.retry_count}:a{n}"
+            out = _step_attempt(task_json, route, plan, attempt_id, begun.prompt, begun.workdir, True)
             n += 1
             if out is None:
                 failover.skip(f"circuit open for {plan.candidate.provider}")
@@ -345,8 +352,8 @@ class Coordinator:
             why = f"{last.record.model}: [{last.record.error_class}] {last.record.error_message[:300]}"
         return False, why
 
-    def finish(self, task_id: str, state: str, retry_count: int, last_error: str | None, note: str | None) -> None:
-        self.ledger.set_task(task_id, state, _now_ms(), retry_count=retry_count, last_error=last_error, note=note)
+    def finish(self, task_id: str, state: str, retry_count: int, last_error: str | None) -> None:
+        self.ledger.set_task(task_id, state, _now_ms(), retry_count=retry_count, last_error=last_error)
         self.reporter.event(state, task_id, error=last_error)
 
     # stopping ----------------------------------------------------------------------------

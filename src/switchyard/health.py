@@ -121,6 +121,10 @@ class Health:
         from switchyard.ledger.store import BreakerRow
 
         now = self._now_ms()
+        if failure is None:  # the common case: a healthy provider stays healthy, no write needed
+            current = self.ledger.breakers().get(provider)
+            if current is None or (current.state == "closed" and not current.failures):
+                return
         with self.ledger.db.transaction():
             row = self.ledger.breakers().get(provider) or BreakerRow(provider, "closed", updated_ms=now)
             if failure is None:
