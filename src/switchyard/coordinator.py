@@ -23,25 +23,29 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import re
 import sqlite3
 import subprocess
 import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from dbos import DBOS, DBOSClient, SetWorkflowID
 
 from switchyard._records import record
-from switchyard.config import LoadedConfig
+from switchyard.budgets import BudgetExceeded
+from switchyard.config import LoadedConfig, load_config
 from switchyard.errors import ConfigError, RunError
 from switchyard.failures import FailureKind
 from switchyard.ledger.store import Ledger
 from switchyard.progress import Reporter
-from switchyard.prompts import check_template, render_prompt
+from switchyard.prompts import DEFAULT_STAGE_TEMPLATE, check_template, render_prompt
 from switchyard.providers.base import ChildProcesses, ProviderContext
 from switchyard.redact import Redactor
-from switchyard.router import Route
+from switchyard.router import Candidate, Route
 from switchyard.runner import AttemptOutcome, Failover, Plan, Runner, safe_name
 from switchyard.sources import Source, SourceError
 from switchyard.task import Task
@@ -64,25 +68,72 @@ def _co() -> Coordinator:
 
 
 @record
-class Begun:
-    """What a task's first step prepared: the task, its prompt, and where the agent works."""
+class StagePlan:
+    """One stage as the workflow runs it (plain data: it is checkpointed)."""
+
+    name: str | None
+    model: str | None = None
+    template: str | None = None
+    requires: tuple[str, ...] = ()
+    timeout_s: float | None = None
+    loop_to: str | None = None
+    reject_if: str | None = None
+    verdict_field: str | None = None
+    reject_values: tuple[str, ...] = ()
+
+
+@record
+class TaskPlan:
+    """What a task's first step prepared: the task, its workflow's stages, where the agent works."""
 
     task_json: str
-    prompt: str
+    workflow: str | None
+    stages: tuple[StagePlan, ...]
+    max_loops: int
     workdir: str | None
+
+
+@record
+class Routed:
+    """A stage routed: the prompt it gets and the candidates it may use."""
+
+    prompt: str
+    route: Route
+
+
+@record
+class Blocked:
+    """An attempt that was not started because a budget limit would be exceeded."""
+
+    message: str
+    on_exceed: str
 
 
 # ------------------------------------------------------------------ DBOS workflow and steps
 @DBOS.step()
-def _step_route(task_id: str, level: int) -> tuple[Begun, Route]:
-    return _co().prepare(task_id, level)
+def _step_plan(task_id: str) -> tuple[TaskPlan, Routed]:
+    return _co().plan(task_id)
+
+
+@DBOS.step()
+def _step_route(
+    plan: TaskPlan, index: int, retry_count: int, loops: int, outputs: dict[str, tuple[str, str]]
+) -> Routed:
+    return _co().route_stage(plan, index, retry_count, loops, outputs)
 
 
 @DBOS.step()
 def _step_attempt(
-    task_json: str, route: Route, plan: Plan, attempt_id: str, prompt: str, workdir: str | None, last: bool
-) -> AttemptOutcome | None:
-    return _co().attempt(task_json, route, plan, attempt_id, prompt, workdir, finishes_task=last)
+    task_json: str,
+    route: Route,
+    plan: Plan,
+    attempt_id: str,
+    prompt: str,
+    workdir: str | None,
+    timeout_s: float | None,
+    last: bool,
+) -> AttemptOutcome | Blocked | None:
+    return _co().attempt(task_json, route, plan, attempt_id, prompt, workdir, timeout_s=timeout_s, finishes_task=last)
 
 
 @DBOS.step()
@@ -90,27 +141,69 @@ def _step_finish(task_id: str, state: str, retry_count: int, last_error: str | N
     _co().finish(task_id, state, retry_count, last_error)
 
 
+@DBOS.step()
+def _step_note(task_id: str, state: str, note: str) -> None:
+    _co().note(task_id, state, note)
+
+
 @DBOS.workflow()
 def _task_workflow(task_id: str) -> str:
     co = _co()
-    max_attempts = co.loaded.coordinator.max_attempts
-    last_error: str | None = None
-    retry_count = 0
-    for level in range(max_attempts):
-        co.hold_while_stopping()
-        # One step prepares and routes (rules see retry_count = the task's own + level); a
-        # successful attempt marks the task done in its own step: two checkpoints per task.
-        begun, route = _step_route(task_id, level)
-        task = Task.from_dict(json.loads(begun.task_json))
-        retry_count = task.retry_count
-        ok, error = co.run_route(task, route, begun, level)
-        if ok:
-            return "done"
-        last_error = error
-        if level + 1 < max_attempts:
-            _step_finish(task_id, "retrying", retry_count + 1, last_error)
-    _step_finish(task_id, "dead", retry_count, last_error)
-    return "dead"
+    plan, first = _step_plan(task_id)
+    retry_count = Task.from_dict(json.loads(plan.task_json)).retry_count
+    # A one-stage task finishes inside its successful attempt's step (two checkpoints per task).
+    single = len(plan.stages) == 1 and plan.stages[0].loop_to is None
+    outputs: dict[str, tuple[str, str]] = {}
+    index = loops = 0
+    routed: Routed | None = first
+    while index < len(plan.stages):
+        stage = plan.stages[index]
+        ok, text, output_file, retry_count, error = co.run_stage(
+            plan, index, retry_count, loops, outputs, routed, single
+        )
+        routed = None
+        if not ok:
+            _step_finish(task_id, "dead", retry_count, error)
+            return "dead"
+        outputs[stage.name or "-"] = (text, output_file)
+        if stage.loop_to is not None and loops < plan.max_loops and rejected(stage, text):
+            loops += 1
+            index = next(i for i, s in enumerate(plan.stages) if s.name == stage.loop_to)
+            continue
+        index += 1
+    if not single:
+        _step_finish(task_id, "done", retry_count, None)
+    return "done"
+
+
+def rejected(stage: StagePlan, text: str) -> bool:
+    """Did a review stage send the task back? A regex on its output, or a JSON field's value."""
+    if stage.reject_if is not None and re.search(stage.reject_if, text):
+        return True
+    if stage.verdict_field is not None:
+        value = _json_field(text, stage.verdict_field)
+        if value is not None and str(value).strip().lower() in {v.lower() for v in stage.reject_values}:
+            return True
+    return False
+
+
+def _json_field(text: str, dotted: str) -> Any:
+    """`dotted` (e.g. `review.verdict`) from the whole text as JSON, else from its last JSON object."""
+    candidates = [text.strip()]
+    start = text.rfind("{")
+    while start != -1:
+        candidates.append(text[start:])
+        start = text.rfind("{", 0, start)
+    for chunk in candidates:
+        try:
+            data: Any = json.loads(chunk)
+        except ValueError:
+            continue
+        for part in dotted.split("."):
+            data = data.get(part) if isinstance(data, dict) else None
+        if data is not None:
+            return data
+    return None
 
 
 # ------------------------------------------------------------------ the coordinator
@@ -143,6 +236,7 @@ class Coordinator:
         self._inflight = 0
         self._lock = threading.Lock()
         self.started = False
+        self._config_mtime = os.stat(loaded.path).st_mtime if loaded.path and os.path.exists(loaded.path) else None
 
     # setup -------------------------------------------------------------------------
     def _default_system_db(self) -> str:
@@ -251,19 +345,113 @@ class Coordinator:
         return added
 
     # workflow parts (called from DBOS steps) --------------------------------------------
-    def prepare(self, task_id: str, level: int) -> tuple[Begun, Route]:
-        """Mark the task running at escalation `level`, fill its prompt, make its worktree, route it."""
+    def plan(self, task_id: str) -> tuple[TaskPlan, Routed]:
+        """Pick the task's workflow, resolve its stages, make its worktree, mark it running, route stage one."""
         row = self.ledger.task(task_id)
         if row is None:
             raise RunError(f"task {task_id} is not in the ledger")
-        original = Task.from_dict(json.loads(row.task_json))
-        task = original.with_retry(original.retry_count + level)
+        task = Task.from_dict(json.loads(row.task_json))
+        budget = self.runner.budgets.view() if self.runner.budgets is not None else None
+        workflow = self.runner.router.pick_workflow(task, provider_status=self.runner.health.status(), budget=budget)
+        stages: tuple[StagePlan, ...]
+        if workflow is None:
+            stages = (StagePlan(None, template=self.template),)
+            max_loops = 0
+        else:
+            wf = self.loaded.workflows[workflow]
+            stages = tuple(self._stage_plan(s) for s in wf.stages)
+            max_loops = wf.max_loops
         workdir = self._worktree(task) if self.loaded.coordinator.worktree else None
-        prompt = render_prompt(self.template, task)
-        self.ledger.set_task(task_id, "running", _now_ms(), retry_count=task.retry_count)
-        self.reporter.event("begin", task_id, level=level)
-        begun = Begun(json.dumps(task.to_dict()), prompt, str(workdir) if workdir else None)
-        return begun, self.runner.decide(task)
+        self.ledger.set_task(task_id, "running", _now_ms(), retry_count=task.retry_count, workflow=workflow)
+        self.reporter.event("begin", task_id)
+        plan = TaskPlan(row.task_json, workflow, stages, max_loops, str(workdir) if workdir else None)
+        return plan, self.route_stage(plan, 0, task.retry_count, 0, {})
+
+    def _stage_plan(self, stage: Any) -> StagePlan:
+        template = stage.prompt
+        if stage.prompt_file is not None:
+            file = self.loaded.resolve(stage.prompt_file)
+            try:
+                template = file.read_text(encoding="utf-8")
+            except OSError as exc:
+                raise ConfigError.single(
+                    f"cannot read the prompt file {file}: {exc.strerror}", key_path=f"stage {stage.name}.prompt_file"
+                ) from None
+        if template is not None:
+            check_template(template, f"stage {stage.name} prompt")
+        return StagePlan(
+            stage.name,
+            stage.model,
+            template if template is not None else (self.template or DEFAULT_STAGE_TEMPLATE),
+            stage.requires,
+            stage.timeout_s,
+            stage.loop_to,
+            stage.reject_if,
+            stage.verdict_field,
+            stage.reject_values,
+        )
+
+    def route_stage(
+        self, plan: TaskPlan, index: int, retry_count: int, loops: int, outputs: dict[str, tuple[str, str]]
+    ) -> Routed:
+        """The prompt and candidates of stage `index`, as the task stands now."""
+        stage = plan.stages[index]
+        task = Task.from_dict(json.loads(plan.task_json)).with_retry(retry_count)
+        previous = (plan.stages[index - 1].name or "-") if index > 0 else None
+        prev_text, prev_file = outputs.get(previous, ("", "")) if previous else ("", "")
+        prompt = render_prompt(
+            stage.template,
+            task,
+            stage=stage.name,
+            workflow=plan.workflow,
+            previous_output=prev_text,
+            previous_output_file=prev_file,
+            stage_outputs={k: v[0] for k, v in outputs.items()},
+            stage_output_files={k: v[1] for k, v in outputs.items()},
+            loop_count=loops,
+        )
+        route = self.runner.decide(
+            task, stage=stage.name, workflow=plan.workflow, requires=stage.requires, loop_count=loops
+        )
+        if stage.model is not None:
+            # A fixed model comes first; the rules' choices for this stage are its fallbacks.
+            provider = self.loaded.catalog[stage.model].provider
+            fixed = Candidate(stage.model, provider, f"workflows.{plan.workflow}.{stage.name}")
+            rest = tuple(c for c in route.candidates if c.model != stage.model)
+            reason = f"workflow {plan.workflow}, stage {stage.name}: fixed model"
+            route = Route(
+                task.id, stage.model, provider, reason, None, None, None, (fixed, *rest), stage.name, plan.workflow
+            )
+        return Routed(prompt, route)
+
+    def run_stage(
+        self,
+        plan: TaskPlan,
+        index: int,
+        retry_count: int,
+        loops: int,
+        outputs: dict[str, tuple[str, str]],
+        routed: Routed | None,
+        single: bool,
+    ) -> tuple[bool, str, str, int, str | None]:
+        """Run one stage, escalating on failure: (ok, output text, output file, retry_count, last error)."""
+        stage = plan.stages[index]
+        max_attempts = self.loaded.coordinator.max_attempts
+        error: str | None = None
+        for level in range(max_attempts):
+            self.hold_while_stopping()
+            if routed is None:
+                routed = _step_route(plan, index, retry_count, loops, outputs)
+            task = Task.from_dict(json.loads(plan.task_json)).with_retry(retry_count)
+            out, error = self.run_route(task, routed, plan, stage, loops, single)
+            routed = None
+            if out is not None:
+                path = str(out.output_path) if out.output_path else ""
+                return True, out.text or "", path, retry_count, None
+            if level + 1 < max_attempts:
+                retry_count += 1
+                _step_finish(task.id, "retrying", retry_count, error)
+        return False, "", "", retry_count, error
 
     def _worktree(self, task: Task) -> Path:
         cfg = self.loaded.coordinator
@@ -291,8 +479,9 @@ class Coordinator:
         prompt: str,
         workdir: str | None,
         *,
+        timeout_s: float | None = None,
         finishes_task: bool = False,
-    ) -> AttemptOutcome | None:
+    ) -> AttemptOutcome | Blocked | None:
         task = Task.from_dict(json.loads(task_json))
         provider = plan.candidate.provider
         if self.ledger.get(attempt_id) is None and not self.runner.health.allow(provider):
@@ -311,7 +500,11 @@ class Coordinator:
                 stage=route.stage,
                 run_id=task.id,
                 workdir=Path(workdir) if workdir else None,
+                timeout_s=timeout_s,
             )
+        except BudgetExceeded as exc:
+            self.reload_budgets()
+            return Blocked(str(exc), exc.on_exceed)
         finally:
             with self._lock:
                 self._inflight -= 1
@@ -323,22 +516,39 @@ class Coordinator:
             self.finish(task.id, "done", task.retry_count, None)
         return out
 
-    def run_route(self, task: Task, route: Route, begun: Begun, level: int) -> tuple[bool, str | None]:
+    def run_route(
+        self, task: Task, routed: Routed, plan: TaskPlan, stage: StagePlan, loops: int, single: bool
+    ) -> tuple[AttemptOutcome | None, str | None]:
         """Walk one route's candidates (inside the workflow body: every call is a step)."""
-        failover = Failover(route, self.loaded, jitter_key=f"{task.id}:{level}")
+        route = routed.route
+        failover = Failover(route, self.loaded, jitter_key=f"{task.id}:{stage.name}:{loops}:{task.retry_count}")
         n = 0
         last: AttemptOutcome | None = None
-        task_json = begun.task_json
-        while (plan := failover.next()) is not None:
-            if plan.delay_s > 0:
-                DBOS.sleep(plan.delay_s)
+        task_json = json.dumps(task.to_dict())
+        blocked_note: str | None = None
+        while (p := failover.next()) is not None:
+            if p.delay_s > 0:
+                DBOS.sleep(p.delay_s)
             self.hold_while_stopping()
-            attempt_id = f"{task.id}:r{task.retry_count}:a{n}"
-            out = _step_attempt(task_json, route, plan, attempt_id, begun.prompt, begun.workdir, True)
+            attempt_id = f"{task.id}:{stage.name or '-'}:l{loops}:r{task.retry_count}:a{n}"
+            out = _step_attempt(task_json, route, p, attempt_id, routed.prompt, plan.workdir, stage.timeout_s, single)
             n += 1
             if out is None:
-                failover.skip(f"circuit open for {plan.candidate.provider}")
+                failover.skip(f"circuit open for {p.candidate.provider}")
                 continue
+            if isinstance(out, Blocked):
+                if out.on_exceed == "downgrade":
+                    failover.skip(out.message)
+                    continue
+                if blocked_note != out.message:
+                    blocked_note = out.message
+                    _step_note(task.id, "blocked", out.message)
+                DBOS.sleep(self.loaded.budgets.recheck_s)
+                failover.wait()  # waiting for budget is not an attempt: plan the same call again
+                continue
+            if blocked_note is not None:
+                blocked_note = None
+                _step_note(task.id, "running", "")
             last = out
             if out.failure is not None and out.failure.kind is FailureKind.INTERRUPTED:
                 self.hold_while_stopping()
@@ -346,11 +556,34 @@ class Coordinator:
                 continue
             failover.observe(out.failure)
         if last is not None and last.ok:
-            return True, None
+            return last, None
         why = failover.why
         if last is not None and last.record.error_message:
             why = f"{last.record.model}: [{last.record.error_class}] {last.record.error_message[:300]}"
-        return False, why
+        return None, why
+
+    def note(self, task_id: str, state: str, note: str) -> None:
+        """Set a task's state with a note (blocked on a budget, and back)."""
+        self.ledger.set_task(task_id, state, _now_ms(), note=note or None)
+        self.reporter.event(state, task_id, error=note)
+
+    def reload_budgets(self) -> None:
+        """Pick up raised (or lowered) limits from the config file while tasks wait."""
+        try:
+            mtime = os.stat(self.loaded.path).st_mtime
+        except OSError:
+            return
+        if mtime == self._config_mtime:
+            return
+        self._config_mtime = mtime
+        try:
+            fresh = load_config(self.loaded.path)
+        except ConfigError as exc:
+            self.reporter.error(f"config changed but is invalid; keeping the old budgets: {exc}")
+            return
+        if self.runner.budgets is not None:
+            self.runner.budgets.config = fresh.budgets
+            self.runner.budgets.limits = fresh.budgets.all_limits()
 
     def finish(self, task_id: str, state: str, retry_count: int, last_error: str | None) -> None:
         self.ledger.set_task(task_id, state, _now_ms(), retry_count=retry_count, last_error=last_error)

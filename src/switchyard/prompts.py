@@ -17,11 +17,22 @@ from collections.abc import Mapping
 from switchyard.errors import ConfigError
 from switchyard.task import Task
 
-__all__ = ["DEFAULT_TEMPLATE", "TEMPLATE_FIELDS", "check_template", "render_prompt"]
+__all__ = ["DEFAULT_STAGE_TEMPLATE", "DEFAULT_TEMPLATE", "TEMPLATE_FIELDS", "check_template", "render_prompt"]
 
 DEFAULT_TEMPLATE = """{title}
 
 {body}
+"""
+
+# For workflow stages without a template of their own: the task, and what the stage before produced.
+DEFAULT_STAGE_TEMPLATE = """Stage: {stage} (workflow {workflow})
+
+{title}
+
+{body}
+
+Output of the previous stage:
+{previous_output}
 """
 
 TEMPLATE_FIELDS = frozenset(
@@ -37,6 +48,7 @@ TEMPLATE_FIELDS = frozenset(
         "stage",
         "workflow",
         "previous_output",
+        "previous_output_file",
         "loop_count",
     }
 )
@@ -52,7 +64,7 @@ def check_template(template: str, where: str) -> None:
         if name is None:
             continue
         head = name.split(".", 1)[0]
-        if "." in name and head in ("metadata", "stage_output"):
+        if "." in name and head in ("metadata", "stage_output", "stage_output_file"):
             continue
         if name not in TEMPLATE_FIELDS:
             near = suggest(name, TEMPLATE_FIELDS)
@@ -72,7 +84,9 @@ def render_prompt(
     stage: str | None = None,
     workflow: str | None = None,
     previous_output: str = "",
+    previous_output_file: str = "",
     stage_outputs: Mapping[str, str] | None = None,
+    stage_output_files: Mapping[str, str] | None = None,
     loop_count: int = 0,
 ) -> str:
     """Fill `template` (default: title and body) from `task`, in one pass."""
@@ -88,9 +102,11 @@ def render_prompt(
         "stage": stage or "",
         "workflow": workflow or "",
         "previous_output": previous_output,
+        "previous_output_file": previous_output_file,
         "loop_count": str(loop_count),
     }
     outputs = stage_outputs or {}
+    files = stage_output_files or {}
 
     def fill(m: re.Match[str]) -> str:
         whole = m.group(0)
@@ -103,6 +119,8 @@ def render_prompt(
             return str(task.metadata.get(name[len("metadata.") :], ""))
         if name.startswith("stage_output."):
             return outputs.get(name[len("stage_output.") :], "")
+        if name.startswith("stage_output_file."):
+            return files.get(name[len("stage_output_file.") :], "")
         return values.get(name, whole)
 
     return _FIELD.sub(fill, template if template is not None else DEFAULT_TEMPLATE)

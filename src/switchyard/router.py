@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from switchyard._records import record
 from switchyard.catalog import Catalog
 from switchyard.config import LoadedConfig
-from switchyard.errors import InputError
+from switchyard.errors import InputError, RunError
 from switchyard.facts import BudgetView, Facts, stable_hash
 from switchyard.rules.compile import Condition
 from switchyard.task import Task
@@ -278,6 +278,7 @@ class Router:
         self.tz: tzinfo | None = ZoneInfo(routing.timezone) if routing.timezone else local_zone()
         self.default_workflow = routing.default_workflow
         self._provider_of = {m.name: m.provider for m in self.catalog}
+        self._caps = {m.name: m.capabilities for m in self.catalog}
         self._disabled = {name for name, p in loaded.providers.items() if not p.enabled}
         rules: list[_Rule] = []
         for i, (rc, cond) in enumerate(zip(routing.rules, loaded.conditions, strict=True)):
@@ -308,8 +309,12 @@ class Router:
         budget: BudgetView | None = None,
         workflow: str | None = None,
         loop_count: int = 0,
+        requires: tuple[str, ...] | frozenset[str] = (),
     ) -> Decision:
-        """Choose a model for `task`. Pure: the same arguments always give the same decision."""
+        """Choose a model for `task`. Pure: the same arguments always give the same decision.
+
+        `requires` keeps only models with those capabilities (a workflow stage's `requires`).
+        """
         status = self._status(provider_status)
         facts = Facts(
             task,
@@ -321,6 +326,8 @@ class Router:
             budget=budget,
             loop_count=loop_count,
         )
+        if requires:
+            return self._walk(facts, status, frozenset(requires))
         # Fast path: the first matching rule's own target (or the default) is usable.
         for rule in self._target_rules:
             if rule.condition.test(facts):
@@ -339,11 +346,14 @@ class Router:
                 return Decision(self, facts, self.default_model, provider, _DEFAULT_REASON, None, None, None, (), True)
         return self._walk(facts, status)
 
-    def _walk(self, facts: Facts, status: Mapping[str, str]) -> Decision:
+    def _walk(self, facts: Facts, status: Mapping[str, str], requires: frozenset[str] = frozenset()) -> Decision:
         """The slow path: walk every candidate in order until one's provider is usable."""
         skipped: list[str] = []
         first: tuple[Candidate, _Rule | None, str | None] | None = None
         for cand, rule, arm in self._candidates(facts):
+            if requires and not requires <= self._caps[cand.model]:
+                skipped.append(f"{cand.model}: lacks {', '.join(sorted(requires - self._caps[cand.model]))}")
+                continue
             if first is None:
                 first = (cand, rule, arm)
             st = status.get(cand.provider, "up")
@@ -351,7 +361,11 @@ class Router:
                 skipped.append(f"{cand.model}: provider {cand.provider} is {st}")
                 continue
             return self._decision(facts, cand, rule, arm, skipped, available=True)
-        assert first is not None  # the default model is always a candidate
+        if first is None:
+            need = ", ".join(sorted(requires))
+            raise RunError(
+                f"task {facts.task.id}: no candidate model has the capabilities {need}; add them to a model or a rule"
+            )
         cand, rule, arm = first
         skipped.append(f"every candidate's provider is unavailable; keeping {cand.model}")
         return self._decision(facts, cand, rule, arm, skipped, available=False)

@@ -26,7 +26,9 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
+from switchyard.budgets import BudgetExceeded, Budgets
 from switchyard.config import LoadedConfig
+from switchyard.config.schema import CommandProvider, ProviderConfig, SimulatedProvider
 from switchyard.errors import RunError
 from switchyard.facts import stable_hash
 from switchyard.failures import Failure, FailureKind
@@ -96,6 +98,7 @@ class RunResult:
     route: Route
     attempts: list[AttemptOutcome] = field(default_factory=list)
     why: str = ""
+    blocked: BudgetExceeded | None = None
 
     @property
     def ok(self) -> bool:
@@ -156,6 +159,9 @@ class Failover:
         plan = Plan(self.candidates[self.index], self.index, self.tries, self.attempts, self.delay_s)
         self.delay_s = 0.0
         return plan
+
+    def wait(self) -> None:
+        """The planned call could not start yet (budget): plan it again later; not an attempt."""
 
     def again(self) -> None:
         """The planned call was interrupted (shutdown): plan the same candidate again; it counts as an attempt."""
@@ -221,6 +227,7 @@ class Runner:
         sleep: Callable[[float], None] = time.sleep,
         wall_clock: Callable[[], float] = time.time,
         runs_dir: Path | None = None,
+        budgets: Budgets | None = None,
     ) -> None:
         self.loaded = loaded
         self.ledger = ledger
@@ -234,6 +241,9 @@ class Runner:
         self.sleep = sleep
         self.wall_clock = wall_clock
         self.runs_dir = runs_dir or loaded.resolve(loaded.runner.runs_dir)
+        if budgets is None and loaded.budgets.all_limits():
+            budgets = Budgets(loaded, ledger, clock=wall_clock, tz=self.router.tz)
+        self.budgets = budgets
 
     def close(self) -> None:
         for p in self._providers.values():
@@ -247,9 +257,51 @@ class Runner:
             self._providers[name] = p
         return p
 
-    def decide(self, task: Task, *, stage: str | None = None, workflow: str | None = None) -> Route:
-        """Route `task` with the providers' current health."""
-        return self.router.decide(task, stage=stage, workflow=workflow, provider_status=self.health.status()).route()
+    def decide(
+        self,
+        task: Task,
+        *,
+        stage: str | None = None,
+        workflow: str | None = None,
+        requires: tuple[str, ...] = (),
+        loop_count: int = 0,
+    ) -> Route:
+        """Route `task` with the providers' current health and the budget facts."""
+        budget = self.budgets.view() if self.budgets is not None else None
+        now = datetime.fromtimestamp(self.wall_clock(), UTC)
+        return self.router.decide(
+            task,
+            stage=stage,
+            workflow=workflow,
+            provider_status=self.health.status(),
+            budget=budget,
+            now=now,
+            requires=requires,
+            loop_count=loop_count,
+        ).route()
+
+    def hold_amount(self, call: Call, provider: ProviderConfig) -> Decimal:
+        """The worst case a call can cost, to reserve before it starts."""
+        model = self.loaded.catalog[call.model]
+        at = datetime.fromtimestamp(self.wall_clock(), UTC)
+        if isinstance(provider, SimulatedProvider):
+            prompt = provider.input_tokens[1] + provider.cache_read_tokens[1] + provider.cache_write_tokens[1]
+            return model.max_cost(
+                prompt, min(provider.output_tokens[1], call.max_output_tokens or provider.output_tokens[1]), at
+            )
+        if isinstance(provider, CommandProvider):
+            # Agent CLIs run many turns: their ceiling is the provider's max_cost_usd (passed to the CLI
+            # through max_cost_flag where it has one, such as claude --max-budget-usd).
+            assert self.budgets is not None
+            return provider.max_cost_usd or self.budgets.config.cli_hold_usd
+        assert self.budgets is not None
+        margin = self.budgets.config.prompt_token_margin
+        prompt_tokens = int(
+            (Decimal(len(call.prompt.encode("utf-8"))) / 3 * margin).to_integral_value(rounding="ROUND_CEILING")
+        )
+        return model.max_cost(
+            prompt_tokens, call.max_output_tokens or self.budgets.config.default_max_output_tokens, at
+        )
 
     # one attempt --------------------------------------------------------------------
     def attempt(
@@ -276,6 +328,11 @@ class Runner:
         cand = plan.candidate
         model = self.loaded.catalog[cand.model]
         pcfg = self.loaded.providers[cand.provider]
+        budgeted = self.budgets is not None and self.budgets.active
+        max_output = model.max_output_tokens
+        if budgeted and max_output is None and not isinstance(pcfg, CommandProvider):
+            # With a budget the output must have a ceiling, or the worst case is unbounded.
+            max_output = getattr(pcfg, "max_output_tokens", None) or self.loaded.budgets.default_max_output_tokens
         call = Call(
             attempt_id=attempt_id,
             task=task,
@@ -286,13 +343,29 @@ class Runner:
             timeout_s=timeout_s or pcfg.timeout_s or self.loaded.runner.default_timeout_s,
             stage=stage,
             workdir=workdir,
-            max_output_tokens=model.max_output_tokens,
+            max_output_tokens=max_output,
             max_cost_usd=max_cost_usd if max_cost_usd is not None else pcfg.max_cost_usd,
             attempt_number=plan.attempt_number,
         )
+        hold = None
+        if budgeted:
+            assert self.budgets is not None
+            counters = self.budgets.counters(
+                provider=cand.provider, model=cand.model, labels=task.labels, workflow=workflow
+            )
+            if counters:
+                # Raises BudgetExceeded: a call that does not fit is not started.
+                hold = self.budgets.reserve(attempt_id, task.id, self.hold_amount(call, pcfg), counters)
+                hold_id = hold.hold_id
         started = self.wall_clock()
         t0 = time.perf_counter()
-        result = self.provider(cand.provider).execute(call)
+        try:
+            result = self.provider(cand.provider).execute(call)
+        except BaseException:
+            if hold is not None:
+                assert self.budgets is not None
+                self.budgets.release(hold.hold_id)
+            raise
         latency_ms = int((time.perf_counter() - t0) * 1000)
         record = self._record(
             task, plan, route, call, result, started, latency_ms, stage, workflow, run_id, prompt, hold_id
@@ -301,6 +374,12 @@ class Runner:
             run_dir.mkdir(parents=True, exist_ok=True)
             (run_dir / "result.txt").write_text(result.text, encoding="utf-8")
         self.ledger.record(record)
+        if hold is not None:
+            assert self.budgets is not None
+            if result.usage is not None:
+                self.budgets.settle(hold.hold_id, record.cost_usd)
+            else:  # nothing known to have been spent (killed, refused, unreadable output)
+                self.budgets.release(hold.hold_id)
         self.health.record(cand.provider, result.failure)
         return AttemptOutcome(record, result.failure, result.text, result.output_path)
 
@@ -406,17 +485,25 @@ class Runner:
             if plan.delay_s > 0:
                 self.sleep(plan.delay_s)
             attempt_id = f"{run_id}:{safe_name(task.id)}:{stage or '-'}:{plan.attempt_number}"
-            outcome = self.attempt(
-                task,
-                plan,
-                route,
-                prompt=prompt,
-                attempt_id=attempt_id,
-                stage=stage,
-                workflow=workflow,
-                run_id=run_id,
-                workdir=workdir,
-            )
+            try:
+                outcome = self.attempt(
+                    task,
+                    plan,
+                    route,
+                    prompt=prompt,
+                    attempt_id=attempt_id,
+                    stage=stage,
+                    workflow=workflow,
+                    run_id=run_id,
+                    workdir=workdir,
+                )
+            except BudgetExceeded as exc:
+                if exc.on_exceed == "downgrade":
+                    failover.skip(str(exc))
+                    continue
+                result.why = str(exc)
+                result.blocked = exc
+                return result
             result.attempts.append(outcome)
             failover.observe(outcome.failure)
         result.why = failover.why

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from switchyard.config.locate import Loc, PathKey
 from switchyard.config.schema import (
     PROVIDER_KINDS,
+    BudgetsConfig,
     CommandProvider,
     Config,
     CoordinatorConfig,
@@ -65,6 +66,7 @@ register_section("ledger", LedgerConfig)
 register_section("runner", RunnerConfig)
 register_section("health", HealthConfig)
 register_section("coordinator", CoordinatorConfig)
+register_section("budgets", BudgetsConfig)
 _CORE = ("providers", "models", "routing", "workflows")
 
 
@@ -114,6 +116,10 @@ class LoadedConfig:
     @property
     def coordinator(self) -> CoordinatorConfig:
         return self.sections["coordinator"]  # type: ignore[no-any-return]
+
+    @property
+    def budgets(self) -> BudgetsConfig:
+        return self.sections["budgets"]  # type: ignore[no-any-return]
 
     def resolve(self, path: str) -> Path:
         """A path from the config, relative to the config file's folder."""
@@ -182,6 +188,7 @@ class _Loader:
         self.warnings: list[Problem] = []
         self._index: dict[PathKey, Loc] | None = None
         self.provider_names: set[str] = set()
+        self.sections_built: dict[str, Any] = {}
         self.model_names: set[str] = set()
 
     @property
@@ -302,6 +309,7 @@ class _Loader:
         sections = {}
         for name, validate in SECTIONS.items():
             sections[name] = validate(self.reader, data.get(name, {}), (name,))
+        self.sections_built = sections
 
         self.check_references(providers, models, routing, workflows)
         conditions = self.compile_conditions(providers, models, routing, workflows)
@@ -387,6 +395,7 @@ class _Loader:
                     self.need_workflow(rule.workflow, (*path, "workflow"), workflows)
                 if rule.experiment is not None and rule.split is None:
                     self.warn((*path, "experiment"), "experiment is only recorded for rules with a split")
+        self.check_budgets(providers, by_name, workflows)
         for name, wf in workflows.items():
             if not wf.stages:
                 self.error(("workflows", name, "stages"), "a workflow needs at least one stage")
@@ -404,6 +413,45 @@ class _Loader:
                     self.need_model(stage.model, (*path, "model"), by_name)
                 if stage.prompt is not None and stage.prompt_file is not None:
                     self.error(path, "a stage has either prompt or prompt_file, not both")
+                if stage.loop_to is not None and stage.loop_to not in names:
+                    near = suggest(stage.loop_to, names)
+                    self.error(
+                        (*path, "loop_to"),
+                        f"loop_to must name an earlier stage of workflow '{name}', got '{stage.loop_to}'"
+                        + (f" (did you mean '{near}'?)" if near else ""),
+                    )
+                if (stage.reject_if or stage.verdict_field) and stage.loop_to is None:
+                    self.error(
+                        path, 'reject_if / verdict_field need loop_to = "STAGE" (where a rejected task goes back to)'
+                    )
+                for j, cap in enumerate(stage.requires):
+                    if not any(cap in m.capabilities for m in models):
+                        self.error((*path, "requires", j), f"no model has the capability '{cap}'")
+
+    def check_budgets(
+        self, providers: dict[str, ProviderConfig], models: dict[str, ModelConfig], workflows: dict[str, WorkflowConfig]
+    ) -> None:
+        budgets = self.sections_built.get("budgets")
+        if budgets is None:
+            return
+        for i, limit in enumerate(budgets.limits):
+            kind, _, target = limit.scope.partition(":")
+            known: dict[str, Any] = {"provider": providers, "model": models, "workflow": workflows}
+            if kind in known and target not in known[kind]:
+                near = suggest(target, set(known[kind]))
+                self.error(
+                    ("budgets", "limits", i, "scope"),
+                    f"unknown {kind} '{target}'" + (f" (did you mean '{kind}:{near}'?)" if near else ""),
+                )
+        if budgets.all_limits():
+            for name, p in providers.items():
+                if isinstance(p, CommandProvider) and p.max_cost_usd is None:
+                    self.warn(
+                        ("providers", name),
+                        f"budgets are set but provider '{name}' has no max_cost_usd: each call holds "
+                        f"budgets.cli_hold_usd (${budgets.cli_hold_usd}) and may spend more",
+                        'set max_cost_usd (and max_cost_flag, e.g. ["--max-budget-usd", "{max_cost_usd}"] for claude)',
+                    )
 
     def need_workflow(self, name: str, path: PathKey, workflows: dict[str, WorkflowConfig]) -> None:
         if name in workflows:

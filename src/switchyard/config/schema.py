@@ -19,6 +19,8 @@ from switchyard.config.validate import check
 __all__ = [
     "PROVIDER_KINDS",
     "AnthropicProvider",
+    "BudgetLimit",
+    "BudgetsConfig",
     "CommandProvider",
     "Config",
     "CoordinatorConfig",
@@ -52,6 +54,25 @@ def _fraction(v: float | Decimal) -> str | None:
 
 
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+def _regex(v: str | None) -> str | None:
+    if v is None:
+        return None
+    try:
+        re.compile(v)
+    except re.error as exc:
+        return f"invalid regular expression: {exc}"
+    return None
+
+
+def _scope(v: str) -> str | None:
+    if v == "global":
+        return None
+    kind, sep, name = v.partition(":")
+    if sep and name and kind in ("provider", "model", "label", "workflow"):
+        return None
+    return f"{v!r} is not a scope: write 'global', 'provider:NAME', 'model:NAME', 'label:NAME' or 'workflow:NAME'"
 
 
 def _hhmm(v: str) -> str | None:
@@ -322,6 +343,12 @@ class StageConfig:
     prompt_file: str | None = None
     requires: tuple[str, ...] = ()
     timeout_s: float | None = field(default=None, metadata=check(_positive))
+    # A review stage can send the task back: when its output matches `reject_if` (a regex), or
+    # its JSON output's `verdict_field` holds one of `reject_values`, go back to stage `loop_to`.
+    loop_to: str | None = None
+    reject_if: str | None = field(default=None, metadata=check(_regex))
+    verdict_field: str | None = None
+    reject_values: tuple[str, ...] = ("reject", "rejected", "changes_requested", "request_changes")
 
 
 @record
@@ -330,7 +357,43 @@ class WorkflowConfig:
 
     name: str = field(metadata={"from_key": True})
     stages: tuple[StageConfig, ...] = ()
+    max_loops: int = field(default=2, metadata=check(_non_negative))
     description: str = ""
+
+
+# --------------------------------------------------------------------------- budgets
+@record
+class BudgetLimit:
+    """One `[[budgets.limits]]` entry."""
+
+    scope: str = field(metadata=check(_scope))
+    period: Literal["day", "week", "month"]
+    limit_usd: Decimal = field(metadata=check(_non_negative))
+    on_exceed: Literal["block", "downgrade"] = "block"
+
+
+@record
+class BudgetsConfig:
+    """`[budgets]`: spend limits per period and scope, held exactly under concurrency."""
+
+    daily_usd: Decimal | None = field(default=None, metadata=check(_non_negative))
+    weekly_usd: Decimal | None = field(default=None, metadata=check(_non_negative))
+    monthly_usd: Decimal | None = field(default=None, metadata=check(_non_negative))
+    limits: tuple[BudgetLimit, ...] = ()
+    cli_hold_usd: Decimal = field(default=Decimal("1.00"), metadata=check(_positive))
+    prompt_token_margin: Decimal = field(default=Decimal("1.25"), metadata=check(_positive))
+    default_max_output_tokens: int = field(default=4096, metadata=check(_positive))
+    recheck_s: float = field(default=30.0, metadata=check(_positive))
+
+    def all_limits(self) -> tuple[BudgetLimit, ...]:
+        """The shorthand daily/weekly/monthly totals as global limits, then the explicit ones."""
+        periods: tuple[tuple[Literal["day", "week", "month"], Decimal | None], ...] = (
+            ("day", self.daily_usd),
+            ("week", self.weekly_usd),
+            ("month", self.monthly_usd),
+        )
+        shorthand = [BudgetLimit("global", period, amount, "block") for period, amount in periods if amount is not None]
+        return (*shorthand, *self.limits)
 
 
 # --------------------------------------------------------------------------- whole file

@@ -229,6 +229,32 @@ MIGRATIONS: list[Migration] = [
         CREATE INDEX tasks_state ON tasks (state)
         """,
     ),
+    Migration(
+        "0004_budgets",
+        """
+        CREATE TABLE budget_counters (
+            counter TEXT PRIMARY KEY,
+            scope TEXT NOT NULL,
+            period TEXT NOT NULL,
+            period_start TEXT NOT NULL,
+            limit_pico BIGINT NOT NULL,
+            spent_pico BIGINT NOT NULL DEFAULT 0,
+            held_pico BIGINT NOT NULL DEFAULT 0
+        );
+        CREATE TABLE budget_holds (
+            hold_id TEXT PRIMARY KEY,
+            task_id TEXT NOT NULL,
+            amount_pico BIGINT NOT NULL,
+            actual_pico BIGINT,
+            state TEXT NOT NULL,
+            counters TEXT NOT NULL,
+            owner TEXT NOT NULL DEFAULT '',
+            created_ms BIGINT NOT NULL,
+            updated_ms BIGINT NOT NULL
+        );
+        CREATE INDEX budget_holds_state ON budget_holds (state)
+        """,
+    ),
 ]
 
 
