@@ -36,7 +36,7 @@ from typing import Any
 from dbos import DBOS, DBOSClient, SetWorkflowID
 
 from switchyard._records import record
-from switchyard.budgets import BudgetExceeded
+from switchyard.budgets import BudgetExceeded, Budgets
 from switchyard.config import LoadedConfig, load_config
 from switchyard.errors import ConfigError, RunError
 from switchyard.failures import FailureKind
@@ -132,18 +132,16 @@ def _step_attempt(
     workdir: str | None,
     timeout_s: float | None,
     last: bool,
+    unblock: bool,
 ) -> AttemptOutcome | Blocked | None:
-    return _co().attempt(task_json, route, plan, attempt_id, prompt, workdir, timeout_s=timeout_s, finishes_task=last)
+    return _co().attempt(
+        task_json, route, plan, attempt_id, prompt, workdir, timeout_s=timeout_s, finishes_task=last, unblock=unblock
+    )
 
 
 @DBOS.step()
 def _step_finish(task_id: str, state: str, retry_count: int, last_error: str | None) -> None:
     _co().finish(task_id, state, retry_count, last_error)
-
-
-@DBOS.step()
-def _step_note(task_id: str, state: str, note: str) -> None:
-    _co().note(task_id, state, note)
 
 
 @DBOS.workflow()
@@ -230,11 +228,13 @@ class Coordinator:
         self.ledger = Ledger.open(loaded.ledger_location())
         names = [p.api_key_env for p in loaded.providers.values() if p.api_key_env]
         self.context = ProviderContext(redactor=Redactor.from_env(names), children=ChildProcesses(state / "children"))
-        self.runner = Runner(loaded, self.ledger, context=self.context)
+        budgets = Budgets(loaded, self.ledger, owner=cfg.executor_id) if loaded.budgets.all_limits() else None
+        self.runner = Runner(loaded, self.ledger, context=self.context, budgets=budgets)
         self.draining = threading.Event()
         self._never = threading.Event()
         self._inflight = 0
         self._lock = threading.Lock()
+        self.blocked_seen: set[str] = set()
         self.started = False
         self._config_mtime = os.stat(loaded.path).st_mtime if loaded.path and os.path.exists(loaded.path) else None
 
@@ -270,6 +270,10 @@ class Coordinator:
         reaped = self.context.children.reap_stale()
         if reaped:
             self.reporter.note(f"killed {reaped} agent process group(s) left by a previous run")
+        if self.runner.budgets is not None:
+            settled, released = self.runner.budgets.reconcile()
+            if settled or released:
+                self.reporter.note(f"budget holds left by a previous run: {settled} settled, {released} released")
         log = logging.getLogger("dbos")
         if not log.handlers:  # DBOS's own logs go to a file, not the terminal
             handler = logging.FileHandler(self.state_dir / "dbos.log")
@@ -481,6 +485,7 @@ class Coordinator:
         *,
         timeout_s: float | None = None,
         finishes_task: bool = False,
+        unblock: bool = False,
     ) -> AttemptOutcome | Blocked | None:
         task = Task.from_dict(json.loads(task_json))
         provider = plan.candidate.provider
@@ -488,6 +493,8 @@ class Coordinator:
             return None
         with self._lock:
             self._inflight += 1
+        if unblock:  # it was waiting on a budget; the check happens again just below
+            self.ledger.set_task(task.id, "running", _now_ms())
         self.reporter.event("start", task.id, model=plan.candidate.model, provider=provider)
         try:
             out = self.runner.attempt(
@@ -504,6 +511,11 @@ class Coordinator:
             )
         except BudgetExceeded as exc:
             self.reload_budgets()
+            with self._lock:
+                self.blocked_seen.add(task.id)
+            if exc.on_exceed == "block":
+                self.ledger.set_task(task.id, "blocked", _now_ms(), note=str(exc))
+                self.reporter.event("blocked", task.id, error=str(exc))
             return Blocked(str(exc), exc.on_exceed)
         finally:
             with self._lock:
@@ -525,13 +537,15 @@ class Coordinator:
         n = 0
         last: AttemptOutcome | None = None
         task_json = json.dumps(task.to_dict())
-        blocked_note: str | None = None
+        blocked = False
         while (p := failover.next()) is not None:
             if p.delay_s > 0:
                 DBOS.sleep(p.delay_s)
             self.hold_while_stopping()
             attempt_id = f"{task.id}:{stage.name or '-'}:l{loops}:r{task.retry_count}:a{n}"
-            out = _step_attempt(task_json, route, p, attempt_id, routed.prompt, plan.workdir, stage.timeout_s, single)
+            out = _step_attempt(
+                task_json, route, p, attempt_id, routed.prompt, plan.workdir, stage.timeout_s, single, blocked
+            )
             n += 1
             if out is None:
                 failover.skip(f"circuit open for {p.candidate.provider}")
@@ -540,15 +554,11 @@ class Coordinator:
                 if out.on_exceed == "downgrade":
                     failover.skip(out.message)
                     continue
-                if blocked_note != out.message:
-                    blocked_note = out.message
-                    _step_note(task.id, "blocked", out.message)
+                blocked = True
                 DBOS.sleep(self.loaded.budgets.recheck_s)
                 failover.wait()  # waiting for budget is not an attempt: plan the same call again
                 continue
-            if blocked_note is not None:
-                blocked_note = None
-                _step_note(task.id, "running", "")
+            blocked = False
             last = out
             if out.failure is not None and out.failure.kind is FailureKind.INTERRUPTED:
                 self.hold_while_stopping()
@@ -561,11 +571,6 @@ class Coordinator:
         if last is not None and last.record.error_message:
             why = f"{last.record.model}: [{last.record.error_class}] {last.record.error_message[:300]}"
         return None, why
-
-    def note(self, task_id: str, state: str, note: str) -> None:
-        """Set a task's state with a note (blocked on a budget, and back)."""
-        self.ledger.set_task(task_id, state, _now_ms(), note=note or None)
-        self.reporter.event(state, task_id, error=note)
 
     def reload_budgets(self) -> None:
         """Pick up raised (or lowered) limits from the config file while tasks wait."""
@@ -619,10 +624,13 @@ class Coordinator:
         return n
 
     def wait_idle(self, stop: threading.Event, poll_s: float = 0.2) -> bool:
-        """Wait until no task is queued or running; False if `stop` was set first."""
+        """Wait until no task is queued or running and every blocked one was re-checked here; False if stopped."""
         while not stop.is_set():
             if not self.ledger.tasks(states=list(ACTIVE_STATES)):
-                return True
+                blocked = {t.task_id for t in self.ledger.tasks(states=["blocked"])}
+                with self._lock:
+                    if blocked <= self.blocked_seen:
+                        return True
             stop.wait(poll_s)
         return False
 

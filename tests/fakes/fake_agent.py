@@ -3,7 +3,7 @@
 Run as `python fake_agent.py [args...]` with the prompt on stdin. It records its
 argv, environment and prompt to $FAKE_RECORD (JSON) when that is set.
 
-FAKE_MODE: ok | error529 | is_error_text | exit2 | hang | garbage | truncated | sleep | fail_then_ok
+FAKE_MODE: ok | error529 | is_error_text | exit2 | hang | garbage | truncated | sleep | fail_then_ok | echo | review
 """
 
 from __future__ import annotations
@@ -53,6 +53,13 @@ def main() -> int:
                 fh.flush()
                 os.fsync(fh.fileno())
         print(json.dumps(result))
+        return 0
+    if mode == "echo":  # answers with its whole prompt: lets a test see what each stage was given
+        print(json.dumps({**result, "result": prompt}))
+        return 0
+    if mode == "review":  # rejects the first time round (the prompt says loop=0), approves after
+        verdict = "REJECT: needs tests" if "loop=0" in prompt else "APPROVE"
+        print(json.dumps({**result, "result": verdict}))
         return 0
     if mode == "fail_then_ok":
         # Fails (529) on the cheap model, succeeds on any other: exercises escalation.

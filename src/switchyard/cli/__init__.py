@@ -30,6 +30,7 @@ _LAZY: dict[str, str] = {
     "providers": "switchyard.cli.run_cmd:providers",
     "run": "switchyard.cli.coord_cmd:run",
     "status": "switchyard.cli.coord_cmd:status",
+    "budget": "switchyard.cli.budget_cmd:budget",
 }
 
 

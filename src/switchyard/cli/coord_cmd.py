@@ -166,13 +166,27 @@ def run(
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
-    co.close()
-    reporter.close()
     with open_ledger(loaded) as ledger:
         rows = task_status(ledger)
+    blocked = [r for r in rows if r["state"] == "blocked"]
+    code = 1 if any(r["state"] == "dead" for r in rows) else 0
+    if blocked:
+        reporter.close()
+        click.echo(_summary(rows))
+        click.echo(
+            f"{len(blocked)} blocked on a budget ({blocked[0]['note']}); they resume on a later run once the "
+            "period rolls over or the limit is raised: see `switchyard budget`"
+        )
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # Their workflows wait in a durable sleep; leave them pending for the next run rather than
+        # shutting the engine down under them.
+        os._exit(code)
+    co.close()
+    reporter.close()
     click.echo(_summary(rows))
-    if any(r["state"] == "dead" for r in rows):
-        raise click.exceptions.Exit(1)
+    if code:
+        raise click.exceptions.Exit(code)
 
 
 def _shut_down(co: Any, hard: threading.Event, grace_s: float) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -85,13 +86,22 @@ class Database:
     def migrate(self, migrations: Sequence[Migration]) -> list[str]:
         """Apply the migrations this database has not seen; returns their names."""
         with self._lock:
-            self.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+            with self.transaction():
+                if self.dialect == "postgres":  # concurrent CREATE TABLE IF NOT EXISTS can collide there
+                    self.execute("SELECT pg_advisory_xact_lock(7265346)")
+                self.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
             done = {r[0] for r in self.query("SELECT name FROM _migrations")}
             applied = []
             for m in migrations:
                 if m.name in done:
                     continue
                 with self.transaction():
+                    # Another process may be migrating the same database right now: serialise on a lock
+                    # (the write lock on SQLite, an advisory lock on PostgreSQL) and look again.
+                    if self.dialect == "postgres":
+                        self.execute("SELECT pg_advisory_xact_lock(7265346)")
+                    if self.one("SELECT name FROM _migrations WHERE name = ?", (m.name,)) is not None:
+                        continue
                     for statement in _statements(m.sql[self.dialect]):
                         self.execute(statement)
                     self.execute(
@@ -115,7 +125,17 @@ def _statements(sql: str) -> list[str]:
 def _sqlite(path: Path) -> Database:
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(str(path), timeout=30, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA busy_timeout=30000")
+    # Switching to WAL needs a moment alone with the file; many processes may open it at once.
+    for attempt in range(100):
+        try:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                conn.execute("PRAGMA journal_mode=WAL")
+            break
+        except sqlite3.OperationalError:
+            if attempt == 99:
+                raise
+            time.sleep(0.05)
     # FULL: a committed attempt survives power loss (WAL+NORMAL may roll the last commits back).
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA busy_timeout=30000")
