@@ -15,3 +15,7 @@ def clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith(_SCRUB):
             monkeypatch.delenv(name, raising=False)
+
+
+# PostgreSQL fixtures (`pg_url`, `ledger_url`): see tests/pg.py.
+from pg import ledger_url, pg_url  # noqa: E402, F401

@@ -15,7 +15,6 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, invariant, rule
 
-from pg import ledger_url, pg_url  # noqa: F401 - fixtures
 from switchyard.budgets import BudgetExceeded, Budgets
 from switchyard.cli import cli
 from switchyard.config import loads_config
@@ -80,7 +79,7 @@ def counters_total(ledger: Ledger) -> tuple[Decimal, Decimal]:
     return Decimal(int(row[0])) / 10**12, Decimal(int(row[1])) / 10**12
 
 
-def test_fifty_concurrent_tasks_never_overspend(ledger_url: str, tmp_path: Path) -> None:  # noqa: F811
+def test_fifty_concurrent_tasks_never_overspend(ledger_url: str, tmp_path: Path) -> None:
     cfg = loaded(ledger_url, "daily_usd = 0.10")
     results: list[bool] = []
     lock = threading.Lock()

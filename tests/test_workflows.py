@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from decimal import Decimal
 from pathlib import Path
 
 from switchyard.ledger import Ledger
@@ -282,3 +283,22 @@ daily_usd = {limit}
     proc = run(cfg, "--once")
     assert proc.returncode == 0, proc.stderr
     assert {r["state"] for r in status(cfg)} == {"done"}
+
+
+def test_coordinator_on_postgresql(tmp_path: Path, pg_url: str) -> None:
+    """Ledger, budgets and the durable queue all in one PostgreSQL database."""
+    cfg = tmp_path / "switchyard.toml"
+    cfg.write_text(SEED_WORKFLOWS + f'\n[ledger]\nurl = "{pg_url}"\n\n[budgets]\ndaily_usd = 5\n')
+    proc = run(cfg, "--tasks", str(tasks_file(tmp_path, 4)), "--once")
+    assert proc.returncode == 0, proc.stderr
+    assert {r["state"] for r in status(cfg)} == {"done"}
+    with Ledger.open(pg_url) as ledger:
+        assert len(ledger.attempts()) == 12
+        assert ledger.db.one("SELECT COUNT(*) FROM dbos.workflow_status")[0] == 4  # type: ignore[index]
+        spent = ledger.db.one("SELECT spent_pico FROM budget_counters")[0]  # type: ignore[index]
+    assert spent == int(ledger_total(pg_url) * 10**12)
+
+
+def ledger_total(url: str) -> Decimal:
+    with Ledger.open(url) as ledger:
+        return ledger.total_cost()
