@@ -133,15 +133,29 @@ def _step_attempt(
     timeout_s: float | None,
     last: bool,
     unblock: bool,
+    first: bool = False,
+    failover_from: str | None = None,
 ) -> AttemptOutcome | Blocked | None:
     return _co().attempt(
-        task_json, route, plan, attempt_id, prompt, workdir, timeout_s=timeout_s, finishes_task=last, unblock=unblock
+        task_json,
+        route,
+        plan,
+        attempt_id,
+        prompt,
+        workdir,
+        timeout_s=timeout_s,
+        finishes_task=last,
+        unblock=unblock,
+        first=first,
+        failover_from=failover_from,
     )
 
 
 @DBOS.step()
-def _step_finish(task_id: str, state: str, retry_count: int, last_error: str | None) -> None:
-    _co().finish(task_id, state, retry_count, last_error)
+def _step_finish(
+    task_id: str, state: str, retry_count: int, last_error: str | None, completed: str | None = None
+) -> None:
+    _co().finish(task_id, state, retry_count, last_error, completed)
 
 
 @DBOS.workflow()
@@ -154,9 +168,10 @@ def _task_workflow(task_id: str) -> str:
     outputs: dict[str, tuple[str, str]] = {}
     index = loops = 0
     routed: Routed | None = first
+    completed: str | None = None
     while index < len(plan.stages):
         stage = plan.stages[index]
-        ok, text, output_file, retry_count, error = co.run_stage(
+        ok, text, output_file, retry_count, error, completed = co.run_stage(
             plan, index, retry_count, loops, outputs, routed, single
         )
         routed = None
@@ -170,7 +185,7 @@ def _task_workflow(task_id: str) -> str:
             continue
         index += 1
     if not single:
-        _step_finish(task_id, "done", retry_count, None)
+        _step_finish(task_id, "done", retry_count, None, completed)
     return "done"
 
 
@@ -437,8 +452,8 @@ class Coordinator:
         outputs: dict[str, tuple[str, str]],
         routed: Routed | None,
         single: bool,
-    ) -> tuple[bool, str, str, int, str | None]:
-        """Run one stage, escalating on failure: (ok, output text, output file, retry_count, last error)."""
+    ) -> tuple[bool, str, str, int, str | None, str | None]:
+        """Run one stage, escalating on failure: (ok, output text, output file, retry_count, last error, attempt id)."""
         stage = plan.stages[index]
         max_attempts = self.loaded.coordinator.max_attempts
         error: str | None = None
@@ -447,15 +462,15 @@ class Coordinator:
             if routed is None:
                 routed = _step_route(plan, index, retry_count, loops, outputs)
             task = Task.from_dict(json.loads(plan.task_json)).with_retry(retry_count)
-            out, error = self.run_route(task, routed, plan, stage, loops, single)
+            out, error = self.run_route(task, routed, plan, stage, loops, single, index == loops == level == 0)
             routed = None
             if out is not None:
                 path = str(out.output_path) if out.output_path else ""
-                return True, out.text or "", path, retry_count, None
+                return True, out.text or "", path, retry_count, None, out.record.attempt_id
             if level + 1 < max_attempts:
                 retry_count += 1
                 _step_finish(task.id, "retrying", retry_count, error)
-        return False, "", "", retry_count, error
+        return False, "", "", retry_count, error, None
 
     def _worktree(self, task: Task) -> Path:
         cfg = self.loaded.coordinator
@@ -486,6 +501,8 @@ class Coordinator:
         timeout_s: float | None = None,
         finishes_task: bool = False,
         unblock: bool = False,
+        first: bool = False,
+        failover_from: str | None = None,
     ) -> AttemptOutcome | Blocked | None:
         task = Task.from_dict(json.loads(task_json))
         provider = plan.candidate.provider
@@ -508,6 +525,8 @@ class Coordinator:
                 run_id=task.id,
                 workdir=Path(workdir) if workdir else None,
                 timeout_s=timeout_s,
+                first=first,
+                failover_from=failover_from,
             )
         except BudgetExceeded as exc:
             self.reload_budgets()
@@ -525,11 +544,11 @@ class Coordinator:
             "attempt", task.id, model=rec.model, status=rec.status, cost=rec.cost_usd, error=rec.error_class
         )
         if out.ok and finishes_task:
-            self.finish(task.id, "done", task.retry_count, None)
+            self.finish(task.id, "done", task.retry_count, None, attempt_id)
         return out
 
     def run_route(
-        self, task: Task, routed: Routed, plan: TaskPlan, stage: StagePlan, loops: int, single: bool
+        self, task: Task, routed: Routed, plan: TaskPlan, stage: StagePlan, loops: int, single: bool, opening: bool
     ) -> tuple[AttemptOutcome | None, str | None]:
         """Walk one route's candidates (inside the workflow body: every call is a step)."""
         route = routed.route
@@ -538,13 +557,24 @@ class Coordinator:
         last: AttemptOutcome | None = None
         task_json = json.dumps(task.to_dict())
         blocked = False
+        previous: str | None = None  # the provider of the last real attempt on this route
         while (p := failover.next()) is not None:
             if p.delay_s > 0:
                 DBOS.sleep(p.delay_s)
             self.hold_while_stopping()
             attempt_id = f"{task.id}:{stage.name or '-'}:l{loops}:r{task.retry_count}:a{n}"
             out = _step_attempt(
-                task_json, route, p, attempt_id, routed.prompt, plan.workdir, stage.timeout_s, single, blocked
+                task_json,
+                route,
+                p,
+                attempt_id,
+                routed.prompt,
+                plan.workdir,
+                stage.timeout_s,
+                single,
+                blocked,
+                opening and previous is None,
+                previous,
             )
             n += 1
             if out is None:
@@ -559,6 +589,7 @@ class Coordinator:
                 failover.wait()  # waiting for budget is not an attempt: plan the same call again
                 continue
             blocked = False
+            previous = p.candidate.provider
             last = out
             if out.failure is not None and out.failure.kind is FailureKind.INTERRUPTED:
                 self.hold_while_stopping()
@@ -590,7 +621,11 @@ class Coordinator:
             self.runner.budgets.config = fresh.budgets
             self.runner.budgets.limits = fresh.budgets.all_limits()
 
-    def finish(self, task_id: str, state: str, retry_count: int, last_error: str | None) -> None:
+    def finish(
+        self, task_id: str, state: str, retry_count: int, last_error: str | None, completed: str | None = None
+    ) -> None:
+        if completed is not None:
+            self.ledger.mark_completed(completed)
         self.ledger.set_task(task_id, state, _now_ms(), retry_count=retry_count, last_error=last_error)
         self.reporter.event(state, task_id, error=last_error)
 

@@ -134,6 +134,7 @@ class Health:
             if failure.kind is FailureKind.AUTH:
                 reason = f"credentials rejected (HTTP {failure.http_status or '401/403'}): {failure.message[:200]}"
                 self.ledger.put_breaker(BreakerRow(provider, "disabled", row.failures + 1, now, None, reason, now))
+                self.ledger.breaker_event(provider, now, "disabled", reason)
                 return
             if not failure.policy.breaker:
                 if row.probe_ms is not None:  # a probe that got a non-counting answer frees the slot
@@ -143,6 +144,7 @@ class Health:
             if row.state == "open":
                 why = f"probe failed ({failure.kind})"
                 self.ledger.put_breaker(BreakerRow(provider, "open", failures, now, None, why, now))
+                self.ledger.breaker_event(provider, now, "open", why)
                 return
             reason = ""
             s = self.settings
@@ -154,6 +156,7 @@ class Health:
                     reason = f"{failed} of {calls} calls failed in the last {s.window_s:g}s"
             if reason:
                 self.ledger.put_breaker(BreakerRow(provider, "open", failures, now, None, reason, now))
+                self.ledger.breaker_event(provider, now, "open", reason)
             else:
                 self.ledger.put_breaker(BreakerRow(provider, "closed", failures, None, None, "", now))
 

@@ -21,7 +21,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -319,8 +319,10 @@ class Runner:
         timeout_s: float | None = None,
         max_cost_usd: Decimal | None = None,
         hold_id: str | None = None,
+        first: bool = False,
+        failover_from: str | None = None,
     ) -> AttemptOutcome:
-        """Make (or replay) one call and record it."""
+        """Make (or replay) one call and record it; `first` marks the task's very first attempt."""
         existing = self.ledger.get(attempt_id)
         run_dir = self.runs_dir / safe_name(task.id) / safe_name(attempt_id)
         if existing is not None:
@@ -370,6 +372,7 @@ class Runner:
         record = self._record(
             task, plan, route, call, result, started, latency_ms, stage, workflow, run_id, prompt, hold_id
         )
+        record = replace(record, first=first, failover_from=failover_from if plan.candidate_index else None)
         if result.ok and result.text is not None:
             run_dir.mkdir(parents=True, exist_ok=True)
             (run_dir / "result.txt").write_text(result.text, encoding="utf-8")
@@ -478,6 +481,7 @@ class Runner:
         run_id = run_id or uuid.uuid4().hex[:12]
         failover = Failover(route, self.loaded, jitter_key=run_id)
         result = RunResult(task, route)
+        previous: str | None = None
         while (plan := failover.next()) is not None:
             if not self.health.allow(plan.candidate.provider):
                 failover.skip(f"circuit open for {plan.candidate.provider}")
@@ -496,6 +500,8 @@ class Runner:
                     workflow=workflow,
                     run_id=run_id,
                     workdir=workdir,
+                    first=plan.attempt_number == 0,
+                    failover_from=previous,
                 )
             except BudgetExceeded as exc:
                 if exc.on_exceed == "downgrade":
@@ -505,6 +511,9 @@ class Runner:
                 result.blocked = exc
                 return result
             result.attempts.append(outcome)
+            previous = plan.candidate.provider
             failover.observe(outcome.failure)
+        if result.ok and result.final is not None:
+            self.ledger.mark_completed(result.final.record.attempt_id)
         result.why = failover.why
         return result

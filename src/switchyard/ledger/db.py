@@ -38,6 +38,7 @@ class Database:
         self.conn = conn
         self.url = url
         self._lock = threading.RLock()
+        self._depth = 0
 
     # queries -----------------------------------------------------------------
     def _sql(self, sql: str) -> str:
@@ -68,7 +69,27 @@ class Database:
 
     @contextmanager
     def transaction(self) -> Iterator[Database]:
-        """A write transaction (`BEGIN IMMEDIATE` on SQLite, so writers queue instead of failing)."""
+        """A write transaction (`BEGIN IMMEDIATE` on SQLite, so writers queue instead of failing).
+
+        Re-entrant: inside an open transaction it simply joins it.
+        """
+        with self._lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield self
+                finally:
+                    self._depth -= 1
+                return
+            self._depth = 1
+            try:
+                with self._begin():
+                    yield self
+            finally:
+                self._depth = 0
+
+    @contextmanager
+    def _begin(self) -> Iterator[Database]:
         with self._lock:
             if self.dialect == "sqlite":
                 self.conn.execute("BEGIN IMMEDIATE")

@@ -1,0 +1,132 @@
+"""Generate a realistic synthetic ledger of N attempts (for the report and dashboard benchmarks).
+
+    .venv/bin/python bench/gen_ledger.py OUT_DIR [--attempts 1000000]
+
+Writes OUT_DIR/switchyard.toml (models, providers, a budget) and its ledger
+OUT_DIR/.switchyard/ledger.db: ~N/1.3 tasks over 30 days, seven models, failed
+attempts and failovers, escalations, an A/B experiment, labels and stages.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import time
+from decimal import Decimal
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+
+from switchyard.catalog import Usage  # noqa: E402
+from switchyard.config import load_config  # noqa: E402
+from switchyard.ledger import AttemptRecord, Ledger  # noqa: E402
+
+CONFIG = (ROOT / "src" / "switchyard" / "examples" / "demo.toml").read_text()
+MODELS = [
+    ("claude-opus-4", "claude-cli", 0.05),
+    ("claude-sonnet-4-5", "claude-cli", 0.40),
+    ("claude-haiku-4", "claude-cli", 0.15),
+    ("deepseek/deepseek-chat", "openrouter", 0.25),
+    ("anthropic/claude-3.5-sonnet", "openrouter", 0.05),
+    ("grok-beta", "openrouter", 0.05),
+    ("gpt-4o-mini", "openai", 0.05),
+]
+LABELS = ["bug", "feature", "documentation", "refactor", "test", "security", "frontend", "backend"]
+STAGES = [None, None, "plan", "implement", "review"]
+ERRORS = ["rate_limited", "overloaded", "server_error", "timeout", "cli_error"]
+
+
+def generate(out: Path, attempts: int, seed: int = 1) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    cfg = out / "switchyard.toml"
+    cfg.write_text(CONFIG)
+    loaded = load_config(cfg)
+    ledger_path = Path(loaded.ledger_location())
+    if ledger_path.exists():
+        ledger_path.unlink()
+    rng = random.Random(seed)
+    catalog = loaded.catalog
+    end_ms = int(time.time() * 1000)
+    start_ms = end_ms - 30 * 86_400_000
+    batch: list[AttemptRecord] = []
+    with Ledger.open(ledger_path) as ledger:
+        i = task_no = 0
+        while i < attempts:
+            task_no += 1
+            task_id = f"gh-{task_no}"
+            priority = rng.choices([0, 1, 2, 3, 4], [1, 3, 4, 2, 1])[0]
+            labels = tuple(rng.sample(LABELS, rng.choice([1, 1, 2])))
+            stage = rng.choice(STAGES)
+            at = rng.randint(start_ms, end_ms)
+            experiment = "grok-vs-sonnet" if task_no % 10 == 0 else None
+            tries = 1 + (rng.random() < 0.2) + (rng.random() < 0.05)
+            for t in range(tries):
+                model, provider, _ = rng.choices(MODELS, [w for _, _, w in MODELS])[0]
+                if experiment:
+                    model, provider = rng.choice([("grok-beta", "openrouter"), ("claude-sonnet-4-5", "claude-cli")])
+                ok = t == tries - 1 and rng.random() > 0.03
+                usage = (
+                    Usage(
+                        rng.randint(500, 20_000), rng.randint(100, 4000), rng.randint(0, 30_000), rng.randint(0, 2000)
+                    )
+                    if ok or rng.random() < 0.3
+                    else None
+                )
+                cost = catalog.cost(model, usage) if usage else Decimal(0)
+                latency = int(rng.lognormvariate(9.5, 0.8)) if ok else rng.randint(50, 5000)
+                batch.append(
+                    AttemptRecord(
+                        attempt_id=f"{task_id}:a{t}",
+                        task_id=task_id,
+                        provider=provider,
+                        model=model,
+                        status="ok" if ok else rng.choice(["failed", "failed", "timeout"]),
+                        started_ms=at + t * 60_000,
+                        ended_ms=at + t * 60_000 + latency,
+                        stage=stage,
+                        workflow="standard" if stage else None,
+                        rule=rng.choice([None, 0, 1, 2, 3, 5]),
+                        reason="generated",
+                        experiment=experiment,
+                        arm=model if experiment else None,
+                        candidate_index=1 if t and rng.random() < 0.5 else 0,
+                        try_index=t,
+                        task_retry=1 if t == 2 else 0,
+                        priority=priority,
+                        labels=labels,
+                        input_tokens=usage.input_tokens if usage else 0,
+                        output_tokens=usage.output_tokens if usage else 0,
+                        cache_read_tokens=usage.cache_read_tokens if usage else 0,
+                        cache_write_tokens=usage.cache_write_tokens if usage else 0,
+                        cost_usd=cost,
+                        latency_ms=latency,
+                        error_class=None if ok else rng.choice(ERRORS),
+                        prompt_bytes=rng.randint(200, 20_000),
+                    )
+                )
+                i += 1
+            if len(batch) >= 20_000:
+                with ledger.db.transaction():
+                    ledger.record_many(batch)
+                batch.clear()
+        if batch:
+            with ledger.db.transaction():
+                ledger.record_many(batch)
+        ledger.db.execute("ANALYZE")
+    return cfg
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("out", type=Path)
+    ap.add_argument("--attempts", type=int, default=1_000_000)
+    args = ap.parse_args()
+    t0 = time.perf_counter()
+    cfg = generate(args.out, args.attempts)
+    print(f"wrote {args.attempts:,} attempts for {cfg} in {time.perf_counter() - t0:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
