@@ -62,6 +62,7 @@ def generate(out: Path, attempts: int, seed: int = 1) -> Path:
             at = rng.randint(start_ms, end_ms)
             experiment = "grok-vs-sonnet" if task_no % 10 == 0 else None
             tries = 1 + (rng.random() < 0.2) + (rng.random() < 0.05)
+            previous = None
             for t in range(tries):
                 model, provider, _ = rng.choices(MODELS, [w for _, _, w in MODELS])[0]
                 if experiment:
@@ -91,9 +92,12 @@ def generate(out: Path, attempts: int, seed: int = 1) -> Path:
                         reason="generated",
                         experiment=experiment,
                         arm=model if experiment else None,
-                        candidate_index=1 if t and rng.random() < 0.5 else 0,
+                        candidate_index=1 if t == 1 else 0,
                         try_index=t,
                         task_retry=1 if t == 2 else 0,
+                        first=t == 0,
+                        completed=ok,
+                        failover_from=previous if t and t != 2 else None,
                         priority=priority,
                         labels=labels,
                         input_tokens=usage.input_tokens if usage else 0,
@@ -106,6 +110,7 @@ def generate(out: Path, attempts: int, seed: int = 1) -> Path:
                         prompt_bytes=rng.randint(200, 20_000),
                     )
                 )
+                previous = provider
                 i += 1
             if len(batch) >= 20_000:
                 with ledger.db.transaction():

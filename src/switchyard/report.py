@@ -1,9 +1,10 @@
 """Reports over the ledger: where the money went, how well each model did, what failed over.
 
-Everything is computed in SQL so a ledger of millions of attempts answers in
-well under a second: sums are exact (integer picodollars), task counts are
-DISTINCT counts, and latency percentiles come from a per-row log-scale bucket
-(2.5 % wide), so a median is exact to within ±1.25 %.
+Figures come from the per-day rollups (`ledger/rollup.py`) plus scans of the
+partial days at the edges of a window, so a ledger of millions of attempts
+answers in well under a second: sums are exact (integer picodollars); `tasks`
+counts tasks where they started; latency percentiles come from a 10 %-wide
+log-scale histogram, so a median is within ±5 %.
 
 `--baseline MODEL` re-prices the *recorded tokens* of every attempt as if it had
 run on MODEL (with that model's tiers and off-peak windows, per attempt). It is
@@ -22,6 +23,7 @@ from typing import Any
 from switchyard.catalog import CatalogModel, Rates
 from switchyard.errors import InputError
 from switchyard.ledger.db import Database
+from switchyard.ledger.rollup import day_of
 from switchyard.ledger.store import PICO, bucket_value
 
 __all__ = ["DIMENSIONS", "Window", "baseline", "breakdown", "experiments", "failovers", "report", "wilson"]
@@ -37,50 +39,149 @@ class Window:
     since_ms: int | None = None
     until_ms: int | None = None
 
-    def where(self, alias: str = "") -> tuple[str, list[Any]]:
-        col = f"{alias}started_ms"
-        parts, params = [], []
-        if self.since_ms is not None:
-            parts.append(f"{col} >= ?")
-            params.append(self.since_ms)
-        if self.until_ms is not None:
-            parts.append(f"{col} < ?")
-            params.append(self.until_ms)
-        return (" WHERE " + " AND ".join(parts)) if parts else "", params
+    def parts(self) -> tuple[tuple[str | None, str | None] | None, list[tuple[int | None, int | None]]]:
+        """Whole UTC days to read from the rollups ([first, end) as YYYY-MM-DD; None: none), and edge spans to scan."""
+        if self.since_ms is None and self.until_ms is None:
+            return (None, None), []
+        day_ms = 86_400_000
+        first = None if self.since_ms is None else -(-self.since_ms // day_ms) * day_ms
+        end = None if self.until_ms is None else (self.until_ms // day_ms) * day_ms
+        if first is not None and end is not None and end <= first:
+            return None, [(self.since_ms, self.until_ms)]  # within one day: scan it all
+        edges: list[tuple[int | None, int | None]] = []
+        if self.since_ms is not None and first is not None and first > self.since_ms:
+            edges.append((self.since_ms, first))
+        if self.until_ms is not None and end is not None and self.until_ms > end:
+            edges.append((end, self.until_ms))
+        return (day_of(first) if first is not None else None, day_of(end) if end is not None else None), edges
 
 
-def _dim_sql(dim: str, dialect: str) -> tuple[str, str]:
-    """(SQL expression, extra FROM clause) for a grouping dimension."""
-    if dim in ("model", "provider"):
-        return f"a.{dim}", ""
-    if dim == "priority":
-        return "COALESCE(CAST(a.priority AS TEXT), '-')", ""
-    if dim in ("stage", "workflow"):
-        return f"COALESCE(a.{dim}, '-')", ""
-    if dim == "experiment":
-        return "COALESCE(a.experiment || ' / ' || COALESCE(a.arm, '-'), '-')", ""
-    if dim == "day":
-        if dialect == "postgres":
-            return "to_char(to_timestamp(a.started_ms / 1000.0) AT TIME ZONE 'UTC', 'YYYY-MM-DD')", ""
-        return "date(a.started_ms / 1000, 'unixepoch')", ""
-    if dim == "label":
-        if dialect == "postgres":
-            return (
-                "COALESCE(l.value, '-')",
-                " LEFT JOIN LATERAL jsonb_array_elements_text(a.labels::jsonb) AS l(value) ON true",
+def _day_where(days: tuple[str | None, str | None]) -> tuple[str, list[Any]]:
+    parts, params = [], []
+    if days[0] is not None:
+        parts.append("day >= ?")
+        params.append(days[0])
+    if days[1] is not None:
+        parts.append("day < ?")
+        params.append(days[1])
+    return (" WHERE " + " AND ".join(parts)) if parts else "", params
+
+
+def _span_where(span: tuple[int | None, int | None], extra: str = "") -> tuple[str, list[Any]]:
+    parts, params = [], []
+    if span[0] is not None:
+        parts.append("a.started_ms >= ?")
+        params.append(span[0])
+    if span[1] is not None:
+        parts.append("a.started_ms < ?")
+        params.append(span[1])
+    if extra:
+        parts.append(extra)
+    return " WHERE " + " AND ".join(parts), params
+
+
+# Each dimension as (column in rollup_attempts, the same value computed from an attempts row).
+def _dim(dim: str, dialect: str) -> tuple[str, str]:
+    day = (
+        "to_char(to_timestamp(a.started_ms / 1000.0) AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
+        if dialect == "postgres"
+        else "date(a.started_ms / 1000, 'unixepoch')"
+    )
+    dims = {
+        "model": ("model", "a.model"),
+        "provider": ("provider", "a.provider"),
+        "priority": ("priority", "COALESCE(a.priority, -1)"),
+        "stage": ("stage", "COALESCE(a.stage, '')"),
+        "workflow": ("workflow", "COALESCE(a.workflow, '')"),
+        "experiment": ("experiment || ' / ' || arm", "COALESCE(a.experiment, '') || ' / ' || COALESCE(a.arm, '')"),
+        "day": ("day", day),
+        "label": ("label", "l.value"),
+    }
+    if dim not in dims:
+        raise InputError(f"--by {dim}: choose from {', '.join(DIMENSIONS)}")
+    return dims[dim]
+
+
+_SUMS = (
+    "SUM(n), SUM(ok), SUM(first), SUM(completed), SUM(cost_pico), SUM(input_tokens), SUM(output_tokens), "
+    "SUM(cache_read_tokens), SUM(cache_write_tokens), SUM(reasoning_tokens), SUM(latency_ms)"
+)
+_SCAN_SUMS = (
+    "COUNT(*), SUM(CASE WHEN a.status = 'ok' THEN 1 ELSE 0 END), SUM(a.first), SUM(a.completed), SUM(a.cost_pico), "
+    "SUM(a.input_tokens), SUM(a.output_tokens), SUM(a.cache_read_tokens), SUM(a.cache_write_tokens), "
+    "SUM(a.reasoning_tokens), SUM(a.latency_ms)"
+)
+
+
+def _label_join(dialect: str) -> str:
+    if dialect == "postgres":
+        return " JOIN LATERAL jsonb_array_elements_text(a.labels::jsonb) AS l(value) ON true"
+    return " JOIN json_each(a.labels) AS l"
+
+
+def _collect(
+    db: Database, window: Window, by: Sequence[str]
+) -> tuple[dict[tuple[str, ...], list[int]], dict[tuple[str, ...], dict[int, int]]]:
+    """Sums and latency histograms per group, from the rollups plus scans of the window's partial days."""
+    days, edges = window.parts()
+    labels = "label" in by
+    cols = [_dim(d, db.dialect) for d in by]
+    n = len(cols)
+    sums: dict[tuple[str, ...], list[int]] = {}
+    hist: dict[tuple[str, ...], dict[int, int]] = {}
+
+    nk = max(1, n)  # with no dimensions the query still selects one constant key column
+
+    def add(rows: list[tuple[Any, ...]]) -> None:
+        for r in rows:
+            key = tuple("" if v is None else str(v) for v in r[:n])
+            acc = sums.setdefault(key, [0] * 11)
+            for i, v in enumerate(r[nk:]):
+                acc[i] += int(v or 0)
+
+    def add_hist(rows: list[tuple[Any, ...]]) -> None:
+        for r in rows:
+            key = tuple("" if v is None else str(v) for v in r[:n])
+            h = hist.setdefault(key, {})
+            h[int(r[nk])] = h.get(int(r[nk]), 0) + int(r[nk + 1])
+
+    keys = ", ".join(c[0] for c in cols) if cols else "'all'"
+    group = " GROUP BY " + ", ".join(str(i + 1) for i in range(nk))
+    table = "rollup_labels" if labels else "rollup_attempts"
+    # Latency histograms are kept one dimension at a time: a grouping by two gets means, not percentiles.
+    hist_dim = by[0] if len(by) == 1 else ("all" if not by else None)
+    if days is not None:
+        where, params = _day_where(days)
+        add(db.query(f"SELECT {keys}, {_SUMS} FROM {table}{where}{group}", params))
+        if hist_dim is not None:
+            hwhere = (where + " AND " if where else " WHERE ") + "dim = ?"
+            rows = db.query(
+                f"SELECT value, bucket, SUM(n) FROM rollup_latency{hwhere} GROUP BY 1, 2", [*params, hist_dim]
             )
-        return "COALESCE(l.value, '-')", " LEFT JOIN json_each(a.labels) AS l"
-    raise InputError(f"--by {dim}: choose from {', '.join(DIMENSIONS)}")
+            add_hist(rows)
+    scan_keys = ", ".join(c[1] for c in cols) if cols else "'all'"
+    join = _label_join(db.dialect) if labels else ""
+    for span in edges:
+        where, params = _span_where(span)
+        add(db.query(f"SELECT {scan_keys}, {_SCAN_SUMS} FROM attempts a{join}{where}{group}", params))
+        if hist_dim is not None:
+            add_hist(
+                db.query(
+                    f"SELECT {scan_keys}, a.latency_bucket, COUNT(*) FROM attempts a{join}{where}{group}, {nk + 1}",
+                    params,
+                )
+            )
+    return sums, hist
 
 
-def _percentile(hist: Sequence[tuple[int, int]], q: float) -> float | None:
-    total = sum(n for _, n in hist)
+def _percentile(hist: dict[int, int], q: float) -> float | None:
+    total = sum(hist.values())
     if total == 0:
         return None
     rank = max(1, math.ceil(q * total))
     seen = 0
-    for bucket, n in sorted(hist):
-        seen += n
+    for bucket in sorted(hist):
+        seen += hist[bucket]
         if seen >= rank:
             return round(bucket_value(bucket), 1)
     return None  # pragma: no cover
@@ -90,59 +191,39 @@ def _money(pico: int | None) -> Decimal:
     return Decimal(int(pico or 0)) / PICO
 
 
-def _row(values: Sequence[Any], hist: Sequence[tuple[int, int]]) -> dict[str, Any]:
-    attempts, ok, tasks, ok_tasks, tin, tout, tcr, tcw, treason, cost_pico = values
+def _row(v: Sequence[int], hist: dict[int, int] | None) -> dict[str, Any]:
+    n, ok, first, completed, cost_pico, tin, tout, tcr, tcw, treason, latency = v
     cost = _money(cost_pico)
     return {
-        "attempts": int(attempts),
-        "tasks": int(tasks),
-        "successes": int(ok or 0),
-        "successful_tasks": int(ok_tasks or 0),
-        "success_rate": round(int(ok or 0) / int(attempts), 4) if attempts else None,
-        "tokens": {
-            "input": int(tin or 0),
-            "output": int(tout or 0),
-            "cache_read": int(tcr or 0),
-            "cache_write": int(tcw or 0),
-            "reasoning": int(treason or 0),
-        },
+        "attempts": n,
+        "tasks": first,
+        "successes": ok,
+        "completed_tasks": completed,
+        "success_rate": round(ok / n, 4) if n else None,
+        "tokens": {"input": tin, "output": tout, "cache_read": tcr, "cache_write": tcw, "reasoning": treason},
         "cost_usd": cost,
-        "cost_per_successful_task_usd": (cost / int(ok_tasks)) if ok_tasks else None,
-        "latency_ms": {"median": _percentile(hist, 0.5), "p95": _percentile(hist, 0.95)},
+        "cost_per_successful_task_usd": (cost / completed) if completed else None,
+        "latency_ms": {
+            "median": _percentile(hist, 0.5) if hist is not None else None,
+            "p95": _percentile(hist, 0.95) if hist is not None else None,
+            "mean": round(latency / n, 1) if n else None,
+        },
     }
 
 
-_AGG = (
-    "COUNT(*), SUM(CASE WHEN a.status = 'ok' THEN 1 ELSE 0 END), COUNT(DISTINCT a.task_id), "
-    "COUNT(DISTINCT CASE WHEN a.status = 'ok' THEN a.task_id END), SUM(a.input_tokens), SUM(a.output_tokens), "
-    "SUM(a.cache_read_tokens), SUM(a.cache_write_tokens), SUM(a.reasoning_tokens), SUM(a.cost_pico)"
-)
-
-
 def breakdown(db: Database, window: Window, by: Sequence[str]) -> list[dict[str, Any]]:
-    """One row per group of `by` dimensions (none: a single total row), most expensive first."""
-    exprs, joins = [], []
-    for dim in by:
-        expr, join = _dim_sql(dim, db.dialect)
-        exprs.append(expr)
-        if join and join not in joins:
-            joins.append(join)
-    where, params = window.where("a.")
-    source = "attempts a" + "".join(joins) + where
-    keys = ", ".join(exprs) if exprs else "'all'"
-    n = max(1, len(exprs))
-    group = " GROUP BY " + ", ".join(str(i + 1) for i in range(n))
-    rows = db.query(f"SELECT {keys}, {_AGG} FROM {source}{group}", params)
-    hist: dict[tuple[Any, ...], list[tuple[int, int]]] = {}
-    for r in db.query(f"SELECT {keys}, a.latency_bucket, COUNT(*) FROM {source}{group}, {n + 1}", params):
-        hist.setdefault(tuple(r[:n]), []).append((int(r[n]), int(r[n + 1])))
+    """One row per group of `by` dimensions (none: a single total row), most expensive first.
+
+    `tasks` counts tasks where they started (their first attempt falls in the group);
+    `completed_tasks` counts the attempts that finished a task.
+    """
+    sums, hist = _collect(db, window, by)
     out = []
-    for r in rows:
-        key = tuple(r[:n])
-        if not exprs and not r[n]:
-            continue  # no attempts at all
-        item = _row(r[n:], hist.get(key, []))
-        item["key"] = dict(zip(by, (str(k) for k in key), strict=False)) if by else {}
+    for key, v in sums.items():
+        if not v[0]:
+            continue
+        item = _row(v, hist.get(key, {}) if len(by) <= 1 else None)
+        item["key"] = {d: _show(d, k) for d, k in zip(by, key, strict=True)}
         out.append(item)
     out.sort(key=lambda x: (-x["cost_usd"], -x["attempts"]))
     total_attempts = sum(x["attempts"] for x in out) or 1
@@ -153,16 +234,25 @@ def breakdown(db: Database, window: Window, by: Sequence[str]) -> list[dict[str,
     return out
 
 
+def _show(dim: str, value: str) -> str:
+    if dim == "priority":
+        return "-" if value in ("", "-1") else f"P{value}"
+    if dim == "experiment":
+        return "-" if value.strip() == "/" else value
+    return value or "-"
+
+
 def _rate_sql(rates: Rates) -> tuple[int, int, int, int, int]:
     """Per-token prices in picodollars (rates are USD per million tokens)."""
     million = Decimal(1_000_000)
-    return tuple(
+    i, o, cr, cw, rz = (
         int(r * million) for r in (rates.input, rates.output, rates.cache_read, rates.cache_write, rates.reasoning)
-    )  # type: ignore[return-value]
+    )
+    return i, o, cr, cw, rz
 
 
-def _cost_expr(model: CatalogModel, dialect: str) -> str:
-    """SQL for the exact cost, in picodollars, of each row's tokens on `model` (tiers and off-peak included)."""
+def _cost_expr(model: CatalogModel) -> str:
+    """SQL for the exact cost, in picodollars, of each attempt's tokens on `model` (tiers and off-peak included)."""
 
     def priced(rates: Rates) -> str:
         i, o, cr, cw, rz = _rate_sql(rates)
@@ -173,38 +263,52 @@ def _cost_expr(model: CatalogModel, dialect: str) -> str:
 
     prompt = "(a.input_tokens + a.cache_read_tokens + a.cache_write_tokens)"
     expr = priced(model.rates)
-    for tier in sorted(model.tiers, key=lambda t: t.above):  # highest threshold ends up outermost
+    for tier in sorted(model.tiers, key=lambda t: t.above):  # the highest threshold ends up outermost
         expr = f"(CASE WHEN {prompt} > {tier.above} THEN {priced(tier.rates)} ELSE {expr} END)"
-    if model.off_peak:
-        minute = "((a.started_ms / 60000) % 1440)"  # UTC minute of the day, the same in both dialects
-        for w in model.off_peak:
-            if w.start_min == w.end_min:
-                cond = "1 = 1"
-            elif w.start_min < w.end_min:
-                cond = f"{minute} >= {w.start_min} AND {minute} < {w.end_min}"
-            else:
-                cond = f"({minute} >= {w.start_min} OR {minute} < {w.end_min})"
-            expr = f"(CASE WHEN {cond} THEN {priced(w.rates)} ELSE {expr} END)"
+    minute = "((a.started_ms / 60000) % 1440)"  # UTC minute of the day, the same in both dialects
+    for w in model.off_peak:
+        if w.start_min == w.end_min:
+            cond = "1 = 1"
+        elif w.start_min < w.end_min:
+            cond = f"{minute} >= {w.start_min} AND {minute} < {w.end_min}"
+        else:
+            cond = f"({minute} >= {w.start_min} OR {minute} < {w.end_min})"
+        expr = f"(CASE WHEN {cond} THEN {priced(w.rates)} ELSE {expr} END)"
     return expr
 
 
 def baseline(db: Database, window: Window, model: CatalogModel) -> dict[str, Any]:
     """Recorded tokens re-priced on `model`: actual vs. baseline cost, overall and per priority class."""
-    where, params = window.where("a.")
-    expr = _cost_expr(model, db.dialect)
-    rows = db.query(
-        f"SELECT COALESCE(CAST(a.priority AS TEXT), '-'), SUM(a.cost_pico), SUM({expr}), COUNT(*) "
-        f"FROM attempts a{where} GROUP BY 1 ORDER BY 1",
-        params,
-    )
+    per_prio: dict[str, list[Any]] = {}
+    if model.tiers or model.off_peak:
+        # Per-attempt pricing depends on each prompt's size or time of day: price every row.
+        where, params = _span_where((window.since_ms, window.until_ms))
+        rows = db.query(
+            f"SELECT COALESCE(a.priority, -1), SUM(a.cost_pico), SUM({_cost_expr(model)}), COUNT(*) FROM attempts a{where} GROUP BY 1",
+            params,
+        )
+        for prio, actual, base, n in rows:
+            per_prio[str(prio)] = [int(actual or 0), int(base or 0), int(n)]
+    else:
+        # Linear prices: the token sums are enough, and the rollups have them.
+        sums, _ = _collect(db, window, ("priority",))
+        i, o, cr, cw, rz = _rate_sql(model.rates)
+        for (prio,), v in sums.items():
+            n, _ok, _f, _c, cost, tin, tout, tcr, tcw, treason, _lat = v
+            base = tin * i + tcr * cr + tcw * cw + (tout - treason) * o + treason * rz
+            acc = per_prio.setdefault(prio, [0, 0, 0])
+            acc[0] += cost
+            acc[1] += base
+            acc[2] += n
     classes = []
-    for prio, actual, base, n in rows:
+    for prio in sorted(per_prio):
+        actual, base, n = per_prio[prio]
         a, b = _money(actual), _money(base)
-        label = f"P{prio}" if prio != "-" else "unknown"
+        label = "unknown" if prio in ("-1", "") else f"P{prio}"
         classes.append(
             {
                 "priority": label,
-                "attempts": int(n),
+                "attempts": n,
                 "actual_usd": a,
                 "baseline_usd": b,
                 "saving_usd": b - a,
@@ -215,9 +319,10 @@ def baseline(db: Database, window: Window, model: CatalogModel) -> dict[str, Any
     def combine(name: str, items: list[dict[str, Any]]) -> dict[str, Any]:
         a = sum((c["actual_usd"] for c in items), ZERO)
         b = sum((c["baseline_usd"] for c in items), ZERO)
+        n = sum(c["attempts"] for c in items)
         return {
             "priority": name,
-            "attempts": sum(c["attempts"] for c in items),
+            "attempts": n,
             "actual_usd": a,
             "baseline_usd": b,
             "saving_usd": b - a,
@@ -240,31 +345,59 @@ def _pct(part: Decimal, whole: Decimal) -> float | None:
 
 def failovers(db: Database, window: Window) -> dict[str, Any]:
     """Attempts that went to a later candidate (from which provider to which), escalations, breaker openings."""
-    where, params = window.where("a.")
-    cond = (where + " AND " if where else " WHERE ") + "a.candidate_index > 0"
-    rows = db.query(
-        "SELECT (SELECT b.provider FROM attempts b WHERE b.task_id = a.task_id AND b.started_ms <= a.started_ms "
-        "AND b.attempt_id <> a.attempt_id AND b.candidate_index < a.candidate_index "
-        "ORDER BY b.started_ms DESC LIMIT 1), a.provider, COUNT(*) "
-        f"FROM attempts a{cond} GROUP BY 1, 2 ORDER BY 3 DESC",
-        params,
-    )
-    esc_cond = (where + " AND " if where else " WHERE ") + "a.task_retry > 0"
-    esc = db.query(
-        f"SELECT a.model, COUNT(*), COUNT(DISTINCT a.task_id) FROM attempts a{esc_cond} GROUP BY 1 ORDER BY 2 DESC",
-        params,
-    )
-    bwhere, bparams = window.where("e.")
-    bwhere = bwhere.replace("e.started_ms", "e.at_ms")
+    days, edges = window.parts()
+    pairs: dict[tuple[str, str], int] = {}
+    if days is not None:
+        where, params = _day_where(days)
+        for f, t, n in db.query(
+            f"SELECT from_provider, to_provider, SUM(n) FROM rollup_failovers{where} GROUP BY 1, 2", params
+        ):
+            pairs[(f, t)] = pairs.get((f, t), 0) + int(n)
+    for span in edges:
+        where, params = _span_where(span, "a.failover_from IS NOT NULL")
+        for f, t, n in db.query(
+            f"SELECT a.failover_from, a.provider, COUNT(*) FROM attempts a{where} GROUP BY 1, 2", params
+        ):
+            pairs[(f, t)] = pairs.get((f, t), 0) + int(n)
+    esc_sums = _escalations(db, window)
+    since = window.since_ms if window.since_ms is not None else 0
+    until = window.until_ms if window.until_ms is not None else 2**62
     breakers = db.query(
-        f"SELECT e.provider, e.state, COUNT(*) FROM breaker_events e{bwhere} GROUP BY 1, 2 ORDER BY 3 DESC", bparams
+        "SELECT provider, state, COUNT(*) FROM breaker_events WHERE at_ms >= ? AND at_ms < ? GROUP BY 1, 2 ORDER BY 3 DESC",
+        (since, until),
     )
+    ordered = sorted(pairs.items(), key=lambda kv: -kv[1])
     return {
-        "failovers": [{"from": f or "?", "to": t, "attempts": int(n)} for f, t, n in rows],
-        "failover_attempts": sum(int(n) for _, _, n in rows),
-        "escalations": [{"model": m, "attempts": int(n), "tasks": int(t)} for m, n, t in esc],
+        "failovers": [{"from": f, "to": t, "attempts": n} for (f, t), n in ordered],
+        "failover_attempts": sum(pairs.values()),
+        "escalations": esc_sums,
         "breaker_openings": [{"provider": p, "state": s, "count": int(n)} for p, s, n in breakers],
     }
+
+
+def _escalations(db: Database, window: Window) -> list[dict[str, Any]]:
+    """Attempts made after a task had failed at least once (retry_count > 0), by model."""
+    days, edges = window.parts()
+    per: dict[str, list[int]] = {}
+    if days is not None:
+        where, params = _day_where(days)
+        cond = (where + " AND " if where else " WHERE ") + "escalated = 1"
+        for m, n, ok in db.query(f"SELECT model, SUM(n), SUM(ok) FROM rollup_attempts{cond} GROUP BY 1", params):
+            acc = per.setdefault(m, [0, 0])
+            acc[0] += int(n)
+            acc[1] += int(ok)
+    for span in edges:
+        where, params = _span_where(span, "a.task_retry > 0")
+        for m, n, ok in db.query(
+            f"SELECT a.model, COUNT(*), SUM(CASE WHEN a.status = 'ok' THEN 1 ELSE 0 END) FROM attempts a{where} GROUP BY 1",
+            params,
+        ):
+            acc = per.setdefault(m, [0, 0])
+            acc[0] += int(n)
+            acc[1] += int(ok or 0)
+    return [
+        {"model": m, "attempts": n, "successes": ok} for m, (n, ok) in sorted(per.items(), key=lambda kv: -kv[1][0])
+    ]
 
 
 def wilson(successes: int, n: int, z: float = 1.959964) -> tuple[float, float] | None:
@@ -291,38 +424,36 @@ def _two_proportion(s1: int, n1: int, s2: int, n2: int) -> float | None:
 
 
 def experiments(db: Database, window: Window) -> list[dict[str, Any]]:
-    """Per experiment and arm: tasks, success rate with a Wilson interval, cost per success, median latency."""
-    where, params = window.where("a.")
-    cond = (where + " AND " if where else " WHERE ") + "a.experiment IS NOT NULL"
-    # The unit is the task: a task counts as a success when any of its attempts in the arm succeeded.
-    rows = db.query(
-        "SELECT a.experiment, a.arm, COUNT(DISTINCT a.task_id), COUNT(DISTINCT CASE WHEN a.status = 'ok' THEN a.task_id END), "
-        f"SUM(a.cost_pico), COUNT(*) FROM attempts a{cond} GROUP BY 1, 2 ORDER BY 1, 2",
-        params,
-    )
-    hist: dict[tuple[str, str], list[tuple[int, int]]] = {}
-    for exp, arm, bucket, n in db.query(
-        f"SELECT a.experiment, a.arm, a.latency_bucket, COUNT(*) FROM attempts a{cond} GROUP BY 1, 2, 3", params
-    ):
-        hist.setdefault((exp, arm), []).append((int(bucket), int(n)))
+    """Per experiment and arm: tasks, success rate with a 95 % Wilson interval, cost per success, median latency.
+
+    A task enters an arm with its first attempt (arms are sticky per task id) and counts as a
+    success when an attempt finished it.
+    """
+    sums, hist = _collect(db, window, ("experiment",))
     grouped: dict[str, list[dict[str, Any]]] = {}
-    for exp, arm, tasks, ok, pico, attempts in rows:
-        cost = _money(pico)
+    for (key,), v in sums.items():
+        exp, _, arm = key.partition(" / ")
+        if not exp:
+            continue
+        n, _ok, first, completed, cost_pico, *_ = v
+        cost = _money(cost_pico)
+        tasks = first
         grouped.setdefault(exp, []).append(
             {
                 "arm": arm,
-                "tasks": int(tasks),
-                "successes": int(ok or 0),
-                "success_rate": round(int(ok or 0) / int(tasks), 4) if tasks else None,
-                "ci95": wilson(int(ok or 0), int(tasks)),
-                "attempts": int(attempts),
+                "tasks": tasks,
+                "successes": completed,
+                "success_rate": round(completed / tasks, 4) if tasks else None,
+                "ci95": wilson(completed, tasks),
+                "attempts": n,
                 "cost_usd": cost,
-                "cost_per_success_usd": cost / int(ok) if ok else None,
-                "median_latency_ms": _percentile(hist.get((exp, arm), []), 0.5),
+                "cost_per_success_usd": cost / completed if completed else None,
+                "median_latency_ms": _percentile(hist.get((key,), {}), 0.5),
             }
         )
     out = []
-    for exp, arms in grouped.items():
+    for exp in sorted(grouped):
+        arms = sorted(grouped[exp], key=lambda x: x["arm"])
         result: dict[str, Any] = {"experiment": exp, "arms": arms, "comparison": None, "warning": None}
         small = [a["arm"] for a in arms if a["tasks"] < 30 or a["successes"] < 5 or a["tasks"] - a["successes"] < 5]
         if len(arms) >= 2:
@@ -338,7 +469,7 @@ def experiments(db: Database, window: Window) -> list[dict[str, Any]]:
             }
         if small or len(arms) < 2:
             result["warning"] = "too few tasks to say anything yet: " + (
-                f"arm(s) {', '.join(small)} need at least 30 tasks and 5 successes and 5 failures"
+                f"arm(s) {', '.join(small)} need at least 30 tasks, 5 successes and 5 failures"
                 if small
                 else "only one arm has data"
             )
@@ -354,12 +485,13 @@ def report(
     baseline_model: CatalogModel | None = None,
 ) -> dict[str, Any]:
     """The whole report as one JSON-ready object."""
+    models = breakdown(db, window, ("model",))
     data: dict[str, Any] = {
         "window": {"since_ms": window.since_ms, "until_ms": window.until_ms},
         "by": list(by),
         "total": next(iter(breakdown(db, window, ())), None),
-        "groups": breakdown(db, window, by) if by else [],
-        "model_distribution": breakdown(db, window, ("model",)),
+        "groups": (models if tuple(by) == ("model",) else breakdown(db, window, by)) if by else [],
+        "model_distribution": models,
         "failover": failovers(db, window),
         "experiments": experiments(db, window),
     }

@@ -31,6 +31,8 @@ _LAZY: dict[str, str] = {
     "run": "switchyard.cli.coord_cmd:run",
     "status": "switchyard.cli.coord_cmd:status",
     "budget": "switchyard.cli.budget_cmd:budget",
+    "report": "switchyard.cli.report_cmd:report",
+    "dashboard": "switchyard.cli.dashboard_cmd:dashboard",
 }
 
 

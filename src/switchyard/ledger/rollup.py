@@ -5,8 +5,9 @@ Each recorded attempt adds itself, in the same transaction, to
 * `rollup_attempts`: counts, tokens, exact cost and latency sums per UTC day,
   model, provider, priority, stage, workflow, experiment, arm and whether the
   task had escalated (retry_count > 0);
-* `rollup_latency`: the same keys with a 2.5 %-wide log-scale latency bucket,
-  so percentiles come out of a histogram;
+* `rollup_latency`: per day, one dimension at a time (model, provider,
+  priority, stage, workflow, experiment arm, label, or all), a 10 %-wide
+  log-scale latency histogram, so percentiles come out of a few thousand rows;
 * `rollup_labels`: per day, label and model;
 * `rollup_failovers`: per day, the provider failed over from and to.
 
@@ -51,10 +52,8 @@ CREATE TABLE rollup_attempts (
     PRIMARY KEY (day, model, provider, priority, stage, workflow, experiment, arm, escalated)
 );
 CREATE TABLE rollup_latency (
-    day TEXT NOT NULL, model TEXT NOT NULL, provider TEXT NOT NULL, priority INTEGER NOT NULL,
-    stage TEXT NOT NULL, workflow TEXT NOT NULL, experiment TEXT NOT NULL, arm TEXT NOT NULL, escalated INTEGER NOT NULL,
-    bucket INTEGER NOT NULL, n BIGINT NOT NULL,
-    PRIMARY KEY (day, model, provider, priority, stage, workflow, experiment, arm, escalated, bucket)
+    dim TEXT NOT NULL, value TEXT NOT NULL, day TEXT NOT NULL, bucket INTEGER NOT NULL, n BIGINT NOT NULL,
+    PRIMARY KEY (dim, value, day, bucket)
 );
 CREATE TABLE rollup_labels (
     day TEXT NOT NULL, label TEXT NOT NULL, model TEXT NOT NULL,
@@ -85,7 +84,8 @@ def _upsert(table: str, keys: Sequence[str], sums: Sequence[str]) -> str:
 
 
 _ATTEMPTS = _upsert("rollup_attempts", DIMS, SUMS)
-_LATENCY = _upsert("rollup_latency", (*DIMS, "bucket"), ("n",))
+_LATENCY = _upsert("rollup_latency", ("dim", "value", "day", "bucket"), ("n",))
+LATENCY_DIMS = ("model", "provider", "priority", "stage", "workflow", "experiment")
 _LABELS = _upsert("rollup_labels", ("day", "label", "model"), SUMS)
 _FAILOVERS = _upsert("rollup_failovers", ("day", "from_provider", "to_provider"), ("n",))
 
@@ -127,9 +127,16 @@ def add_attempt(db: Database, rows: Sequence[dict[str, Any]]) -> None:
         keys = _keys(row)
         sums = _sums(row)
         attempts.append([*keys, *sums])
-        latency.append([*keys, row["latency_bucket"], 1])
+        day, bucket = keys[0], row["latency_bucket"]
+        latency.append(["all", "all", day, bucket, 1])
+        latency.append(["day", day, day, bucket, 1])
+        for dim, value in zip(
+            LATENCY_DIMS, (keys[1], keys[2], str(keys[3]), keys[4], keys[5], f"{keys[6]} / {keys[7]}"), strict=True
+        ):
+            latency.append([dim, value, day, bucket, 1])
         for label in row["labels"]:
-            labels.append([keys[0], label, row["model"], *sums])
+            labels.append([day, label, row["model"], *sums])
+            latency.append(["label", label, day, bucket, 1])
         if row["failover_from"]:
             failovers.append([keys[0], row["failover_from"], row["provider"], 1])
     for sql, values in ((_ATTEMPTS, attempts), (_LATENCY, latency), (_LABELS, labels), (_FAILOVERS, failovers)):

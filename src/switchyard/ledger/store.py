@@ -283,7 +283,7 @@ MIGRATIONS: list[Migration] = [
 
 
 def latency_bucket(ms: int) -> int:
-    """A log-scale bucket (2.5% wide) for latency percentiles computed in SQL over millions of rows."""
+    """A log-scale bucket (10% wide) for latency percentiles computed from rollups over millions of rows."""
     return 0 if ms <= 0 else int(math.log(ms) / _LOG_STEP) + 1
 
 
@@ -292,7 +292,7 @@ def bucket_value(bucket: int) -> float:
     return 0.0 if bucket <= 0 else math.exp((bucket - 0.5) * _LOG_STEP)
 
 
-_LOG_STEP = math.log(1.025)
+_LOG_STEP = math.log(1.1)
 
 
 def _encode(rec: AttemptRecord) -> list[Any]:

@@ -1,0 +1,265 @@
+"""`switchyard report`: attempts, tasks, success, tokens, cost, latency; distribution, failovers, experiments, savings."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+import click
+
+from switchyard.cli.common import config_option, echo_json, load, money, open_ledger, parse_when, table
+from switchyard.errors import InputError
+from switchyard.ledger.store import to_ms
+
+__all__ = ["render_report", "report"]
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{x * 100:.1f}%"
+
+
+def _ms(x: float | None) -> str:
+    return "-" if x is None else (f"{x / 1000:.1f}s" if x >= 10_000 else f"{x:.0f}ms")
+
+
+def _group_rows(groups: list[dict[str, Any]], dims: list[str]) -> tuple[list[str], list[list[str]]]:
+    headers = [
+        *dims,
+        "attempts",
+        "tasks",
+        "success",
+        "tokens in/out",
+        "cost",
+        "$/done task",
+        "cost share",
+        "median",
+        "p95",
+    ]
+    rows = []
+    for g in groups:
+        t = g["tokens"]
+        rows.append(
+            [
+                *(g["key"].get(d, "-") for d in dims),
+                f"{g['attempts']:,}",
+                f"{g['tasks']:,}",
+                _pct(g["success_rate"]),
+                f"{t['input'] + t['cache_read'] + t['cache_write']:,}/{t['output']:,}",
+                money(g["cost_usd"], 4),
+                money(g["cost_per_successful_task_usd"], 4),
+                _pct(g["share_cost"]),
+                _ms(g["latency_ms"]["median"]),
+                _ms(g["latency_ms"]["p95"]),
+            ]
+        )
+    return headers, rows
+
+
+def render_report(data: dict[str, Any]) -> str:
+    """The human-readable report."""
+    out: list[str] = []
+    total = data["total"]
+    if total is None:
+        return "no attempts recorded in this window"
+    t = total["tokens"]
+    out.append(
+        f"{total['attempts']:,} attempts for {total['tasks']:,} task(s) ({total['completed_tasks']:,} completed), "
+        f"success rate {_pct(total['success_rate'])}, cost {money(total['cost_usd'], 4)}, "
+        f"{money(total['cost_per_successful_task_usd'], 4)} per completed task"
+    )
+    out.append(
+        f"tokens: {t['input']:,} input, {t['cache_read']:,} cache read, {t['cache_write']:,} cache write, "
+        f"{t['output']:,} output; latency median {_ms(total['latency_ms']['median'])}, p95 {_ms(total['latency_ms']['p95'])}"
+    )
+    if data["by"]:
+        out.append("")
+        out.append("by " + ", ".join(data["by"]) + ":")
+        headers, rows = _group_rows(data["groups"], data["by"])
+        out.append(table(headers, rows, right=set(range(len(data["by"]), len(headers)))))
+    out.append("")
+    out.append("model distribution:")
+    dist = [
+        [
+            g["key"]["model"],
+            f"{g['attempts']:,}",
+            _pct(g["share_attempts"]),
+            money(g["cost_usd"], 4),
+            _pct(g["share_cost"]),
+            "#" * round(30 * g["share_cost"]),
+        ]
+        for g in data["model_distribution"]
+    ]
+    out.append(table(["model", "attempts", "share", "cost", "cost share", ""], dist, right={1, 2, 3, 4}))
+    fo = data["failover"]
+    out.append("")
+    out.append(f"failovers: {fo['failover_attempts']:,} attempt(s) went to a later candidate")
+    for f in fo["failovers"][:8]:
+        out.append(f"  {f['from']} -> {f['to']}: {f['attempts']:,}")
+    if fo["escalations"]:
+        out.append(
+            "escalations (attempts after a failure, retry_count > 0): "
+            + ", ".join(f"{e['model']} {e['attempts']:,}" for e in fo["escalations"][:6])
+        )
+    if fo["breaker_openings"]:
+        out.append(
+            "circuit breakers: "
+            + ", ".join(f"{b['provider']} {b['state']} x{b['count']}" for b in fo["breaker_openings"])
+        )
+    for exp in data["experiments"]:
+        out.append("")
+        out.append(f"experiment {exp['experiment']}:")
+        rows = [
+            [
+                a["arm"],
+                str(a["tasks"]),
+                _pct(a["success_rate"]),
+                "-" if a["ci95"] is None else f"{a['ci95'][0] * 100:.1f}-{a['ci95'][1] * 100:.1f}%",
+                money(a["cost_per_success_usd"], 4),
+                _ms(a["median_latency_ms"]),
+            ]
+            for a in exp["arms"]
+        ]
+        out.append(table(["arm", "tasks", "success", "95% CI", "$/success", "median"], rows, right={1, 2, 3, 4, 5}))
+        c = exp["comparison"]
+        if c:
+            verdict = "significant" if c["significant_at_5pct"] else "not significant"
+            out.append(
+                f"  {c['arms'][0]} vs {c['arms'][1]}: difference {c['difference'] * 100:+.1f} points, p = {c['p_value']} ({verdict} at 5%; {c['test']})"
+            )
+        if exp["warning"]:
+            out.append(f"  note: {exp['warning']}")
+    base = data.get("baseline")
+    if base:
+        out.append("")
+        out.append(f"saving against running everything on {base['model']} ({base['note']}):")
+        rows = [
+            [
+                c["priority"],
+                f"{c['attempts']:,}",
+                money(c["actual_usd"], 4),
+                money(c["baseline_usd"], 4),
+                money(c["saving_usd"], 4),
+                "-" if c["saving_pct"] is None else f"{c['saving_pct']:.1f}%",
+            ]
+            for c in [*base["by_priority"], base["non_critical"], base["total"]]
+        ]
+        out.append(
+            table(["priority", "attempts", "actual", "baseline", "saving", "saving %"], rows, right={1, 2, 3, 4, 5})
+        )
+    return "\n".join(out)
+
+
+def _csv(data: dict[str, Any]) -> str:
+    groups = data["groups"] if data["by"] else data["model_distribution"]
+    dims = data["by"] or ["model"]
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(
+        [
+            *dims,
+            "attempts",
+            "tasks",
+            "successes",
+            "completed_tasks",
+            "success_rate",
+            "input_tokens",
+            "output_tokens",
+            "cache_read_tokens",
+            "cache_write_tokens",
+            "reasoning_tokens",
+            "cost_usd",
+            "cost_per_completed_task_usd",
+            "share_attempts",
+            "share_cost",
+            "median_latency_ms",
+            "p95_latency_ms",
+        ]
+    )
+    for g in groups:
+        t = g["tokens"]
+        w.writerow(
+            [
+                *(g["key"].get(d, "") for d in dims),
+                g["attempts"],
+                g["tasks"],
+                g["successes"],
+                g["completed_tasks"],
+                g["success_rate"],
+                t["input"],
+                t["output"],
+                t["cache_read"],
+                t["cache_write"],
+                t["reasoning"],
+                g["cost_usd"],
+                g["cost_per_successful_task_usd"] if g["cost_per_successful_task_usd"] is not None else "",
+                g["share_attempts"],
+                g["share_cost"],
+                g["latency_ms"]["median"] or "",
+                g["latency_ms"]["p95"] or "",
+            ]
+        )
+    return buf.getvalue()
+
+
+@click.command()
+@click.option("--since", metavar="WHEN", help="ISO time, 'today', or an age such as 2h, 7d.")
+@click.option("--until", metavar="WHEN", help="Same forms as --since.")
+@click.option(
+    "--by",
+    "dims",
+    multiple=True,
+    metavar="DIM",
+    help="Group by model, provider, label, priority, stage, workflow, day or experiment. Repeatable.",
+)
+@click.option(
+    "--baseline",
+    "baseline_model",
+    metavar="MODEL",
+    help="Re-price the recorded tokens as if every attempt ran on MODEL.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--csv", "as_csv", is_flag=True, help="Print the groups as CSV.")
+@config_option
+def report(
+    since: str | None,
+    until: str | None,
+    dims: tuple[str, ...],
+    baseline_model: str | None,
+    as_json: bool,
+    as_csv: bool,
+    config_path: str | None,
+) -> None:
+    """Where the money went: attempts, tasks, success rate, tokens, cost, latency, failovers, experiments."""
+    from switchyard.report import DIMENSIONS, Window
+    from switchyard.report import report as build
+    from switchyard.rules.compile import suggest
+
+    if as_json and as_csv:
+        raise InputError("--json and --csv cannot be combined")
+    for d in dims:
+        if d not in DIMENSIONS:
+            near = suggest(d, set(DIMENSIONS))
+            raise InputError(
+                f"--by {d}: choose from {', '.join(DIMENSIONS)}" + (f" (did you mean '{near}'?)" if near else "")
+            )
+    loaded = load(config_path)
+    model = None
+    if baseline_model is not None:
+        if baseline_model not in loaded.catalog:
+            near = suggest(baseline_model, set(loaded.catalog.names()))
+            raise InputError(
+                f"--baseline {baseline_model}: not in the catalog" + (f" (did you mean '{near}'?)" if near else "")
+            )
+        model = loaded.catalog[baseline_model]
+    since_at = parse_when(since, option="--since")
+    until_at = parse_when(until, option="--until")
+    window = Window(to_ms(since_at) if since_at else None, to_ms(until_at) if until_at else None)
+    with open_ledger(loaded) as ledger:
+        data = build(ledger.db, window, dims, baseline_model=model)
+    if as_json:
+        echo_json(data)
+    elif as_csv:
+        click.echo(_csv(data), nl=False)
+    else:
+        click.echo(render_report(data))
