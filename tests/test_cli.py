@@ -193,10 +193,3 @@ def test_console_script_runs_as_a_process(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("claude-opus-4 (claude-cli): Critical tasks get best model")
-
-
-def test_demo_routes_the_example_tasks() -> None:
-    code, out, _ = run("demo")
-    assert code == 0
-    assert "Model distribution:" in out
-    assert "SY-160" in out

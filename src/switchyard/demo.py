@@ -72,6 +72,7 @@ def demo_tasks(n: int = 60, *, seed: int = 7, start: datetime | None = None) -> 
             labels=tuple(labels),
             type="bug" if kind == "bug" else "task",
             source="demo",
+            metadata={"shift": "night"} if at.hour >= 22 or at.hour <= 6 else {},
         )
         out.append(DemoTask(task, at))
     return out

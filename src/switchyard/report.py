@@ -77,7 +77,7 @@ def _span_where(span: tuple[int | None, int | None], extra: str = "") -> tuple[s
         params.append(span[1])
     if extra:
         parts.append(extra)
-    return " WHERE " + " AND ".join(parts), params
+    return (" WHERE " + " AND ".join(parts)) if parts else "", params
 
 
 # Each dimension as (column in rollup_attempts, the same value computed from an attempts row).
@@ -103,11 +103,12 @@ def _dim(dim: str, dialect: str) -> tuple[str, str]:
 
 
 _SUMS = (
-    "SUM(n), SUM(ok), SUM(first), SUM(completed), SUM(cost_pico), SUM(input_tokens), SUM(output_tokens), "
+    "SUM(n), SUM(ok), SUM(first), SUM(opened), SUM(completed), SUM(cost_pico), SUM(input_tokens), SUM(output_tokens), "
     "SUM(cache_read_tokens), SUM(cache_write_tokens), SUM(reasoning_tokens), SUM(latency_ms)"
 )
 _SCAN_SUMS = (
-    "COUNT(*), SUM(CASE WHEN a.status = 'ok' THEN 1 ELSE 0 END), SUM(a.first), SUM(a.completed), SUM(a.cost_pico), "
+    "COUNT(*), SUM(CASE WHEN a.status = 'ok' THEN 1 ELSE 0 END), SUM(a.first), "
+    "SUM(CASE WHEN a.candidate_index = 0 AND a.try_index = 0 THEN 1 ELSE 0 END), SUM(a.completed), SUM(a.cost_pico), "
     "SUM(a.input_tokens), SUM(a.output_tokens), SUM(a.cache_read_tokens), SUM(a.cache_write_tokens), "
     "SUM(a.reasoning_tokens), SUM(a.latency_ms)"
 )
@@ -135,7 +136,7 @@ def _collect(
     def add(rows: list[tuple[Any, ...]]) -> None:
         for r in rows:
             key = tuple("" if v is None else str(v) for v in r[:n])
-            acc = sums.setdefault(key, [0] * 11)
+            acc = sums.setdefault(key, [0] * 12)
             for i, v in enumerate(r[nk:]):
                 acc[i] += int(v or 0)
 
@@ -192,7 +193,7 @@ def _money(pico: int | None) -> Decimal:
 
 
 def _row(v: Sequence[int], hist: dict[int, int] | None) -> dict[str, Any]:
-    n, ok, first, completed, cost_pico, tin, tout, tcr, tcw, treason, latency = v
+    n, ok, first, _opened, completed, cost_pico, tin, tout, tcr, tcw, treason, latency = v
     cost = _money(cost_pico)
     return {
         "attempts": n,
@@ -294,7 +295,7 @@ def baseline(db: Database, window: Window, model: CatalogModel) -> dict[str, Any
         sums, _ = _collect(db, window, ("priority",))
         i, o, cr, cw, rz = _rate_sql(model.rates)
         for (prio,), v in sums.items():
-            n, _ok, _f, _c, cost, tin, tout, tcr, tcw, treason, _lat = v
+            n, _ok, _f, _o, _c, cost, tin, tout, tcr, tcw, treason, _lat = v
             base = tin * i + tcr * cr + tcw * cw + (tout - treason) * o + treason * rz
             acc = per_prio.setdefault(prio, [0, 0, 0])
             acc[0] += cost
@@ -426,8 +427,9 @@ def _two_proportion(s1: int, n1: int, s2: int, n2: int) -> float | None:
 def experiments(db: Database, window: Window) -> list[dict[str, Any]]:
     """Per experiment and arm: tasks, success rate with a 95 % Wilson interval, cost per success, median latency.
 
-    A task enters an arm with its first attempt (arms are sticky per task id) and counts as a
-    success when an attempt finished it.
+    The unit is a routing decision that landed in the arm (a task, or a task's stage, whose
+    first attempt went to the arm's model; arms are sticky per task id); it succeeds when an
+    attempt on it succeeded.
     """
     sums, hist = _collect(db, window, ("experiment",))
     grouped: dict[str, list[dict[str, Any]]] = {}
@@ -435,9 +437,9 @@ def experiments(db: Database, window: Window) -> list[dict[str, Any]]:
         exp, _, arm = key.partition(" / ")
         if not exp:
             continue
-        n, _ok, first, completed, cost_pico, *_ = v
+        n, ok, _first, opened, _completed, cost_pico, *_ = v
         cost = _money(cost_pico)
-        tasks = first
+        tasks, completed = opened, min(ok, opened)
         grouped.setdefault(exp, []).append(
             {
                 "arm": arm,

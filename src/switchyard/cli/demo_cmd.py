@@ -1,57 +1,149 @@
-"""`switchyard demo`: route the bundled example tasks and show where they went."""
+"""`switchyard demo`: an offline run of ~60 tasks through the coordinator, then the report."""
 
 from __future__ import annotations
 
-from collections import Counter
+import json
+import shutil
+import time
+from pathlib import Path
 
 import click
 
-from switchyard.cli.common import table
-from switchyard.config import loads_config
-from switchyard.demo import demo_config_text, demo_tasks
-from switchyard.router import Router
+from switchyard.cli.common import money, table
 
 __all__ = ["demo"]
 
 
 @click.command()
-@click.option("--tasks", "n", default=60, show_default=True, help="How many example tasks.")
-def demo(n: int) -> None:
-    """Route ~60 example tasks through the example config: decisions and model distribution.
+@click.option(
+    "--dir",
+    "workdir",
+    default="switchyard-demo",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Where to write the example workspace.",
+)
+@click.option(
+    "--tasks", "n", default=60, show_default=True, type=click.IntRange(1, 5000), help="How many example tasks."
+)
+def demo(workdir: str, n: int) -> None:
+    """Run ~60 example tasks through simulated providers, then show where they went and what it cost.
 
-    Offline: no keys, no network. The Claude CLI provider is marked down for a
-    stretch of tasks to show failover.
+    No keys, no network. Writes a workspace (config, tasks, ledger) you can keep
+    exploring with `switchyard report`, `status`, `budget` and `dashboard`.
     """
-    loaded = loads_config(demo_config_text(), "switchyard/examples/demo.toml")
-    router = Router(loaded)
+    from switchyard.config import load_config
+    from switchyard.coordinator import Coordinator
+    from switchyard.demo import demo_config_text, demo_tasks
+    from switchyard.ledger.store import Ledger
+    from switchyard.progress import Reporter
+    from switchyard.report import Window, report
+
+    root = Path(workdir).resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(root / ".switchyard", ignore_errors=True)  # a fresh run every time
+    cfg = root / "switchyard.toml"
+    cfg.write_text(demo_config_text(), encoding="utf-8")
     tasks = demo_tasks(n)
-    outage = range(n * 3 // 5, n * 3 // 5 + max(1, n // 6))
-    rows = []
-    counts: Counter[str] = Counter()
-    for i, dt in enumerate(tasks):
-        status = {"claude-cli": "down"} if i in outage else {}
-        d = router.decide(dt.task, now=dt.at, provider_status=status)
-        counts[d.model] += 1
-        note = d.reason
-        if d.arm:
-            note = f"[{d.experiment}: {d.arm}] " + note
-        rows.append(
-            [
-                dt.task.id,
-                f"P{dt.task.priority}",
-                ",".join(dt.task.labels),
-                dt.at.strftime("%H:%M"),
-                "down" if status else "up",
-                d.model,
-                "-" if d.rule is None else str(d.rule),
-                note[:90],
-            ]
-        )
-    click.echo(f"Routing {n} example tasks with the bundled config (providers simulated: nothing is called).\n")
-    click.echo(table(["task", "prio", "labels", "UTC", "claude-cli", "model", "rule", "why"], rows))
-    click.echo("\nModel distribution:")
-    dist = [[m, str(c), f"{100 * c / n:.0f}%", "#" * round(40 * c / n)] for m, c in counts.most_common()]
-    click.echo(table(["model", "tasks", "share", ""], dist, right={1, 2}))
+    with open(root / "tasks.jsonl", "w", encoding="utf-8") as fh:
+        for t in tasks:
+            fh.write(json.dumps(t.task.to_dict()) + "\n")
+    loaded = load_config(cfg)
+    click.echo(f"switchyard demo: {n} tasks, providers SIMULATED (offline; nothing is called, nothing is billed)")
+    click.echo(f"workspace: {root}  (config: switchyard.toml, tasks: tasks.jsonl)")
+    click.echo("claude-cli goes down two seconds in; watch the router fail over...\n")
+
+    quiet = open(root / "run.log", "w", encoding="utf-8")  # noqa: SIM115 - closed below
+    co = Coordinator(loaded, workers=loaded.coordinator.max_workers, reporter=Reporter(quiet))
+    started = time.monotonic()
+    try:
+        co.start()
+        co.submit([t.task for t in tasks], "demo")
+        import threading
+
+        co.wait_idle(threading.Event())
+    finally:
+        co.close()
+        quiet.close()
+    took = time.monotonic() - started
+
+    with Ledger.open(loaded.ledger_location()) as ledger:
+        data = report(ledger.db, Window(), ("priority",), baseline_model=loaded.catalog[loaded.routing.default_model])
+        states: dict[str, int] = {}
+        for row in ledger.tasks():
+            states[row.state] = states.get(row.state, 0) + 1
+        from switchyard.budgets import Budgets
+
+        budget_rows = Budgets(loaded, ledger).report()
+    total = data["total"]
     click.echo(
-        '\nTry one yourself:  switchyard route --config <file> --task \'{"id": "T-1", "priority": 0}\' --explain'
+        f"ran {n} tasks in {took:.1f} s: "
+        + ", ".join(f"{v} {k}" for k, v in sorted(states.items()))
+        + f"; {total['attempts']} attempts, {money(total['cost_usd'], 4)} (simulated)\n"
     )
+    click.echo("Model distribution:")
+    rows = [
+        [
+            g["key"]["model"],
+            str(g["attempts"]),
+            f"{g['share_attempts'] * 100:.0f}%",
+            money(g["cost_usd"], 4),
+            f"{g['share_cost'] * 100:.0f}%",
+            "#" * round(30 * g["share_attempts"]),
+        ]
+        for g in data["model_distribution"]
+    ]
+    click.echo(table(["model", "attempts", "share", "cost", "cost share", ""], rows, right={1, 2, 3, 4}))
+
+    base = data["baseline"]
+    click.echo(f"\nSaving against sending everything to the default model, {base['model']}:")
+    click.echo(f"  ({base['note']})")
+    rows = [
+        [
+            c["priority"],
+            str(c["attempts"]),
+            money(c["actual_usd"], 4),
+            money(c["baseline_usd"], 4),
+            "-" if c["saving_pct"] is None else f"{c['saving_pct']:.0f}%",
+        ]
+        for c in [*base["by_priority"], base["non_critical"], base["total"]]
+    ]
+    click.echo(table(["priority", "attempts", "actual", "all-default", "saving"], rows, right={1, 2, 3, 4}))
+
+    fo = data["failover"]
+    click.echo(f"\nFailover: {fo['failover_attempts']} attempt(s) moved to another candidate")
+    for f in fo["failovers"][:5]:
+        click.echo(f"  {f['from']} -> {f['to']}: {f['attempts']}")
+    for b in fo["breaker_openings"]:
+        click.echo(f"  circuit breaker: {b['provider']} {b['state']} x{b['count']}")
+    if fo["escalations"]:
+        click.echo(
+            "  escalated after a failure: " + ", ".join(f"{e['model']} ({e['attempts']})" for e in fo["escalations"])
+        )
+
+    for exp in data["experiments"]:
+        click.echo(f"\nA/B experiment {exp['experiment']}:")
+        for a in exp["arms"]:
+            ci = "-" if a["ci95"] is None else f"{a['ci95'][0] * 100:.0f}-{a['ci95'][1] * 100:.0f}%"
+            rate = "-" if a["success_rate"] is None else f"{a['success_rate'] * 100:.0f}%"
+            click.echo(
+                f"  {a['arm']:<20} {a['tasks']:>3} tasks, success {rate} (95% CI {ci}), {money(a['cost_per_success_usd'], 4)} per success"
+            )
+        if exp["comparison"]:
+            c = exp["comparison"]
+            click.echo(f"  difference {c['difference'] * 100:+.0f} points, p = {c['p_value']}")
+        if exp["warning"]:
+            click.echo(f"  {exp['warning']}")
+
+    click.echo("\nBudgets:")
+    for b in budget_rows:
+        click.echo(
+            f"  {b['scope']} per {b['period']}: {money(b['spent_usd'], 4)} of {money(b['limit_usd'], 2)} spent, {money(b['remaining_usd'], 2)} left ({b['on_exceed']})"
+        )
+
+    click.echo(
+        "\nThe providers above were simulated. To run real agents, edit the [providers.*] tables in "
+        f"{cfg} (the file's header shows Claude Code, OpenRouter and OpenAI), then `switchyard run --tasks FILE`."
+    )
+    click.echo(f"Explore this run:  switchyard report --config {cfg} --by model --baseline {base['model']}")
+    click.echo(f"                   switchyard dashboard --config {cfg}   (then open http://127.0.0.1:8377/)")

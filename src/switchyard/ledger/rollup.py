@@ -32,6 +32,7 @@ SUMS = (
     "n",
     "ok",
     "first",
+    "opened",
     "completed",
     "cost_pico",
     "input_tokens",
@@ -46,9 +47,10 @@ ROLLUP_SCHEMA = """;
 CREATE TABLE rollup_attempts (
     day TEXT NOT NULL, model TEXT NOT NULL, provider TEXT NOT NULL, priority INTEGER NOT NULL,
     stage TEXT NOT NULL, workflow TEXT NOT NULL, experiment TEXT NOT NULL, arm TEXT NOT NULL, escalated INTEGER NOT NULL,
-    n BIGINT NOT NULL, ok BIGINT NOT NULL, first BIGINT NOT NULL, completed BIGINT NOT NULL, cost_pico BIGINT NOT NULL,
-    input_tokens BIGINT NOT NULL, output_tokens BIGINT NOT NULL, cache_read_tokens BIGINT NOT NULL,
-    cache_write_tokens BIGINT NOT NULL, reasoning_tokens BIGINT NOT NULL, latency_ms BIGINT NOT NULL,
+    n BIGINT NOT NULL, ok BIGINT NOT NULL, first BIGINT NOT NULL, opened BIGINT NOT NULL, completed BIGINT NOT NULL,
+    cost_pico BIGINT NOT NULL, input_tokens BIGINT NOT NULL, output_tokens BIGINT NOT NULL,
+    cache_read_tokens BIGINT NOT NULL, cache_write_tokens BIGINT NOT NULL, reasoning_tokens BIGINT NOT NULL,
+    latency_ms BIGINT NOT NULL,
     PRIMARY KEY (day, model, provider, priority, stage, workflow, experiment, arm, escalated)
 );
 CREATE TABLE rollup_latency (
@@ -57,9 +59,10 @@ CREATE TABLE rollup_latency (
 );
 CREATE TABLE rollup_labels (
     day TEXT NOT NULL, label TEXT NOT NULL, model TEXT NOT NULL,
-    n BIGINT NOT NULL, ok BIGINT NOT NULL, first BIGINT NOT NULL, completed BIGINT NOT NULL, cost_pico BIGINT NOT NULL,
-    input_tokens BIGINT NOT NULL, output_tokens BIGINT NOT NULL, cache_read_tokens BIGINT NOT NULL,
-    cache_write_tokens BIGINT NOT NULL, reasoning_tokens BIGINT NOT NULL, latency_ms BIGINT NOT NULL,
+    n BIGINT NOT NULL, ok BIGINT NOT NULL, first BIGINT NOT NULL, opened BIGINT NOT NULL, completed BIGINT NOT NULL,
+    cost_pico BIGINT NOT NULL, input_tokens BIGINT NOT NULL, output_tokens BIGINT NOT NULL,
+    cache_read_tokens BIGINT NOT NULL, cache_write_tokens BIGINT NOT NULL, reasoning_tokens BIGINT NOT NULL,
+    latency_ms BIGINT NOT NULL,
     PRIMARY KEY (day, label, model)
 );
 CREATE TABLE rollup_failovers (
@@ -109,6 +112,7 @@ def _sums(row: dict[str, Any]) -> list[Any]:
         1,
         1 if row["status"] == "ok" else 0,
         1 if row["first"] else 0,
+        1 if not row["candidate_index"] and not row["try_index"] else 0,  # a routing decision's first attempt
         1 if row["completed"] else 0,
         row["cost_pico"],
         row["input_tokens"],

@@ -1,0 +1,181 @@
+"""The dashboard: JSON endpoints over a seeded ledger, and the page rendered in headless Chromium."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+import pytest
+
+from switchyard.config import load_config
+from switchyard.dashboard import make_server
+from switchyard.ledger import Ledger
+from test_report import D1, D2, D3, rec
+
+CONFIG = """
+[providers.a]
+kind = "simulated"
+[providers.b]
+kind = "openai"
+api_key_env = "B_KEY_NOT_SET"
+
+[[models]]
+name = "big"
+provider = "a"
+cost_per_million_input = 10.0
+cost_per_million_output = 20.0
+
+[[models]]
+name = "small"
+provider = "b"
+cost_per_million_input = 1.0
+cost_per_million_output = 2.0
+
+[routing]
+default_model = "big"
+
+[budgets]
+daily_usd = 10
+[[budgets.limits]]
+scope = "provider:a"
+period = "month"
+limit_usd = 100
+"""
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[str]:
+    cfg = tmp_path / "switchyard.toml"
+    cfg.write_text(CONFIG)
+    loaded = load_config(cfg)
+    ledger = Ledger.open(loaded.ledger_location())
+    now = int(time.time() * 1000)
+    shift = now - D3  # move the seeded days to the last three days, so "the last 30 days" includes them
+    for r in [
+        rec(0, D1 + shift, "big", priority=0),
+        rec(1, D1 + shift + 1000, "small"),
+        rec(2, D2 + shift, "small", status="failed", error_class="overloaded", completed=False),
+        rec(3, D2 + shift + 5000, "big", candidate_index=1, failover_from="b", first=False, reason="fell back to big"),
+        rec(4, D3 + shift, "small", experiment="ab", arm="small"),
+        rec(5, D3 + shift + 1, "big", experiment="ab", arm="big"),
+    ]:
+        ledger.record(r)
+    ledger.breaker_event("a", now - 60_000, "open", "3 consecutive failures")
+    srv = make_server(loaded, ledger, "127.0.0.1", 0)
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    host, port = srv.server_address[:2]
+    yield f"http://{host!s}:{port}"
+    srv.shutdown()
+    srv.server_close()
+    ledger.close()
+
+
+def test_json_endpoints(server: str) -> None:
+    with httpx.Client(base_url=server, timeout=10) as c:
+        summary = c.get("/api/summary").json()
+        assert summary["total"]["attempts"] == 6
+        assert Decimal(summary["total"]["cost_usd"]) == Decimal("0.0384")
+        assert {m["key"]["model"]: m["attempts"] for m in summary["models"]} == {"big": 3, "small": 3}
+        spend = c.get("/api/spend?by=provider").json()
+        assert spend["by"] == "provider" and len(spend["days"]) == 3
+        assert sum(Decimal(x) for s in spend["series"] for x in s["cost_usd"]) == Decimal("0.0384")
+        budgets = c.get("/api/budgets").json()
+        assert [(b["scope"], b["period"]) for b in budgets] == [("global", "day"), ("provider:a", "month")]
+        providers = c.get("/api/providers").json()
+        status = {p["provider"]: p["status"] for p in providers["providers"]}
+        assert status == {"a": "up", "b": "disabled"}
+        assert providers["events"][0]["reason"] == "3 consecutive failures"
+        decisions = c.get("/api/decisions?limit=3").json()
+        assert [d["task"] for d in decisions] == ["T-5", "T-4", "T-3"]
+        exps = c.get("/api/experiments").json()
+        assert exps[0]["experiment"] == "ab"
+        assert c.get("/api/report").json()["total"]["attempts"] == 6
+        assert c.get("/api/nope").status_code == 404
+        assert "switchyard" in c.get("/").text
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def test_page_in_headless_chromium(server: str, tmp_path: Path) -> None:
+    exe = _chromium()
+    if exe is None:
+        if os.environ.get("SWITCHYARD_REQUIRE_CHROMIUM") == "1":
+            pytest.fail("chromium is not installed (apt-get install chromium)")
+        pytest.skip("chromium is not installed")
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--virtual-time-budget=10000",
+        "--window-size=1400,1700",
+    ]
+    dom = subprocess.run(
+        [exe, *flags, "--dump-dom", server + "/"], capture_output=True, text=True, timeout=120, check=True
+    ).stdout
+    assert 'data-ready="1"' in dom, dom[:2000]
+    # Every panel loaded, and shows the seeded numbers.
+    for panel in ("distribution", "spend", "budgets", "providers", "decisions", "experiments"):
+        assert re.search(rf'id="panel-{panel}"[^>]*data-loaded="1"', dom), panel
+    assert re.search(r'data-field="attempts">6<', dom)
+    assert 'data-value="0.0384"' in dom
+    assert re.search(r'<tr data-model="big">.*?data-field="attempts">3<', dom, re.S)
+    assert re.search(r'<tr data-provider="b">.*?data-field="status">disabled<', dom, re.S)
+    assert 'data-scope="provider:a"' in dom and 'data-experiment="ab"' in dom
+    assert "fell back to big" in dom
+    assert 'data-series="big"' in dom  # the spend chart's legend
+    shot = Path(os.environ.get("SWITCHYARD_ARTIFACTS", tmp_path)) / "dashboard.png"
+    shot.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run([exe, *flags, f"--screenshot={shot}", server + "/"], capture_output=True, timeout=120, check=True)
+    assert shot.exists() and shot.stat().st_size > 20_000
+
+
+def test_demo_runs_offline_in_under_a_minute(tmp_path: Path) -> None:
+    exe = Path(sys.executable).parent / "switchyard"
+    t0 = time.monotonic()
+    proc = subprocess.run(
+        [str(exe), "demo", "--dir", str(tmp_path / "demo")], capture_output=True, text=True, timeout=120, check=False
+    )
+    took = time.monotonic() - t0
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "providers SIMULATED" in out
+    assert re.search(r"ran 60 tasks in [\d.]+ s: 60 done", out), out
+    for section in (
+        "Model distribution:",
+        "Saving against sending everything to the default model",
+        "P1-P4",
+        "Failover:",
+        "A/B experiment grok-vs-sonnet",
+        "Budgets:",
+        "switchyard dashboard --config",
+    ):
+        assert section in out, section
+    assert "not a measured run" in out
+    assert "circuit breaker: claude-cli open" in out  # claude-cli went down mid-run and the breaker saw it
+    assert took < 60
+    # The workspace is usable afterwards.
+    report = subprocess.run(
+        [str(exe), "report", "--config", str(tmp_path / "demo" / "switchyard.toml"), "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert '"attempts"' in report.stdout

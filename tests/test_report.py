@@ -1,0 +1,221 @@
+"""Reports: exact figures on a hand-built ledger, windows across day edges, experiments, baseline, CLI output."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from switchyard.cli import cli
+from switchyard.config import loads_config
+from switchyard.ledger import AttemptRecord, Ledger
+from switchyard.report import Window, baseline, breakdown, experiments, failovers, report, wilson
+
+CONFIG = """
+[providers.a]
+kind = "simulated"
+[providers.b]
+kind = "simulated"
+
+[[models]]
+name = "big"
+provider = "a"
+cost_per_million_input = 10.0
+cost_per_million_output = 20.0
+
+[[models]]
+name = "small"
+provider = "b"
+cost_per_million_input = 1.0
+cost_per_million_output = 2.0
+
+[[models]]
+name = "tiered"
+provider = "a"
+cost_per_million_input = 1.0
+cost_per_million_output = 1.0
+[[models.tiers]]
+above_input_tokens = 1500
+cost_per_million_input = 2.0
+cost_per_million_output = 2.0
+
+[routing]
+default_model = "big"
+
+[ledger]
+path = "{path}"
+"""
+
+D1 = int(datetime(2026, 3, 1, 12, tzinfo=UTC).timestamp() * 1000)
+D2 = int(datetime(2026, 3, 2, 12, tzinfo=UTC).timestamp() * 1000)
+D3 = int(datetime(2026, 3, 3, 12, tzinfo=UTC).timestamp() * 1000)
+
+
+def rec(i: int, at: int, model: str, status: str = "ok", **kw: object) -> AttemptRecord:
+    provider = "a" if model in ("big", "tiered") else "b"
+    price = {"big": (10, 20), "small": (1, 2), "tiered": (1, 1)}[model]
+    tin, tout = kw.pop("tokens", (1000, 100))  # type: ignore[misc]
+    cost = Decimal(tin * price[0] + tout * price[1]) / 1_000_000 if status == "ok" else Decimal(0)
+    base = {"priority": 2, "labels": ("bug",), "first": True, "completed": status == "ok", "latency_ms": 1000 * (i + 1)}
+    base.update(kw)
+    return AttemptRecord(
+        f"att-{i}",
+        f"T-{i}",
+        provider,
+        model,
+        status,
+        at,
+        at + 1000,
+        input_tokens=tin if status == "ok" else 0,
+        output_tokens=tout if status == "ok" else 0,
+        cost_usd=cost,
+        **base,  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Ledger:
+    led = Ledger.open(tmp_path / "l.db")
+    for r in [
+        rec(0, D1, "big", priority=0, labels=("bug", "security")),
+        rec(1, D1 + 1000, "small", labels=("documentation",)),
+        rec(2, D2, "small", status="failed", error_class="overloaded", completed=False),
+        rec(3, D2 + 5000, "big", candidate_index=1, failover_from="b", first=False),
+        rec(4, D3, "small", experiment="ab", arm="small", priority=4),
+        rec(5, D3 + 1, "big", experiment="ab", arm="big", priority=4, task_retry=1),
+    ]:
+        led.record(r)
+    return led
+
+
+def test_totals_and_groups_are_exact(ledger: Ledger) -> None:
+    [total] = breakdown(ledger.db, Window(), ())
+    # big: 1000*10 + 100*20 = 0.012 each (x3); small: 1000*1 + 100*2 = 0.0012 each (x2 ok)
+    assert total["cost_usd"] == Decimal("0.0384")
+    assert (total["attempts"], total["successes"], total["tasks"], total["completed_tasks"]) == (6, 5, 5, 5)
+    assert total["success_rate"] == round(5 / 6, 4)
+    by_model = {g["key"]["model"]: g for g in breakdown(ledger.db, Window(), ("model",))}
+    assert by_model["big"]["cost_usd"] == Decimal("0.036") and by_model["big"]["attempts"] == 3
+    assert by_model["small"]["attempts"] == 3 and by_model["small"]["successes"] == 2
+    assert by_model["big"]["share_attempts"] == 0.5
+    assert by_model["big"]["cost_per_successful_task_usd"] == Decimal("0.012")
+    labels = {g["key"]["label"]: g["attempts"] for g in breakdown(ledger.db, Window(), ("label",))}
+    assert labels == {"bug": 5, "security": 1, "documentation": 1}
+    prio = {g["key"]["priority"]: g["attempts"] for g in breakdown(ledger.db, Window(), ("priority",))}
+    assert prio == {"P0": 1, "P2": 3, "P4": 2}
+    days = {g["key"]["day"]: g["attempts"] for g in breakdown(ledger.db, Window(), ("day",))}
+    assert days == {"2026-03-01": 2, "2026-03-02": 2, "2026-03-03": 2}
+
+
+def test_latency_percentiles_are_within_five_percent(ledger: Ledger) -> None:
+    [total] = breakdown(ledger.db, Window(), ())
+    # latencies 1000..6000 ms: the median of six is the 3rd, 3000 ms; p95 is 6000 ms.
+    assert abs(total["latency_ms"]["median"] - 3000) / 3000 < 0.05
+    assert abs(total["latency_ms"]["p95"] - 6000) / 6000 < 0.05
+    assert total["latency_ms"]["mean"] == 3500.0
+
+
+@pytest.mark.parametrize(
+    ("since", "until", "expected"),
+    [
+        (D1, None, 6),
+        (D1 + 500, None, 5),  # the day's first attempt is before the window (a partial day is scanned)
+        (D2 - 12 * 3600_000, D3 - 12 * 3600_000, 2),  # exactly day 2 from the rollups
+        (D2 + 1000, D3 + 1, 2),  # partial days at both ends
+        (D2 + 1, D2 + 6000, 1),  # within one day
+    ],
+)
+def test_windows_mix_rollups_and_scans_exactly(ledger: Ledger, since: int, until: int | None, expected: int) -> None:
+    [total] = breakdown(ledger.db, Window(since, until), ()) or [{"attempts": 0}]
+    assert total["attempts"] == expected
+    rows = [r for r in ledger.attempts() if r.started_ms >= since and (until is None or r.started_ms < until)]
+    assert total.get("cost_usd", Decimal(0)) == sum((r.cost_usd for r in rows), Decimal(0))
+
+
+def test_failovers_and_escalations(ledger: Ledger) -> None:
+    fo = failovers(ledger.db, Window())
+    assert fo["failovers"] == [{"from": "b", "to": "a", "attempts": 1}]
+    assert fo["escalations"] == [{"model": "big", "attempts": 1, "successes": 1}]
+    ledger.breaker_event("a", D2, "open", "3 consecutive failures")
+    assert failovers(ledger.db, Window())["breaker_openings"] == [{"provider": "a", "state": "open", "count": 1}]
+
+
+def test_baseline_reprices_recorded_tokens(ledger: Ledger, tmp_path: Path) -> None:
+    loaded = loads_config(CONFIG.format(path=tmp_path / "x.db"))
+    base = baseline(ledger.db, Window(), loaded.catalog["big"])
+    assert base["total"]["actual_usd"] == Decimal("0.0384")
+    assert base["total"]["baseline_usd"] == Decimal("0.060")  # five successful calls at 0.012
+    assert base["non_critical"]["priority"] == "P1-P4"
+    assert base["non_critical"]["saving_usd"] == Decimal("0.048") - Decimal("0.0264")
+    assert "not a measured run" in base["note"]
+    # A tiered baseline is priced per attempt: 1000 prompt tokens stay under the 1500 tier.
+    tiered = baseline(ledger.db, Window(), loaded.catalog["tiered"])
+    assert tiered["total"]["baseline_usd"] == Decimal("0.0055")
+
+
+def test_experiment_statistics(ledger: Ledger) -> None:
+    [exp] = experiments(ledger.db, Window())
+    assert exp["experiment"] == "ab"
+    assert [(a["arm"], a["tasks"], a["successes"]) for a in exp["arms"]] == [("big", 1, 1), ("small", 1, 1)]
+    assert "too few tasks" in exp["warning"]
+    assert exp["comparison"]["p_value"] == 1.0
+
+
+def test_wilson_interval_reference_values() -> None:
+    assert wilson(0, 0) is None
+    low, high = wilson(81, 263)  # a textbook example: 0.2553 to 0.3662
+    assert (round(low, 3), round(high, 3)) == (0.255, 0.366)
+    low, high = wilson(10, 10)
+    assert (low, high) == (0.7225, 1.0)  # n / (n + z²) for all-successes
+
+
+def test_report_cli_json_csv_and_text(ledger: Ledger, tmp_path: Path) -> None:
+    ledger.close()
+    cfg = tmp_path / "switchyard.toml"
+    cfg.write_text(CONFIG.format(path=tmp_path / "l.db"))
+    r = CliRunner()
+    res = r.invoke(cli, ["report", "--config", str(cfg), "--by", "model", "--baseline", "big", "--json"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    assert data["total"]["cost_usd"] == "0.0384"
+    assert {g["key"]["model"] for g in data["groups"]} == {"big", "small"}
+    assert data["baseline"]["model"] == "big"
+    res = r.invoke(cli, ["report", "--config", str(cfg), "--by", "provider", "--csv"])
+    rows = list(csv.DictReader(io.StringIO(res.stdout)))
+    assert {row["provider"]: row["attempts"] for row in rows} == {"a": "3", "b": "3"}
+    res = r.invoke(cli, ["report", "--config", str(cfg), "--by", "priority", "--baseline", "big"])
+    assert "model distribution:" in res.stdout and "not a measured run" in res.stdout
+    assert "b -> a: 1" in res.stdout
+    res = r.invoke(cli, ["report", "--config", str(cfg), "--by", "modle"])
+    assert res.exit_code == 2 and "did you mean 'model'" in res.stderr
+    res = r.invoke(cli, ["report", "--config", str(cfg), "--baseline", "huge"])
+    assert res.exit_code == 2 and "not in the catalog" in res.stderr
+    res = r.invoke(cli, ["report", "--config", str(cfg), "--since", "2026-03-02T00:00:00Z", "--json"])
+    assert json.loads(res.stdout)["total"]["attempts"] == 4
+
+
+def test_report_of_an_empty_ledger(tmp_path: Path) -> None:
+    led = Ledger.open(tmp_path / "e.db")
+    data = report(led.db, Window(), ("model",))
+    assert data["total"] is None and data["groups"] == [] and data["experiments"] == []
+
+
+def test_report_on_postgresql(pg_url: str) -> None:
+    with Ledger.open(pg_url) as led:
+        for r in [
+            rec(0, D1, "big"),
+            rec(1, D2, "small", labels=("docs", "bug")),
+            rec(2, D3, "big", status="failed", completed=False),
+        ]:
+            led.record(r)
+        data = report(led.db, Window(D1 + 1, None), ("label",))
+        assert data["total"]["attempts"] == 2
+        assert {g["key"]["label"]: g["attempts"] for g in data["groups"]} == {"bug": 2, "docs": 1}
+        by_day = {g["key"]["day"]: g["attempts"] for g in breakdown(led.db, Window(), ("day",))}
+        assert by_day == {"2026-03-01": 1, "2026-03-02": 1, "2026-03-03": 1}
