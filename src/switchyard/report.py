@@ -56,28 +56,26 @@ class Window:
         return (day_of(first) if first is not None else None, day_of(end) if end is not None else None), edges
 
 
-def _day_where(days: tuple[str | None, str | None]) -> tuple[str, list[Any]]:
+def _range_where(col: str, low: Any, high: Any, extra: str = "") -> tuple[str, list[Any]]:
+    """` WHERE col >= low AND col < high [AND extra]`, leaving out open ends."""
     parts, params = [], []
-    if days[0] is not None:
-        parts.append("day >= ?")
-        params.append(days[0])
-    if days[1] is not None:
-        parts.append("day < ?")
-        params.append(days[1])
-    return (" WHERE " + " AND ".join(parts)) if parts else "", params
-
-
-def _span_where(span: tuple[int | None, int | None], extra: str = "") -> tuple[str, list[Any]]:
-    parts, params = [], []
-    if span[0] is not None:
-        parts.append("a.started_ms >= ?")
-        params.append(span[0])
-    if span[1] is not None:
-        parts.append("a.started_ms < ?")
-        params.append(span[1])
+    if low is not None:
+        parts.append(f"{col} >= ?")
+        params.append(low)
+    if high is not None:
+        parts.append(f"{col} < ?")
+        params.append(high)
     if extra:
         parts.append(extra)
     return (" WHERE " + " AND ".join(parts)) if parts else "", params
+
+
+def _day_where(days: tuple[str | None, str | None]) -> tuple[str, list[Any]]:
+    return _range_where("day", days[0], days[1])
+
+
+def _span_where(span: tuple[int | None, int | None], extra: str = "") -> tuple[str, list[Any]]:
+    return _range_where("a.started_ms", span[0], span[1], extra)
 
 
 # Each dimension as (column in rollup_attempts, the same value computed from an attempts row).
