@@ -506,7 +506,8 @@ class Coordinator:
     ) -> AttemptOutcome | Blocked | None:
         task = Task.from_dict(json.loads(task_json))
         provider = plan.candidate.provider
-        if self.ledger.get(attempt_id) is None and not self.runner.health.allow(provider):
+        known_new = self.ledger.get(attempt_id) is None
+        if known_new and not self.runner.health.allow(provider):
             return None
         with self._lock:
             self._inflight += 1
@@ -527,6 +528,8 @@ class Coordinator:
                 timeout_s=timeout_s,
                 first=first,
                 failover_from=failover_from,
+                completes=finishes_task,
+                known_new=known_new,
             )
         except BudgetExceeded as exc:
             self.reload_budgets()
@@ -543,8 +546,8 @@ class Coordinator:
         self.reporter.event(
             "attempt", task.id, model=rec.model, status=rec.status, cost=rec.cost_usd, error=rec.error_class
         )
-        if out.ok and finishes_task:
-            self.finish(task.id, "done", task.retry_count, None, attempt_id)
+        if out.ok and finishes_task:  # the attempt was recorded as the one that completed the task
+            self.finish(task.id, "done", task.retry_count, None)
         return out
 
     def run_route(

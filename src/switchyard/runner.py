@@ -321,9 +321,15 @@ class Runner:
         hold_id: str | None = None,
         first: bool = False,
         failover_from: str | None = None,
+        completes: bool = False,
+        known_new: bool = False,
     ) -> AttemptOutcome:
-        """Make (or replay) one call and record it; `first` marks the task's very first attempt."""
-        existing = self.ledger.get(attempt_id)
+        """Make (or replay) one call and record it.
+
+        `first` marks the task's very first attempt; `completes` says that success finishes the
+        task; `known_new` skips the replay lookup when the caller has just done it.
+        """
+        existing = None if known_new else self.ledger.get(attempt_id)
         run_dir = self.runs_dir / safe_name(task.id) / safe_name(attempt_id)
         if existing is not None:
             return self._replayed(existing, run_dir)
@@ -372,7 +378,12 @@ class Runner:
         record = self._record(
             task, plan, route, call, result, started, latency_ms, stage, workflow, run_id, prompt, hold_id
         )
-        record = replace(record, first=first, failover_from=failover_from if plan.candidate_index else None)
+        record = replace(
+            record,
+            first=first,
+            failover_from=failover_from if plan.candidate_index else None,
+            completed=completes and result.ok,
+        )
         if result.ok and result.text is not None:
             run_dir.mkdir(parents=True, exist_ok=True)
             (run_dir / "result.txt").write_text(result.text, encoding="utf-8")
