@@ -664,7 +664,7 @@ class Coordinator:
     def wait_idle(self, stop: threading.Event, poll_s: float = 0.2) -> bool:
         """Wait until no task is queued or running and every blocked one was re-checked here; False if stopped."""
         while not stop.is_set():
-            if not self.ledger.tasks(states=list(ACTIVE_STATES)):
+            if not self.ledger.count_tasks(ACTIVE_STATES):
                 blocked = {t.task_id for t in self.ledger.tasks(states=["blocked"])}
                 with self._lock:
                     if blocked <= self.blocked_seen:

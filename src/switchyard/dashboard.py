@@ -31,7 +31,7 @@ from switchyard.budgets import Budgets
 from switchyard.config import LoadedConfig
 from switchyard.health import Health
 from switchyard.ledger.store import PICO, Ledger, from_ms
-from switchyard.report import Window, breakdown, experiments, report
+from switchyard.report import Window, experiments, report, totals_by_model
 
 __all__ = ["Dashboard", "serve"]
 
@@ -66,8 +66,7 @@ class Dashboard:
 
     def summary(self, q: dict[str, list[str]]) -> dict[str, Any]:
         w = self._window(q)
-        models = breakdown(self.ledger.db, w, ("model",))
-        total = next(iter(breakdown(self.ledger.db, w, ())), None)
+        total, models = totals_by_model(self.ledger.db, w)
         return {"window": {"since_ms": w.since_ms}, "total": total, "models": models}
 
     def spend(self, q: dict[str, list[str]]) -> dict[str, Any]:

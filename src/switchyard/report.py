@@ -161,15 +161,14 @@ def _collect(
     scan_keys = ", ".join(c[1] for c in cols) if cols else "'all'"
     join = _label_join(db.dialect) if labels else ""
     for span in edges:
+        # One pass over the partial day: sums and the latency histogram together.
         where, params = _span_where(span)
-        add(db.query(f"SELECT {scan_keys}, {_SCAN_SUMS} FROM attempts a{join}{where}{group}", params))
+        rows = db.query(
+            f"SELECT {scan_keys}, a.latency_bucket, {_SCAN_SUMS} FROM attempts a{join}{where}{group}, {nk + 1}", params
+        )
+        add([(*r[:nk], *r[nk + 1 :]) for r in rows])
         if hist_dim is not None:
-            add_hist(
-                db.query(
-                    f"SELECT {scan_keys}, a.latency_bucket, COUNT(*) FROM attempts a{join}{where}{group}, {nk + 1}",
-                    params,
-                )
-            )
+            add_hist([(*r[:nk], r[nk], r[nk + 1]) for r in rows])
     return sums, hist
 
 
@@ -216,7 +215,32 @@ def breakdown(db: Database, window: Window, by: Sequence[str]) -> list[dict[str,
     `tasks` counts tasks where they started (their first attempt falls in the group);
     `completed_tasks` counts the attempts that finished a task.
     """
-    sums, hist = _collect(db, window, by)
+    return _rows(by, *_collect(db, window, by))
+
+
+def totals_by_model(db: Database, window: Window) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """(the total row, one row per model) from a single pass."""
+    sums, hist = _collect(db, window, ("model",))
+    return _total(sums, hist), _rows(("model",), sums, hist)
+
+
+def _total(
+    sums: dict[tuple[str, ...], list[int]], hist: dict[tuple[str, ...], dict[int, int]]
+) -> dict[str, Any] | None:
+    """The single total row, folded from any one-dimension grouping (sums and histograms add up)."""
+    acc = [0] * 12
+    merged: dict[int, int] = {}
+    for v in sums.values():
+        acc = [a + b for a, b in zip(acc, v, strict=True)]
+    for h in hist.values():
+        for bucket, n in h.items():
+            merged[bucket] = merged.get(bucket, 0) + n
+    return next(iter(_rows((), {(): acc}, {(): merged})), None)
+
+
+def _rows(
+    by: Sequence[str], sums: dict[tuple[str, ...], list[int]], hist: dict[tuple[str, ...], dict[int, int]]
+) -> list[dict[str, Any]]:
     out = []
     for key, v in sums.items():
         if not v[0]:
@@ -485,11 +509,11 @@ def report(
     baseline_model: CatalogModel | None = None,
 ) -> dict[str, Any]:
     """The whole report as one JSON-ready object."""
-    models = breakdown(db, window, ("model",))
+    total, models = totals_by_model(db, window)
     data: dict[str, Any] = {
         "window": {"since_ms": window.since_ms, "until_ms": window.until_ms},
         "by": list(by),
-        "total": next(iter(breakdown(db, window, ())), None),
+        "total": total,
         "groups": (models if tuple(by) == ("model",) else breakdown(db, window, by)) if by else [],
         "model_distribution": models,
         "failover": failovers(db, window),

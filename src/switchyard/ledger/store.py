@@ -492,6 +492,13 @@ class Ledger:
         sql += " ORDER BY enqueued_ms, task_id"
         return [TaskRow(*r) for r in self.db.query(sql, params)]
 
+    def count_tasks(self, states: Sequence[str]) -> int:
+        """How many tasks are in any of `states` (cheap: one COUNT on an index)."""
+        row = self.db.one(
+            "SELECT COUNT(*) FROM tasks WHERE state IN (" + ", ".join("?" for _ in states) + ")", list(states)
+        )
+        return int(row[0]) if row else 0
+
     def task(self, task_id: str) -> TaskRow | None:
         row = self.db.one(
             "SELECT task_id, state, source, task_json, enqueued_ms, updated_ms, retry_count, workflow, stage, "
