@@ -204,7 +204,7 @@ def _json_field(text: str, dotted: str) -> Any:
     """`dotted` (e.g. `review.verdict`) from the whole text as JSON, else from its last JSON object."""
     candidates = [text.strip()]
     start = text.rfind("{")
-    while start != -1:
+    while start != -1 and len(candidates) <= 50:  # the verdict is near the end; do not try every brace
         candidates.append(text[start:])
         start = text.rfind("{", 0, start)
     for chunk in candidates:
