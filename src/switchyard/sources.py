@@ -19,6 +19,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
 
+from switchyard.config.schema import default_priority_labels
 from switchyard.errors import InputError, RunError
 from switchyard.redact import Redactor
 from switchyard.task import Task, parse_priority
@@ -34,10 +35,7 @@ __all__ = [
     "parse_source",
 ]
 
-DEFAULT_PRIORITY_LABELS: dict[str, int] = {
-    **{f"priority:P{i}": i for i in range(5)},
-    **{f"P{i}": i for i in range(5)},
-}
+DEFAULT_PRIORITY_LABELS: dict[str, int] = default_priority_labels()
 FETCH_TIMEOUT_S = 120
 
 

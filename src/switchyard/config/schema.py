@@ -208,7 +208,6 @@ class RunnerConfig:
     backoff_base_s: float = field(default=0.5, metadata=check(_non_negative))
     backoff_max_s: float = field(default=8.0, metadata=check(_non_negative))
     default_timeout_s: float = field(default=1800.0, metadata=check(_positive))
-    prompt_tokens_estimate: int = field(default=4000, metadata=check(_positive))
 
 
 @record
@@ -308,7 +307,8 @@ def _priorities(v: dict[str, int]) -> str | None:
     return f"priorities are 0-4 (check {', '.join(repr(b) for b in bad)})" if bad else None
 
 
-def _default_priority_labels() -> dict[str, int]:
+def default_priority_labels() -> dict[str, int]:
+    """GitHub labels that set a task's priority: `priority:P0`…`priority:P4` and `P0`…`P4`."""
     return {**{f"priority:P{i}": i for i in range(5)}, **{f"P{i}": i for i in range(5)}}
 
 
@@ -327,7 +327,7 @@ class CoordinatorConfig:
     executor_id: str = "local"
     poll_interval_s: float = field(default=0.2, metadata=check(_positive))
     grace_s: float = field(default=30.0, metadata=check(_non_negative))
-    priority_labels: dict[str, int] = field(default_factory=_default_priority_labels, metadata=check(_priorities))
+    priority_labels: dict[str, int] = field(default_factory=default_priority_labels, metadata=check(_priorities))
     default_priority: int = field(default=2, metadata=check(lambda v: None if 0 <= v <= 4 else "priorities are 0-4"))
 
 
