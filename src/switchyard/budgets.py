@@ -115,9 +115,9 @@ class Budgets:
         self.clock = clock
         self.owner = owner
         if tz is None:
-            from switchyard.router import Router
+            from switchyard.router import routing_zone
 
-            tz = Router(loaded).tz
+            tz = routing_zone(loaded.routing.timezone)
         self.tz = tz
 
     @property

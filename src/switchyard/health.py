@@ -17,7 +17,10 @@ from typing import TYPE_CHECKING
 from switchyard._records import record
 from switchyard.config import LoadedConfig
 from switchyard.config.schema import HealthConfig
-from switchyard.failures import Failure, FailureKind
+from switchyard.failures import POLICY, Failure, FailureKind
+
+# The failure kinds that count against a breaker, from the one table in failures.py.
+_COUNTED = tuple(kind.value for kind, policy in POLICY.items() if policy.breaker)
 
 if TYPE_CHECKING:  # `route` reads config health without touching SQLite
     from switchyard.ledger.store import Ledger
@@ -151,7 +154,7 @@ class Health:
             if failures >= s.consecutive_failures:
                 reason = f"{failures} consecutive failures, last {failure.kind}"
             else:
-                calls, failed = self.ledger.provider_window(provider, now - int(s.window_s * 1000))
+                calls, failed = self.ledger.provider_window(provider, now - int(s.window_s * 1000), _COUNTED)
                 if calls >= s.min_calls and failed / calls >= s.failure_rate:
                     reason = f"{failed} of {calls} calls failed in the last {s.window_s:g}s"
             if reason:

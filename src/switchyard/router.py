@@ -218,11 +218,6 @@ class Decision:
             self.workflow,
         )
 
-    @property
-    def notes(self) -> list[str]:
-        """Why candidates were skipped."""
-        return list(self.skipped)
-
     def to_dict(self) -> dict[str, Any]:
         """The `route --json` object."""
         return {
@@ -244,6 +239,11 @@ class Decision:
 
     def __repr__(self) -> str:
         return f"Decision(model={self.model!r}, provider={self.provider!r}, rule={self.rule!r}, arm={self.arm!r})"
+
+
+def routing_zone(name: str | None) -> tzinfo | None:
+    """The `[routing] timezone` (an IANA name), else this machine's zone."""
+    return ZoneInfo(name) if name else local_zone()
 
 
 def local_zone() -> tzinfo | None:
@@ -275,7 +275,7 @@ class Router:
         routing = loaded.routing
         self.catalog: Catalog = loaded.catalog
         self.default_model = routing.default_model
-        self.tz: tzinfo | None = ZoneInfo(routing.timezone) if routing.timezone else local_zone()
+        self.tz = routing_zone(routing.timezone)
         self.default_workflow = routing.default_workflow
         self._provider_of = {m.name: m.provider for m in self.catalog}
         self._caps = {m.name: m.capabilities for m in self.catalog}

@@ -427,13 +427,13 @@ class Ledger:
             sql += f" LIMIT {int(limit)}"
         return [_decode(r) for r in self.db.query(sql, params)]
 
-    def provider_window(self, provider: str, since_ms: int) -> tuple[int, int]:
-        """(calls, failures that count against the breaker) for `provider` since `since_ms`."""
+    def provider_window(self, provider: str, since_ms: int, counted: Sequence[str]) -> tuple[int, int]:
+        """(calls, failures whose error class is in `counted`) for `provider` since `since_ms`."""
+        marks = ", ".join("?" for _ in counted)
         row = self.db.one(
-            "SELECT COUNT(*), SUM(CASE WHEN status != 'ok' AND error_class IN "
-            "('overloaded','server_error','timeout','connection','truncated','malformed','cli_error',"
-            "'out_of_credits','auth') THEN 1 ELSE 0 END) FROM attempts WHERE provider = ? AND started_ms >= ?",
-            (provider, since_ms),
+            f"SELECT COUNT(*), SUM(CASE WHEN status != 'ok' AND error_class IN ({marks}) THEN 1 ELSE 0 END) "
+            "FROM attempts WHERE provider = ? AND started_ms >= ?",
+            (*counted, provider, since_ms),
         )
         assert row is not None
         return int(row[0] or 0), int(row[1] or 0)
