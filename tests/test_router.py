@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from switchyard.cli.route_cmd import parse_status_args
 from switchyard.config import load_config, loads_config
 from switchyard.errors import InputError
-from switchyard.router import Router, parse_status_args
+from switchyard.router import Router
 from switchyard.task import Task, load_task_arg, parse_priority
 
 DATA = Path(__file__).parent / "data"

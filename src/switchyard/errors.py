@@ -5,12 +5,18 @@
     ├── InputError             a task, flag or file given on the command line is wrong (exit 2)
     └── RunError               something failed while running (exit status 1)
 
-Every message says where the problem is and, where we can tell, how to fix it.
-Secrets never appear in a message: run errors pass provider text through
-`switchyard.redact` before they are raised.
+Every message says where the problem is and, where we can tell, how to fix it:
+a misspelt name gets `did_you_mean`'s " (did you mean 'x'?)", the one spelling of
+that hint. Secrets never appear in a message: run errors pass provider text
+through `switchyard.redact` before they are raised.
+
+This module sits at the bottom of the import graph (it imports only `_records`),
+so every layer can raise these errors and build these hints.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable, Iterable
 
 from switchyard._records import record
 
@@ -20,7 +26,40 @@ __all__ = [
     "Problem",
     "RunError",
     "SwitchyardError",
+    "did_you_mean",
+    "suggest",
 ]
+
+
+def suggest(word: str, choices: Iterable[str]) -> str | None:
+    """Closest spelling of `word` among `choices`, or None."""
+    import difflib  # only on the error path: it costs ~13 ms to import
+
+    ordered = sorted(choices)
+    matches = difflib.get_close_matches(word, ordered, n=1, cutoff=0.6)
+    if matches:
+        return matches[0]
+    low = word.lower()
+    if len(low) >= 2:
+        for choice in ordered:  # 'saturday' -> 'sat', 'doc' -> 'documentation'
+            c = choice.lower()
+            if len(c) >= 2 and (low.startswith(c) or c.startswith(low)):
+                return choice
+    return None
+
+
+def _quoted(near: str) -> str:
+    return f"'{near}'"
+
+
+def did_you_mean(word: str, choices: Iterable[str], show: Callable[[str], str] = _quoted) -> str:
+    """`" (did you mean 'x'?)"` for the closest of `choices` to `word`, or `""` when none is close.
+
+    `show` writes the suggestion as the user would type it (`'provider:x'`, `{model}`);
+    quoted by default. An empty result lets the caller offer another hint instead.
+    """
+    near = suggest(word, choices)
+    return f" (did you mean {show(near)}?)" if near is not None else ""
 
 
 class SwitchyardError(Exception):

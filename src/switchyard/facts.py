@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from switchyard._records import record
-from switchyard.rules.compile import suggest
+from switchyard.errors import did_you_mean
 
 try:  # the blake2 module alone; `hashlib` would also load OpenSSL (~5 ms per process)
     from _blake2 import blake2b
@@ -177,8 +177,7 @@ def _checker(noun: str, known: Iterable[str]) -> Any:
     def check(key: str) -> str | None:
         if key in names:
             return None
-        near = suggest(key, names)
-        return f"unknown {noun} '{key}'" + (f" (did you mean '{near}'?)" if near else "")
+        return f"unknown {noun} '{key}'" + did_you_mean(key, names)
 
     return check
 
@@ -195,12 +194,12 @@ def _budget_key_checker(providers: frozenset[str], models: frozenset[str], workf
         if kind == "label":
             return None if name else "a label scope needs a label: 'label:NAME'"
         if kind not in kinds:
-            near = suggest(kind, set(kinds) | {"label"})
-            return f"unknown budget scope kind '{kind}'" + (f" (did you mean '{near}:'?)" if near else "")
+            return f"unknown budget scope kind '{kind}'" + did_you_mean(kind, [*kinds, "label"], "'{}:'".format)
         if name in kinds[kind]:
             return None
-        near = suggest(name, kinds[kind])
-        return f"unknown {kind} '{name}' in budget scope" + (f" (did you mean '{kind}:{near}'?)" if near else "")
+        return f"unknown {kind} '{name}' in budget scope" + did_you_mean(
+            name, kinds[kind], lambda near: f"'{kind}:{near}'"
+        )
 
     return check
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from switchyard.errors import ConfigError
+from switchyard.errors import ConfigError, did_you_mean
 from switchyard.task import Task
 
 __all__ = ["DEFAULT_STAGE_TEMPLATE", "DEFAULT_TEMPLATE", "TEMPLATE_FIELDS", "check_template", "render_prompt"]
@@ -57,8 +57,6 @@ _FIELD = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_\-]+)?)
 
 def check_template(template: str, where: str) -> None:
     """Reject unknown fields at load time, with a suggestion."""
-    from switchyard.rules.compile import suggest
-
     for m in _FIELD.finditer(template):
         name = m.group(1)
         if name is None:
@@ -67,9 +65,8 @@ def check_template(template: str, where: str) -> None:
         if "." in name and head in ("metadata", "stage_output", "stage_output_file"):
             continue
         if name not in TEMPLATE_FIELDS:
-            near = suggest(name, TEMPLATE_FIELDS)
             raise ConfigError.single(
-                f"unknown template field {{{name}}}" + (f" (did you mean {{{near}}}?)" if near else ""),
+                f"unknown template field {{{name}}}" + did_you_mean(name, TEMPLATE_FIELDS, "{{{}}}".format),
                 key_path=where,
                 hint="fields: "
                 + ", ".join("{" + f + "}" for f in sorted(TEMPLATE_FIELDS))

@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from switchyard._records import record
 from switchyard.catalog import Catalog
 from switchyard.config import LoadedConfig
-from switchyard.errors import InputError, RunError
+from switchyard.errors import RunError
 from switchyard.facts import BudgetView, Facts, stable_hash
 from switchyard.rules.compile import Condition
 from switchyard.task import Task
@@ -475,24 +475,3 @@ class Router:
                 )
             )
         return tuple(out)
-
-
-def parse_status_args(values: list[str] | tuple[str, ...], providers: Mapping[str, object]) -> dict[str, str]:
-    """`--status NAME=down` flags into a status map; unknown names and values are `InputError`s."""
-    from switchyard.facts import PROVIDER_STATUSES
-    from switchyard.rules.compile import suggest
-
-    out: dict[str, str] = {}
-    for item in values:
-        name, sep, value = item.partition("=")
-        if not sep:
-            raise InputError(f"--status {item}: expected PROVIDER=STATUS, e.g. claude-cli=down")
-        if name not in providers:
-            near = suggest(name, set(providers))
-            raise InputError(
-                f"--status {item}: unknown provider '{name}'" + (f" (did you mean '{near}'?)" if near else "")
-            )
-        if value not in PROVIDER_STATUSES:
-            raise InputError(f"--status {item}: status must be one of {', '.join(sorted(PROVIDER_STATUSES))}")
-        out[name] = value
-    return out

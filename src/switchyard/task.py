@@ -9,7 +9,7 @@ from dataclasses import field
 from typing import Any
 
 from switchyard._records import record
-from switchyard.errors import InputError
+from switchyard.errors import InputError, did_you_mean
 
 __all__ = ["Task", "load_task_arg", "parse_priority"]
 
@@ -113,10 +113,7 @@ class Task:
             raise InputError(f"{where}: expected a JSON object, got {type(data).__name__}")
         unknown = sorted(set(data) - _KNOWN)
         if unknown:
-            from switchyard.rules.compile import suggest
-
-            near = suggest(unknown[0], _KNOWN)
-            extra = f" (did you mean '{near}'?)" if near else "; put free-form fields under 'metadata'"
+            extra = did_you_mean(unknown[0], _KNOWN) or "; put free-form fields under 'metadata'"
             raise InputError(f"{where}.{unknown[0]}: unknown field{extra}")
 
         def text(key: str, default: str | None = "") -> Any:

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from switchyard.cli.common import config_option, echo_json, load, money, open_ledger, parse_when, table
-from switchyard.errors import InputError
+from switchyard.errors import InputError, did_you_mean
 from switchyard.ledger.store import to_ms
 
 __all__ = ["render_report", "report"]
@@ -233,24 +233,18 @@ def report(
     """Where the money went: attempts, tasks, success rate, tokens, cost, latency, failovers, experiments."""
     from switchyard.report import DIMENSIONS, Window
     from switchyard.report import report as build
-    from switchyard.rules.compile import suggest
 
     if as_json and as_csv:
         raise InputError("--json and --csv cannot be combined")
     for d in dims:
         if d not in DIMENSIONS:
-            near = suggest(d, set(DIMENSIONS))
-            raise InputError(
-                f"--by {d}: choose from {', '.join(DIMENSIONS)}" + (f" (did you mean '{near}'?)" if near else "")
-            )
+            raise InputError(f"--by {d}: choose from {', '.join(DIMENSIONS)}" + did_you_mean(d, DIMENSIONS))
     loaded = load(config_path)
     model = None
     if baseline_model is not None:
         if baseline_model not in loaded.catalog:
-            near = suggest(baseline_model, set(loaded.catalog.names()))
-            raise InputError(
-                f"--baseline {baseline_model}: not in the catalog" + (f" (did you mean '{near}'?)" if near else "")
-            )
+            mean = did_you_mean(baseline_model, loaded.catalog.names())
+            raise InputError(f"--baseline {baseline_model}: not in the catalog{mean}")
         model = loaded.catalog[baseline_model]
     since_at = parse_when(since, option="--since")
     until_at = parse_when(until, option="--until")

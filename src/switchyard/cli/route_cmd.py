@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 import click
 
 from switchyard.cli.common import config_option, echo_json, json_option, load
 from switchyard.config import LoadedConfig
-from switchyard.errors import InputError
-from switchyard.router import Decision, Router, parse_status_args
+from switchyard.errors import InputError, did_you_mean
+from switchyard.facts import PROVIDER_STATUSES
+from switchyard.router import Decision, Router
 from switchyard.task import load_task_arg
 
-__all__ = ["route"]
+__all__ = ["parse_at", "parse_status_args", "route"]
 
 
 def parse_at(value: str | None) -> datetime | None:
@@ -25,6 +27,21 @@ def parse_at(value: str | None) -> datetime | None:
     except ValueError:
         raise InputError(f"--at {value}: expected an ISO 8601 time such as 2026-05-01T23:30:00Z") from None
     return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def parse_status_args(values: list[str] | tuple[str, ...], providers: Mapping[str, object]) -> dict[str, str]:
+    """`--status NAME=down` flags into a status map; unknown names and values are `InputError`s."""
+    out: dict[str, str] = {}
+    for item in values:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise InputError(f"--status {item}: expected PROVIDER=STATUS, e.g. claude-cli=down")
+        if name not in providers:
+            raise InputError(f"--status {item}: unknown provider '{name}'" + did_you_mean(name, providers))
+        if value not in PROVIDER_STATUSES:
+            raise InputError(f"--status {item}: status must be one of {', '.join(sorted(PROVIDER_STATUSES))}")
+        out[name] = value
+    return out
 
 
 def _fmt(value: object) -> str:

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from switchyard.cli.common import config_option, echo_json, json_option, load, money, open_ledger, parse_when, table
-from switchyard.errors import InputError
+from switchyard.errors import InputError, did_you_mean
 from switchyard.ledger.store import AttemptRecord, from_ms, to_ms
 
 __all__ = ["exec_", "log", "providers"]
@@ -190,12 +190,10 @@ def providers(ctx: click.Context, config_path: str | None, as_json: bool) -> Non
 def reset(ctx: click.Context, name: str, config_path: str | None) -> None:
     """Close NAME's circuit breaker (and lift a 401/403 disable)."""
     from switchyard.health import Health
-    from switchyard.rules.compile import suggest
 
     loaded = load(config_path or ctx.obj.get("config_path"))
     if name not in loaded.providers:
-        near = suggest(name, set(loaded.providers))
-        raise InputError(f"unknown provider '{name}'" + (f" (did you mean '{near}'?)" if near else ""))
+        raise InputError(f"unknown provider '{name}'" + did_you_mean(name, loaded.providers))
     with open_ledger(loaded) as ledger:
         Health(loaded, ledger).reset(name)
     click.echo(f"{name}: breaker closed")

@@ -38,9 +38,9 @@ from switchyard.config.schema import (
     WorkflowConfig,
 )
 from switchyard.config.validate import Reader, path_str
-from switchyard.errors import ConfigError, Problem
+from switchyard.errors import ConfigError, Problem, did_you_mean
 from switchyard.facts import build_schema
-from switchyard.rules.compile import Condition, compile_condition, suggest
+from switchyard.rules.compile import Condition, compile_condition
 
 __all__ = ["CONFIG_ENV", "DEFAULT_CONFIG", "SECTIONS", "LoadedConfig", "find_config", "load_config", "loads_config"]
 
@@ -249,10 +249,9 @@ class _Loader:
                     continue
             cls = PROVIDER_KINDS.get(kind) if isinstance(kind, str) else None
             if cls is None:
-                near = suggest(str(kind), set(PROVIDER_KINDS))
                 self.error(
                     (*path, "kind"),
-                    f"unknown provider kind {kind!r}" + (f" (did you mean '{near}'?)" if near else ""),
+                    f"unknown provider kind {kind!r}" + did_you_mean(str(kind), PROVIDER_KINDS),
                     "kinds: " + ", ".join(PROVIDER_KINDS),
                 )
                 continue
@@ -276,11 +275,9 @@ class _Loader:
         for key in data:
             if key not in _CORE and key not in SECTIONS:
                 known = list(_CORE) + list(SECTIONS)
-                near = suggest(key, known)
+                mean = did_you_mean(key, known)
                 self.error(
-                    (key,),
-                    f"unknown key '{key}'" + (f" (did you mean '{near}'?)" if near else ""),
-                    None if near else "top-level tables: " + ", ".join(known),
+                    (key,), f"unknown key '{key}'{mean}", None if mean else "top-level tables: " + ", ".join(known)
                 )
         providers = self.providers(data.get("providers", {}))
         models_raw = data.get("models", [])
@@ -330,11 +327,11 @@ class _Loader:
     def need_model(self, name: str, path: PathKey, models: dict[str, ModelConfig]) -> None:
         if name in models or name in self.model_names:
             return  # declared (an invalid declaration has its own error already)
-        near = suggest(name, set(models))
+        mean = did_you_mean(name, models)
         self.error(
             path,
-            f"unknown model '{name}'" + (f" (did you mean '{near}'?)" if near else ""),
-            None if near else "declare it in a [[models]] entry" + (f"; models: {', '.join(models)}" if models else ""),
+            f"unknown model '{name}'{mean}",
+            None if mean else "declare it in a [[models]] entry" + (f"; models: {', '.join(models)}" if models else ""),
         )
 
     def check_references(
@@ -350,11 +347,11 @@ class _Loader:
                 self.error(("models", i, "name"), f"duplicate model name '{m.name}'", "each model name must be unique")
             by_name[m.name] = m
             if m.provider not in providers and m.provider not in self.provider_names:
-                near = suggest(m.provider, set(providers))
+                mean = did_you_mean(m.provider, providers)
                 self.error(
                     ("models", i, "provider"),
-                    f"unknown provider '{m.provider}'" + (f" (did you mean '{near}'?)" if near else ""),
-                    None if near else f"declare it as [providers.{m.provider}]",
+                    f"unknown provider '{m.provider}'{mean}",
+                    None if mean else f"declare it as [providers.{m.provider}]",
                 )
             seen: set[int] = set()
             for j, tier in enumerate(m.tiers):
@@ -370,10 +367,10 @@ class _Loader:
                 except (ZoneInfoNotFoundError, ValueError):
                     from zoneinfo import available_timezones
 
-                    near = suggest(routing.timezone, available_timezones())
                     self.error(
                         ("routing", "timezone"),
-                        f"unknown time zone '{routing.timezone}'" + (f" (did you mean '{near}'?)" if near else ""),
+                        f"unknown time zone '{routing.timezone}'"
+                        + did_you_mean(routing.timezone, available_timezones()),
                         "use an IANA name such as 'Europe/Berlin' or 'UTC'",
                     )
             if routing.default_workflow is not None:
@@ -414,11 +411,10 @@ class _Loader:
                 if stage.prompt is not None and stage.prompt_file is not None:
                     self.error(path, "a stage has either prompt or prompt_file, not both")
                 if stage.loop_to is not None and stage.loop_to not in names:
-                    near = suggest(stage.loop_to, names)
                     self.error(
                         (*path, "loop_to"),
                         f"loop_to must name an earlier stage of workflow '{name}', got '{stage.loop_to}'"
-                        + (f" (did you mean '{near}'?)" if near else ""),
+                        + did_you_mean(stage.loop_to, names),
                     )
                 if (stage.reject_if or stage.verdict_field) and stage.loop_to is None:
                     self.error(
@@ -438,10 +434,9 @@ class _Loader:
             kind, _, target = limit.scope.partition(":")
             known: dict[str, Any] = {"provider": providers, "model": models, "workflow": workflows}
             if kind in known and target not in known[kind]:
-                near = suggest(target, set(known[kind]))
                 self.error(
                     ("budgets", "limits", i, "scope"),
-                    f"unknown {kind} '{target}'" + (f" (did you mean '{kind}:{near}'?)" if near else ""),
+                    f"unknown {kind} '{target}'" + did_you_mean(target, known[kind], f"'{kind}:{{}}'".format),
                 )
         if budgets.all_limits():
             for name, p in providers.items():
@@ -456,12 +451,8 @@ class _Loader:
     def need_workflow(self, name: str, path: PathKey, workflows: dict[str, WorkflowConfig]) -> None:
         if name in workflows:
             return
-        near = suggest(name, set(workflows))
-        self.error(
-            path,
-            f"unknown workflow '{name}'" + (f" (did you mean '{near}'?)" if near else ""),
-            None if near else f"declare it as [workflows.{name}]",
-        )
+        mean = did_you_mean(name, workflows)
+        self.error(path, f"unknown workflow '{name}'{mean}", None if mean else f"declare it as [workflows.{name}]")
 
     def compile_conditions(
         self,
@@ -517,11 +508,10 @@ class _Loader:
                 for i, element in enumerate(template):
                     for m in _PLACEHOLDER.finditer(element):
                         if m.group(1) not in PLACEHOLDERS:
-                            near = suggest(m.group(1), PLACEHOLDERS)
                             self.error(
                                 (*path, key, i),
                                 f"unknown placeholder {{{m.group(1)}}}"
-                                + (f" (did you mean {{{near}}}?)" if near else ""),
+                                + did_you_mean(m.group(1), PLACEHOLDERS, "{{{}}}".format),
                                 "placeholders: " + ", ".join("{" + x + "}" for x in sorted(PLACEHOLDERS)),
                             )
             if p.stdin is not None and p.stdin != "{prompt_file}":

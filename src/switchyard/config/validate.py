@@ -3,10 +3,10 @@
 A small, declarative validator: the dataclasses in `schema.py` are the schema.
 Field types drive the checks (text, integers, exact decimals, booleans,
 literals, tuples, string-keyed maps, nested dataclasses); field metadata adds
-per-field checks (`check`), keys that come from the TOML table name
-(`from_key`) and old spellings (`aliases`). Unknown keys are problems with a
-"did you mean". Nothing is raised here: problems are collected with their key
-paths and the loader turns them into one `ConfigError` with file positions.
+per-field checks (`check`) and keys that come from the TOML table name
+(`from_key`). Unknown keys are problems with a "did you mean". Nothing is
+raised here: problems are collected with their key paths and the loader turns
+them into one `ConfigError` with file positions.
 
 Why not pydantic: importing it and building the models costs ~140 ms on this
 class of machine, the whole budget of `switchyard route`; this file is the part
@@ -22,7 +22,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal, Union, get_args, get_origin
 
-from switchyard.rules.compile import suggest
+from switchyard.errors import did_you_mean
 
 if TYPE_CHECKING:
     from switchyard.config.locate import PathKey
@@ -116,24 +116,18 @@ class Reader:
             return None
         hints = _hints(cls)
         fields = {f.name: f for f in dataclasses.fields(cls)}
-        aliases: dict[str, str] = {}
-        for f in fields.values():
-            for alias in f.metadata.get("aliases", ()):
-                aliases[alias] = f.name
         known = [n for n, f in fields.items() if not f.metadata.get("from_key") and not f.metadata.get("internal")]
         kwargs: dict[str, Any] = dict(from_key)
         ok = True
         for key, value in raw.items():
-            name = str(aliases.get(key, key))
-            spec = fields.get(name)
+            spec = fields.get(key)
             if spec is None or spec.metadata.get("from_key") or spec.metadata.get("internal"):
-                near = suggest(key, known + list(aliases))
-                msg = f"unknown key '{key}'" + (f" (did you mean '{near}'?)" if near else "")
-                hint = None if near else "known keys: " + ", ".join(sorted(known))
-                self.error((*path, key), msg, hint)
+                mean = did_you_mean(key, known)
+                hint = None if mean else "known keys: " + ", ".join(sorted(known))
+                self.error((*path, key), f"unknown key '{key}'{mean}", hint)
                 ok = False
                 continue
-            converted = self.convert(hints[name], value, (*path, key))
+            converted = self.convert(hints[key], value, (*path, key))
             if converted is _FAIL:
                 ok = False
                 continue
@@ -144,7 +138,7 @@ class Reader:
                     self.error((*path, key), msg)
                     ok = False
                     continue
-            kwargs[name] = converted
+            kwargs[key] = converted
         for fname, spec in fields.items():
             if fname in kwargs or spec.metadata.get("internal"):
                 continue
@@ -177,9 +171,8 @@ class Reader:
             choices = get_args(tp)
             if value in choices and type(value) is type(choices[0]):
                 return value
-            near = suggest(str(value), [str(c) for c in choices]) if isinstance(value, str) else None
-            msg = f"expected one of {', '.join(repr(c) for c in choices)}, got {_got(value)}"
-            self.error(path, msg, f"did you mean {near!r}?" if near else None)
+            mean = did_you_mean(value, [str(c) for c in choices]) if isinstance(value, str) else ""
+            self.error(path, f"expected one of {', '.join(repr(c) for c in choices)}, got {_got(value)}{mean}")
             return _FAIL
         if origin is tuple:
             if not isinstance(value, list):

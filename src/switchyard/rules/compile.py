@@ -18,12 +18,12 @@ from decimal import Decimal
 from typing import Any, NoReturn
 
 from switchyard._records import record
-from switchyard.errors import ConfigError, Problem
+from switchyard.errors import ConfigError, Problem, did_you_mean
 from switchyard.rules.ast import Attr, BoolOp, Compare, Index, ListLit, Literal, Name, Node, Not, Span
 from switchyard.rules.parse import parse
 from switchyard.rules.types import ANY, BOOL, NUMBER, TEXT, FactType, ListOf, MapOf, Record, Scalar, describe
 
-__all__ = ["Condition", "compile_condition", "suggest"]
+__all__ = ["Condition", "compile_condition"]
 
 Getter = Callable[[Any], Any]
 Predicate = Callable[[Any], bool]
@@ -41,23 +41,6 @@ class Condition:
     def read_values(self, facts: Any) -> dict[str, Any]:
         """The value of every fact this condition reads, for traces."""
         return {name: get(facts) for name, get in self.reads}
-
-
-def suggest(word: str, choices: list[str] | set[str] | frozenset[str]) -> str | None:
-    """Closest spelling among `choices`, or None."""
-    import difflib  # only on the error path: it costs ~13 ms to import
-
-    ordered = sorted(choices)
-    matches = difflib.get_close_matches(word, ordered, n=1, cutoff=0.6)
-    if matches:
-        return matches[0]
-    low = word.lower()
-    if len(low) >= 2:
-        for choice in ordered:  # 'saturday' -> 'sat', 'doc' -> 'documentation'
-            c = choice.lower()
-            if len(c) >= 2 and (low.startswith(c) or c.startswith(low)):
-                return choice
-    return None
 
 
 @record
@@ -121,12 +104,9 @@ class _Compiler:
         if isinstance(node, Name):
             t = self.schema.fields.get(node.name)
             if t is None:
-                near = suggest(node.name, set(self.schema.fields))
-                hint = None
-                msg = f"unknown name '{node.name}'" + (f" (did you mean '{near}'?)" if near else "")
-                if near is None:
-                    hint = "known names: " + ", ".join(sorted(self.schema.fields))
-                self.fail(msg, node.span, hint)
+                mean = did_you_mean(node.name, self.schema.fields)
+                hint = None if mean else "known names: " + ", ".join(sorted(self.schema.fields))
+                self.fail(f"unknown name '{node.name}'{mean}", node.span, hint)
             attr = self.schema.attr(node.name)
             get: Getter = operator.attrgetter(attr)
             return self.remember(_Val(t, get, node.span, path=node.name, attrs=(attr,)))
@@ -153,10 +133,9 @@ class _Compiler:
             assert rec is not None
             ft = rec.fields.get(key)
             if ft is None:
-                near = suggest(key, set(rec.fields))
-                msg = f"'{base.path}' has no field '{key}'"
-                msg += f" (did you mean '{base.path}.{near}'?)" if near else ""
-                self.fail(msg, key_span, None if near else "fields: " + ", ".join(sorted(rec.fields)))
+                mean = did_you_mean(key, rec.fields, lambda near: f"'{base.path}.{near}'")
+                hint = None if mean else "fields: " + ", ".join(sorted(rec.fields))
+                self.fail(f"'{base.path}' has no field '{key}'{mean}", key_span, hint)
             if base.attrs is not None:  # one C-level getter for the whole chain: attrgetter("task.id")
                 attrs = (*base.attrs, rec.attr(key))
                 return self.remember(_Val(ft, operator.attrgetter(".".join(attrs)), span, path=path, attrs=attrs))
@@ -313,9 +292,10 @@ class _Compiler:
         values = lit.const if isinstance(lit.const, tuple) else (lit.const,)
         for value in values:
             if isinstance(value, str) and value not in t.choices:
-                near = suggest(value, t.choices)
-                msg = f"'{value}' is not a {t.choice_noun}" + (f" (did you mean '{near}'?)" if near else "")
-                self.fail(msg, lit.span, "one of: " + ", ".join(sorted(t.choices)))
+                mean = did_you_mean(value, t.choices)
+                self.fail(
+                    f"'{value}' is not a {t.choice_noun}{mean}", lit.span, "one of: " + ", ".join(sorted(t.choices))
+                )
 
 
 def _const_getter(value: object) -> Getter:
