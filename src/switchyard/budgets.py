@@ -30,7 +30,7 @@ from switchyard._records import record
 from switchyard.config import LoadedConfig
 from switchyard.config.schema import BudgetLimit
 from switchyard.errors import RunError
-from switchyard.facts import BudgetView, PeriodFacts
+from switchyard.facts import BudgetView, PeriodFacts, routing_zone
 from switchyard.ledger.store import PICO, Ledger, to_pico
 
 __all__ = ["BudgetExceeded", "Budgets", "Counter", "Hold", "period_bounds"]
@@ -115,8 +115,6 @@ class Budgets:
         self.clock = clock
         self.owner = owner
         if tz is None:
-            from switchyard.router import routing_zone
-
             tz = routing_zone(loaded.routing.timezone)
         self.tz = tz
 

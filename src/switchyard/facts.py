@@ -9,11 +9,13 @@ a rule reads them.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import field
 from datetime import datetime, tzinfo
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from switchyard._records import record
 from switchyard.errors import did_you_mean
@@ -32,6 +34,8 @@ __all__ = [
     "Facts",
     "PeriodFacts",
     "build_schema",
+    "local_zone",
+    "routing_zone",
     "stable_hash",
 ]
 
@@ -43,6 +47,24 @@ PERIODS = ("day", "week", "month")
 def stable_hash(text: str) -> int:
     """A 64-bit hash of `text` that is the same on every machine and run."""
     return int.from_bytes(blake2b(text.encode("utf-8"), digest_size=8).digest(), "big")
+
+
+# `hour`, `weekday` and the budget periods are read in one zone: the config's, else this machine's.
+def routing_zone(name: str | None) -> tzinfo | None:
+    """The `[routing] timezone` (an IANA name), else this machine's zone."""
+    return ZoneInfo(name) if name else local_zone()
+
+
+def local_zone() -> tzinfo | None:
+    """This machine's IANA zone ($TZ, else /etc/localtime); None lets Python ask the OS each time."""
+    name = os.environ.get("TZ", "").lstrip(":")
+    try:
+        if name:
+            return ZoneInfo(name)
+        with open("/etc/localtime", "rb") as fh:
+            return ZoneInfo.from_file(fh, key="localtime")
+    except (OSError, ValueError, ZoneInfoNotFoundError):
+        return None
 
 
 @record

@@ -12,18 +12,16 @@ would give; a plain `decide()` pays only for the rules it needed.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from switchyard._records import record
 from switchyard.catalog import Catalog
 from switchyard.config import LoadedConfig
 from switchyard.errors import RunError
-from switchyard.facts import BudgetView, Facts, stable_hash
+from switchyard.facts import BudgetView, Facts, routing_zone, stable_hash
 from switchyard.rules.compile import Condition
 from switchyard.task import Task
 
@@ -239,23 +237,6 @@ class Decision:
 
     def __repr__(self) -> str:
         return f"Decision(model={self.model!r}, provider={self.provider!r}, rule={self.rule!r}, arm={self.arm!r})"
-
-
-def routing_zone(name: str | None) -> tzinfo | None:
-    """The `[routing] timezone` (an IANA name), else this machine's zone."""
-    return ZoneInfo(name) if name else local_zone()
-
-
-def local_zone() -> tzinfo | None:
-    """This machine's IANA zone ($TZ, else /etc/localtime), loaded once; None lets Python ask the OS each time."""
-    name = os.environ.get("TZ", "").lstrip(":")
-    try:
-        if name:
-            return ZoneInfo(name)
-        with open("/etc/localtime", "rb") as fh:
-            return ZoneInfo.from_file(fh, key="localtime")
-    except (OSError, ValueError, ZoneInfoNotFoundError):
-        return None
 
 
 def _jsonable(value: Any) -> Any:
