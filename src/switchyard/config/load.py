@@ -40,6 +40,7 @@ from switchyard.config.schema import (
 from switchyard.config.validate import Reader, path_str
 from switchyard.errors import ConfigError, Problem, did_you_mean
 from switchyard.facts import build_schema
+from switchyard.providers.command_template import PLACEHOLDERS, placeholders_in
 from switchyard.rules.compile import Condition, compile_condition
 
 __all__ = ["CONFIG_ENV", "DEFAULT_CONFIG", "SECTIONS", "LoadedConfig", "find_config", "load_config", "loads_config"]
@@ -174,9 +175,6 @@ def load_config(path: str | os.PathLike[str]) -> LoadedConfig:
 
 
 _TOML_POS = re.compile(r"\(at line (\d+), column (\d+)\)")
-_PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
-# The command provider's placeholders (kept here so loading a config never imports the provider).
-PLACEHOLDERS = frozenset({"prompt_file", "model", "output_file", "task_id", "stage", "workdir", "max_cost_usd"})
 
 
 class _Loader:
@@ -506,12 +504,11 @@ class _Loader:
                 )
             for key, template in (("command_template", p.command_template), ("max_cost_flag", p.max_cost_flag)):
                 for i, element in enumerate(template):
-                    for m in _PLACEHOLDER.finditer(element):
-                        if m.group(1) not in PLACEHOLDERS:
+                    for ph in placeholders_in(element):
+                        if ph not in PLACEHOLDERS:
                             self.error(
                                 (*path, key, i),
-                                f"unknown placeholder {{{m.group(1)}}}"
-                                + did_you_mean(m.group(1), PLACEHOLDERS, "{{{}}}".format),
+                                f"unknown placeholder {{{ph}}}" + did_you_mean(ph, PLACEHOLDERS, "{{{}}}".format),
                                 "placeholders: " + ", ".join("{" + x + "}" for x in sorted(PLACEHOLDERS)),
                             )
             if p.stdin is not None and p.stdin != "{prompt_file}":

@@ -1,13 +1,5 @@
-"""Providers: how to reach a model. One seam, `execute(call) -> Result`."""
+"""Providers: how to reach a model. One seam, `execute(call) -> Result` (`providers/base.py`).
 
-from switchyard.providers.base import (
-    PROVIDER_FACTORIES,
-    Call,
-    ChildProcesses,
-    Provider,
-    ProviderContext,
-    Result,
-    make_provider,
-)
-
-__all__ = ["PROVIDER_FACTORIES", "Call", "ChildProcesses", "Provider", "ProviderContext", "Result", "make_provider"]
+Nothing is imported here: `config` loading reads `providers/command_template.py`,
+and importing this package must not pull in the process or HTTP machinery.
+"""

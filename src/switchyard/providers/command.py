@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
-import re
 import signal
 import subprocess
 import tempfile
@@ -21,24 +20,18 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from switchyard.config.load import PLACEHOLDERS
 from switchyard.config.schema import CommandProvider
 from switchyard.errors import ConfigError
 from switchyard.failures import Failure, FailureKind, classify_http
 from switchyard.providers.base import Call, ProviderContext, Result
+from switchyard.providers.command_template import PLACEHOLDERS, render_argv
 from switchyard.usage_parsers import parse_output
 
 __all__ = ["BASE_ENV", "PLACEHOLDERS", "CommandRunner", "render_argv", "safe_output_path"]
 
-_PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
 BASE_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "USER", "LOGNAME", "SHELL", "TERM")
 MAX_OUTPUT_BYTES = 64 * 1024 * 1024
 KILL_GRACE_S = 3.0
-
-
-def render_argv(template: tuple[str, ...], values: dict[str, str]) -> list[str]:
-    """Substitute `{name}` placeholders inside each element; one element in, one element out."""
-    return [_PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), element) for element in template]
 
 
 def safe_output_path(run_dir: Path, name: str) -> Path:
