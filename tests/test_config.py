@@ -11,6 +11,7 @@ from switchyard.config import load_config, loads_config
 from switchyard.config.locate import index_toml
 from switchyard.config.schema import CommandProvider, OpenAIProvider
 from switchyard.errors import ConfigError
+from switchyard.usage_formats import USAGE_FORMATS
 
 DATA = Path(__file__).parent / "data"
 
@@ -149,6 +150,16 @@ def test_provider_kinds() -> None:
     assert "unknown provider kind 'opanai' (did you mean 'openai'?)" in msgs[0]
     msgs = problems(BASE + "\n[providers.or]\nenabled = true\n")
     assert "provider 'or' has no kind" in msgs[0]
+
+
+def test_usage_formats_are_checked_against_the_one_list() -> None:
+    for fmt in USAGE_FORMATS:
+        loaded = loads_config(BASE.replace('{model}"]', f'{{model}}"]\nusage_format = "{fmt}"'))
+        assert isinstance(loaded.providers["cli"], CommandProvider)
+        assert loaded.providers["cli"].usage_format == fmt
+    [msg] = problems(BASE.replace('{model}"]', '{model}"]\nusage_format = "claude-jsn"'))
+    assert "providers.cli.usage_format: unknown usage format 'claude-jsn' (did you mean 'claude-json'?)" in msg
+    assert msg.endswith("formats: " + ", ".join(USAGE_FORMATS))
 
 
 def test_api_key_env_must_be_a_name_not_a_key() -> None:

@@ -11,7 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from switchyard.catalog import Usage
-from switchyard.usage_parsers import FORMATS, PROBLEM_PREFIX, ParsedOutput, parse_output
+from switchyard.usage_formats import USAGE_FORMATS
+from switchyard.usage_parsers import FORMATS, PROBLEM_PREFIX, ParsedOutput, parse_output, parser_name
 
 DATA = Path(__file__).parent / "data" / "usage"
 
@@ -533,6 +534,14 @@ def test_bad_token_counts_are_problems(fmt: str, text: str) -> None:
     check_invariants(p)
     assert p.usage is None
     assert p.problem is not None and p.problem.startswith(PROBLEM_PREFIX)
+
+
+def test_the_parser_table_is_built_from_the_list_of_formats() -> None:
+    import switchyard.usage_parsers as module
+
+    assert tuple(FORMATS) == USAGE_FORMATS
+    # a parser whose format is missing from the list would never be called
+    assert {name for name in vars(module) if name.startswith("_parse_")} == {parser_name(f) for f in USAGE_FORMATS}
 
 
 def test_integral_float_counts_are_accepted() -> None:

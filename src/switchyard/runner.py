@@ -28,7 +28,8 @@ from pathlib import Path
 
 from switchyard.budgets import BudgetExceeded, Budgets
 from switchyard.config import LoadedConfig
-from switchyard.config.schema import CommandProvider, ProviderConfig, SimulatedProvider
+from switchyard.config.provider_kinds import CallShape, worst_case
+from switchyard.config.schema import CommandProvider, ProviderConfig
 from switchyard.errors import RunError
 from switchyard.facts import stable_hash
 from switchyard.failures import Failure, FailureKind
@@ -281,27 +282,11 @@ class Runner:
         ).route()
 
     def hold_amount(self, call: Call, provider: ProviderConfig) -> Decimal:
-        """The worst case a call can cost, to reserve before it starts."""
-        model = self.loaded.catalog[call.model]
-        at = datetime.fromtimestamp(self.wall_clock(), UTC)
-        if isinstance(provider, SimulatedProvider):
-            prompt = provider.input_tokens[1] + provider.cache_read_tokens[1] + provider.cache_write_tokens[1]
-            return model.max_cost(
-                prompt, min(provider.output_tokens[1], call.max_output_tokens or provider.output_tokens[1]), at
-            )
-        if isinstance(provider, CommandProvider):
-            # Agent CLIs run many turns: their ceiling is the provider's max_cost_usd (passed to the CLI
-            # through max_cost_flag where it has one, such as claude --max-budget-usd).
-            assert self.budgets is not None
-            return provider.max_cost_usd or self.budgets.config.cli_hold_usd
+        """The worst case a call can cost, to reserve before it starts (each kind's, from its registry entry)."""
         assert self.budgets is not None
-        margin = self.budgets.config.prompt_token_margin
-        prompt_tokens = int(
-            (Decimal(len(call.prompt.encode("utf-8"))) / 3 * margin).to_integral_value(rounding="ROUND_CEILING")
-        )
-        return model.max_cost(
-            prompt_tokens, call.max_output_tokens or self.budgets.config.default_max_output_tokens, at
-        )
+        at = datetime.fromtimestamp(self.wall_clock(), UTC)
+        shape = CallShape(self.loaded.catalog[call.model], call.prompt, call.max_output_tokens, at, self.budgets.config)
+        return worst_case(provider, shape)
 
     # one attempt --------------------------------------------------------------------
     def attempt(

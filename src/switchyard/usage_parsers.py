@@ -6,8 +6,9 @@ one, whether the tool reported a failure (with its HTTP status and message), the
 agent's final text and the model name. It never raises: output it cannot read
 comes back with `problem` set to ``"unparseable usage: <reason>"``.
 
-Formats live in `FORMATS` (name -> parser). The token convention of each one,
-and the source it was checked against:
+Formats live in `FORMATS` (name -> parser), built from the names in
+`switchyard.usage_formats`: format `x-y` is read by `_parse_x_y` below. The
+token convention of each one, and the source it was checked against:
 
 * ``claude-json`` / ``claude-stream-json``: the Claude Code ``result`` message.
   `usage` is the Anthropic shape (input excludes cache reads and writes), summed
@@ -55,8 +56,9 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation, localcontext
 
 from switchyard.catalog import Convention, Usage
+from switchyard.usage_formats import USAGE_FORMATS
 
-__all__ = ["FORMATS", "PROBLEM_PREFIX", "ParsedOutput", "parse_output"]
+__all__ = ["FORMATS", "PROBLEM_PREFIX", "ParsedOutput", "parse_output", "parser_name"]
 
 PROBLEM_PREFIX = "unparseable usage: "
 MAX_ERROR_CHARS = 2000
@@ -906,17 +908,14 @@ def _parse_none(stdout: str, files: Mapping[str, str]) -> ParsedOutput:
 
 Parser = Callable[[str, Mapping[str, str]], ParsedOutput]
 
-FORMATS: dict[str, Parser] = {
-    "claude-json": _parse_claude_json,
-    "claude-stream-json": _parse_claude_stream_json,
-    "codex-jsonl": _parse_codex_jsonl,
-    "gemini-json": _parse_gemini_json,
-    "opencode-jsonl": _parse_opencode_jsonl,
-    "aider": _parse_aider,
-    "openai-json": _parse_openai_json,
-    "anthropic-json": _parse_anthropic_json,
-    "none": _parse_none,
-}
+
+def parser_name(fmt: str) -> str:
+    """The function that reads format `fmt` in this module: `claude-json` -> `_parse_claude_json`."""
+    return "_parse_" + fmt.replace("-", "_")
+
+
+# Built from the one list of names (a name without its function fails here, at import).
+FORMATS: Mapping[str, Parser] = {fmt: globals()[parser_name(fmt)] for fmt in USAGE_FORMATS}
 
 
 def _failed(reason: str) -> ParsedOutput:

@@ -245,15 +245,15 @@ class _Loader:
                         "set kind = " + " | ".join(repr(k) for k in PROVIDER_KINDS) + ", or give a command_template",
                     )
                     continue
-            cls = PROVIDER_KINDS.get(kind) if isinstance(kind, str) else None
-            if cls is None:
+            registered = PROVIDER_KINDS.get(kind) if isinstance(kind, str) else None
+            if registered is None:
                 self.error(
                     (*path, "kind"),
                     f"unknown provider kind {kind!r}" + did_you_mean(str(kind), PROVIDER_KINDS),
                     "kinds: " + ", ".join(PROVIDER_KINDS),
                 )
                 continue
-            built = self.reader.build(cls, {**table, "kind": kind}, path, name=name)
+            built = self.reader.build(registered.config, {**table, "kind": kind}, path, name=name)
             if built is not None:
                 out[name] = built
         return out

@@ -2,8 +2,9 @@
 
 `validate.Reader` builds these from TOML; field types are the schema. Prices
 are `Decimal` (TOML floats are parsed straight to Decimal, never via float).
-Provider tables are validated by the dataclass registered for their `kind` in
-`PROVIDER_KINDS`, so each kind rejects options that belong to another.
+Provider tables are validated by the record registered for their `kind` in
+`provider_kinds.PROVIDER_KINDS` (re-exported here), so each kind rejects
+options that belong to another.
 """
 
 from __future__ import annotations
@@ -11,10 +12,19 @@ from __future__ import annotations
 import re
 from dataclasses import field
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Literal
 
 from switchyard._records import record
-from switchyard.config.validate import check
+from switchyard.config.provider_kinds import (
+    PROVIDER_KINDS,
+    AnthropicProvider,
+    CommandProvider,
+    OpenAIProvider,
+    Outage,
+    ProviderConfig,
+    SimulatedProvider,
+)
+from switchyard.config.validate import check, fraction, non_negative, positive
 
 __all__ = [
     "PROVIDER_KINDS",
@@ -39,18 +49,6 @@ __all__ = [
     "StageConfig",
     "WorkflowConfig",
 ]
-
-
-def _non_negative(v: Decimal | float | int | None) -> str | None:
-    return "must not be negative" if v is not None and v < 0 else None
-
-
-def _positive(v: Decimal | float | int | None) -> str | None:
-    return "must be greater than zero" if v is not None and v <= 0 else None
-
-
-def _fraction(v: float | Decimal) -> str | None:
-    return "must be between 0 and 1" if not 0 <= v <= 1 else None
 
 
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
@@ -79,115 +77,7 @@ def _hhmm(v: str) -> str | None:
     return None if _HHMM.match(v) else f"expected a UTC time as 'HH:MM', got {v!r}"
 
 
-def _env_name(v: str | None) -> str | None:
-    if v is None or re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", v):
-        return None
-    return f"{v!r} is not an environment variable name (put the variable's name here, never the key itself)"
-
-
-PRICE = check(_non_negative)
-
-
-# --------------------------------------------------------------------------- providers
-@record
-class ProviderConfig:
-    """Options every provider kind shares."""
-
-    name: str = field(metadata={"from_key": True})
-    kind: str = "command"
-    enabled: bool = True
-    api_key_env: str | None = field(default=None, metadata=check(_env_name))
-    timeout_s: float | None = field(default=None, metadata=check(_positive))
-    max_retries: int = field(default=2, metadata=check(_non_negative))
-    retry_after_cap_s: float = field(default=60.0, metadata=check(_non_negative))
-    max_cost_usd: Decimal | None = field(default=None, metadata=check(_positive))
-    description: str = ""
-
-
-@record
-class CommandProvider(ProviderConfig):
-    """An agent CLI run from an argv template (Claude Code, Codex, Gemini CLI, aider, …)."""
-
-    command_template: tuple[str, ...] = ()
-    stdin: str | None = None
-    usage_format: Literal[
-        "claude-json",
-        "claude-stream-json",
-        "codex-jsonl",
-        "gemini-json",
-        "opencode-jsonl",
-        "aider",
-        "openai-json",
-        "anthropic-json",
-        "none",
-    ] = "none"
-    env: dict[str, str] = field(default_factory=dict)
-    pass_env: tuple[str, ...] = ()
-    workdir: str | None = None
-    output_file: str = "output.txt"
-    max_cost_flag: tuple[str, ...] = ()
-
-
-@record
-class OpenAIProvider(ProviderConfig):
-    """An OpenAI-compatible chat-completions endpoint."""
-
-    base_url: str = "https://api.openai.com/v1"
-    headers: dict[str, str] = field(default_factory=dict)
-    connect_timeout_s: float = field(default=10.0, metadata=check(_positive))
-    max_output_tokens: int | None = field(default=None, metadata=check(_positive))
-
-
-@record
-class AnthropicProvider(ProviderConfig):
-    """The Anthropic Messages API (or a compatible gateway)."""
-
-    api_key_env: str | None = field(default="ANTHROPIC_API_KEY", metadata=check(_env_name))
-    base_url: str = "https://api.anthropic.com"
-    anthropic_version: str = "2023-06-01"
-    headers: dict[str, str] = field(default_factory=dict)
-    connect_timeout_s: float = field(default=10.0, metadata=check(_positive))
-    max_output_tokens: int = field(default=4096, metadata=check(_positive))
-
-
-def _token_range(v: tuple[int, ...]) -> str | None:
-    if len(v) == 2 and 0 <= v[0] <= v[1]:
-        return None
-    return "expected [low, high] with 0 <= low <= high"
-
-
-@record
-class Outage:
-    """A window, in seconds after the provider is first used, during which every call fails."""
-
-    after_s: float = field(metadata=check(_non_negative))
-    for_s: float = field(metadata=check(_positive))
-    error_kind: Literal["500", "529", "timeout", "connection"] = "529"
-
-
-@record
-class SimulatedProvider(ProviderConfig):
-    """An offline stand-in: deterministic per task id and attempt, for demos and tests."""
-
-    seed: int = 0
-    latency_ms: float = field(default=50.0, metadata=check(_non_negative))
-    latency_jitter_ms: float = field(default=0.0, metadata=check(_non_negative))
-    input_tokens: tuple[int, ...] = field(default=(800, 3000), metadata=check(_token_range))
-    output_tokens: tuple[int, ...] = field(default=(200, 1200), metadata=check(_token_range))
-    cache_read_tokens: tuple[int, ...] = field(default=(0, 0), metadata=check(_token_range))
-    cache_write_tokens: tuple[int, ...] = field(default=(0, 0), metadata=check(_token_range))
-    failure_rate: float = field(default=0.0, metadata=check(_fraction))
-    error_kind: Literal["429", "500", "529", "402", "401", "400", "timeout", "malformed", "connection"] = "500"
-    retry_after_s: float = field(default=1.0, metadata=check(_non_negative))
-    outages: tuple[Outage, ...] = ()
-
-
-PROVIDER_KINDS: dict[str, type[ProviderConfig]] = {
-    "command": CommandProvider,
-    "openai": OpenAIProvider,
-    "anthropic": AnthropicProvider,
-    "simulated": SimulatedProvider,
-}
+PRICE = check(non_negative)
 
 
 # --------------------------------------------------------------------------- state and execution
@@ -204,22 +94,22 @@ class RunnerConfig:
     """`[runner]`: retries, backoff and where each attempt's files go."""
 
     runs_dir: str = ".switchyard/runs"
-    max_attempts: int = field(default=8, metadata=check(_positive))
-    backoff_base_s: float = field(default=0.5, metadata=check(_non_negative))
-    backoff_max_s: float = field(default=8.0, metadata=check(_non_negative))
-    default_timeout_s: float = field(default=1800.0, metadata=check(_positive))
+    max_attempts: int = field(default=8, metadata=check(positive))
+    backoff_base_s: float = field(default=0.5, metadata=check(non_negative))
+    backoff_max_s: float = field(default=8.0, metadata=check(non_negative))
+    default_timeout_s: float = field(default=1800.0, metadata=check(positive))
 
 
 @record
 class HealthConfig:
     """`[health]`: when a provider's circuit breaker opens, and for how long."""
 
-    consecutive_failures: int = field(default=5, metadata=check(_positive))
-    failure_rate: float = field(default=0.5, metadata=check(_fraction))
-    window_s: float = field(default=60.0, metadata=check(_positive))
-    min_calls: int = field(default=10, metadata=check(_positive))
-    cooldown_s: float = field(default=30.0, metadata=check(_non_negative))
-    probe_timeout_s: float = field(default=900.0, metadata=check(_positive))
+    consecutive_failures: int = field(default=5, metadata=check(positive))
+    failure_rate: float = field(default=0.5, metadata=check(fraction))
+    window_s: float = field(default=60.0, metadata=check(positive))
+    min_calls: int = field(default=10, metadata=check(positive))
+    cooldown_s: float = field(default=30.0, metadata=check(non_negative))
+    probe_timeout_s: float = field(default=900.0, metadata=check(positive))
 
 
 # --------------------------------------------------------------------------- models
@@ -227,7 +117,7 @@ class HealthConfig:
 class PriceTier:
     """Above `above_input_tokens` prompt tokens the whole request is billed at these rates."""
 
-    above_input_tokens: int = field(metadata=check(_non_negative))
+    above_input_tokens: int = field(metadata=check(non_negative))
     cost_per_million_input: Decimal = field(metadata=PRICE)
     cost_per_million_output: Decimal = field(metadata=PRICE)
     cost_per_million_cached_input: Decimal | None = field(default=None, metadata=PRICE)
@@ -259,8 +149,8 @@ class ModelConfig:
     cost_per_million_cache_write: Decimal | None = field(default=None, metadata=PRICE)
     cost_per_million_reasoning: Decimal | None = field(default=None, metadata=PRICE)
     capabilities: tuple[str, ...] = ()
-    context_window: int | None = field(default=None, metadata=check(_positive))
-    max_output_tokens: int | None = field(default=None, metadata=check(_positive))
+    context_window: int | None = field(default=None, metadata=check(positive))
+    max_output_tokens: int | None = field(default=None, metadata=check(positive))
     provider_model: str | None = None
     tiers: tuple[PriceTier, ...] = ()
     off_peak: tuple[OffPeakWindow, ...] = ()
@@ -316,8 +206,8 @@ def default_priority_labels() -> dict[str, int]:
 class CoordinatorConfig:
     """`[coordinator]`: how `switchyard run` pulls, queues and runs tasks."""
 
-    max_workers: int = field(default=2, metadata=check(_positive))
-    max_attempts: int = field(default=3, metadata=check(_positive))
+    max_workers: int = field(default=2, metadata=check(positive))
+    max_attempts: int = field(default=3, metadata=check(positive))
     prompt_template: str | None = None
     worktree: bool = False
     worktree_dir: str = ".switchyard/worktrees"
@@ -325,8 +215,8 @@ class CoordinatorConfig:
     branch_prefix: str = "switchyard/"
     system_db: str | None = None
     executor_id: str = "local"
-    poll_interval_s: float = field(default=0.2, metadata=check(_positive))
-    grace_s: float = field(default=30.0, metadata=check(_non_negative))
+    poll_interval_s: float = field(default=0.2, metadata=check(positive))
+    grace_s: float = field(default=30.0, metadata=check(non_negative))
     priority_labels: dict[str, int] = field(default_factory=default_priority_labels, metadata=check(_priorities))
     default_priority: int = field(default=2, metadata=check(lambda v: None if 0 <= v <= 4 else "priorities are 0-4"))
 
@@ -342,7 +232,7 @@ class StageConfig:
     prompt: str | None = None
     prompt_file: str | None = None
     requires: tuple[str, ...] = ()
-    timeout_s: float | None = field(default=None, metadata=check(_positive))
+    timeout_s: float | None = field(default=None, metadata=check(positive))
     # A review stage can send the task back: when its output matches `reject_if` (a regex), or
     # its JSON output's `verdict_field` holds one of `reject_values`, go back to stage `loop_to`.
     loop_to: str | None = None
@@ -357,7 +247,7 @@ class WorkflowConfig:
 
     name: str = field(metadata={"from_key": True})
     stages: tuple[StageConfig, ...] = ()
-    max_loops: int = field(default=2, metadata=check(_non_negative))
+    max_loops: int = field(default=2, metadata=check(non_negative))
     description: str = ""
 
 
@@ -368,7 +258,7 @@ class BudgetLimit:
 
     scope: str = field(metadata=check(_scope))
     period: Literal["day", "week", "month"]
-    limit_usd: Decimal = field(metadata=check(_non_negative))
+    limit_usd: Decimal = field(metadata=check(non_negative))
     on_exceed: Literal["block", "downgrade"] = "block"
 
 
@@ -376,14 +266,14 @@ class BudgetLimit:
 class BudgetsConfig:
     """`[budgets]`: spend limits per period and scope, held exactly under concurrency."""
 
-    daily_usd: Decimal | None = field(default=None, metadata=check(_non_negative))
-    weekly_usd: Decimal | None = field(default=None, metadata=check(_non_negative))
-    monthly_usd: Decimal | None = field(default=None, metadata=check(_non_negative))
+    daily_usd: Decimal | None = field(default=None, metadata=check(non_negative))
+    weekly_usd: Decimal | None = field(default=None, metadata=check(non_negative))
+    monthly_usd: Decimal | None = field(default=None, metadata=check(non_negative))
     limits: tuple[BudgetLimit, ...] = ()
-    cli_hold_usd: Decimal = field(default=Decimal("1.00"), metadata=check(_positive))
-    prompt_token_margin: Decimal = field(default=Decimal("1.25"), metadata=check(_positive))
-    default_max_output_tokens: int = field(default=4096, metadata=check(_positive))
-    recheck_s: float = field(default=30.0, metadata=check(_positive))
+    cli_hold_usd: Decimal = field(default=Decimal("1.00"), metadata=check(positive))
+    prompt_token_margin: Decimal = field(default=Decimal("1.25"), metadata=check(positive))
+    default_max_output_tokens: int = field(default=4096, metadata=check(positive))
+    recheck_s: float = field(default=30.0, metadata=check(positive))
 
     def all_limits(self) -> tuple[BudgetLimit, ...]:
         """The shorthand daily/weekly/monthly totals as global limits, then the explicit ones."""
@@ -407,4 +297,3 @@ class Config:
     workflows: dict[str, WorkflowConfig] = field(default_factory=dict)
     path: str = field(default="", metadata={"internal": True})
     source: str = field(default="", metadata={"internal": True})
-    extra: dict[str, Any] = field(default_factory=dict, metadata={"internal": True})

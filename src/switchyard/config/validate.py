@@ -27,7 +27,7 @@ from switchyard.errors import did_you_mean
 if TYPE_CHECKING:
     from switchyard.config.locate import PathKey
 
-__all__ = ["Reader", "check", "path_str"]
+__all__ = ["Reader", "check", "fraction", "non_negative", "path_str", "positive"]
 
 Check = Callable[[Any], str | None]
 
@@ -37,6 +37,19 @@ _hints_cache: dict[type, dict[str, Any]] = {}
 def check(fn: Check, **extra: Any) -> dict[str, Any]:
     """Field metadata that runs `fn(value)`; it returns a message when the value is wrong."""
     return {"check": fn, **extra}
+
+
+# The common checks, for `check(...)`.
+def non_negative(v: Decimal | float | int | None) -> str | None:
+    return "must not be negative" if v is not None and v < 0 else None
+
+
+def positive(v: Decimal | float | int | None) -> str | None:
+    return "must be greater than zero" if v is not None and v <= 0 else None
+
+
+def fraction(v: float | Decimal) -> str | None:
+    return "must be between 0 and 1" if not 0 <= v <= 1 else None
 
 
 def path_str(path: PathKey) -> str:

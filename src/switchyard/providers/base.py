@@ -1,4 +1,4 @@
-"""The provider seam: `execute(call) -> Result`, and the registry of provider kinds.
+"""The provider seam: `execute(call) -> Result`, and `make_provider` from the registry of kinds.
 
 A provider knows *how to reach* a model (an argv template, an HTTP endpoint, a
 simulation); the catalog knows *what it is* (prices, capabilities). Providers
@@ -21,13 +21,12 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from switchyard.catalog import Usage
-from switchyard.config.schema import ProviderConfig
+from switchyard.config.provider_kinds import PROVIDER_KINDS, ProviderConfig
 from switchyard.failures import Failure
 from switchyard.redact import Redactor
 from switchyard.task import Task
 
 __all__ = [
-    "PROVIDER_FACTORIES",
     "Call",
     "ChildProcesses",
     "Provider",
@@ -170,19 +169,12 @@ class Provider(Protocol):
         ...
 
 
-# kind -> "module:factory"; modules are imported only when a provider of that kind is built,
-# so routing never pays for httpx.
-PROVIDER_FACTORIES: dict[str, str] = {
-    "command": "switchyard.providers.command:CommandRunner",
-    "openai": "switchyard.providers.http:OpenAIChat",
-    "anthropic": "switchyard.providers.http:AnthropicMessages",
-    "simulated": "switchyard.providers.simulated:Simulated",
-}
-
-
 def make_provider(config: ProviderConfig, context: ProviderContext) -> Provider:
-    """Build the provider for `config.kind` from the registry."""
-    module, _, attr = PROVIDER_FACTORIES[config.kind].partition(":")
+    """Build the provider for `config.kind` by its entry in `PROVIDER_KINDS`, importing its module now.
+
+    Modules are imported only when a provider of their kind is built, so routing never pays for httpx.
+    """
+    module, _, attr = PROVIDER_KINDS[config.kind].factory.partition(":")
     factory: Any = getattr(importlib.import_module(module), attr)
     provider: Provider = factory(config, context)
     return provider

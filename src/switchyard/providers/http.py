@@ -11,13 +11,13 @@ from __future__ import annotations
 import email.utils
 import json
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import httpx
 
-from switchyard.config.schema import AnthropicProvider, OpenAIProvider, ProviderConfig
+from switchyard.config.provider_kinds import AnthropicProvider, HTTPProvider, OpenAIProvider
 from switchyard.failures import Failure, FailureKind, classify_http
 from switchyard.providers.base import Call, ProviderContext, Result
 from switchyard.usage_parsers import parse_output
@@ -88,15 +88,13 @@ class _HTTPProvider:
     """Shared request/response handling; subclasses say where and what to send."""
 
     usage_format = "none"
-    default_key_header = "Authorization"
 
-    def __init__(self, config: ProviderConfig, context: ProviderContext) -> None:
+    def __init__(self, config: HTTPProvider, context: ProviderContext) -> None:
         self.name = config.name
         self.config = config
         self.context = context
-        connect = getattr(config, "connect_timeout_s", 10.0)
         self._client = httpx.Client(
-            timeout=httpx.Timeout(config.timeout_s or 600.0, connect=connect),
+            timeout=httpx.Timeout(config.timeout_s or 600.0, connect=config.connect_timeout_s),
             follow_redirects=False,
             trust_env=False,
         )
@@ -114,7 +112,7 @@ class _HTTPProvider:
     def execute(self, call: Call) -> Result:
         url, headers, body = self.request(call)
         redact = self.context.redactor.redact
-        timeout = httpx.Timeout(call.timeout_s, connect=getattr(self.config, "connect_timeout_s", 10.0))
+        timeout = httpx.Timeout(call.timeout_s, connect=self.config.connect_timeout_s)
         try:
             with _map_errors(self.name, call.timeout_s):
                 response = self._client.post(url, json=body, headers=headers, timeout=timeout)
@@ -214,6 +212,3 @@ class AnthropicMessages(_HTTPProvider):
         }
         base = self.anthropic.base_url.rstrip("/")
         return (base if base.endswith("/v1") else base + "/v1") + "/messages", headers, body
-
-
-FACTORIES: Mapping[str, Callable[..., _HTTPProvider]] = {"openai": OpenAIChat, "anthropic": AnthropicMessages}
