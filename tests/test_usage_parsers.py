@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from switchyard.catalog import Usage
 from switchyard.usage_formats import USAGE_FORMATS
-from switchyard.usage_parsers import FORMATS, PROBLEM_PREFIX, ParsedOutput, parse_output, parser_name
+from switchyard.usage_parsers import FORMATS, INTERNAL_ERROR, PROBLEM_PREFIX, ParsedOutput, parse_output, parser_name
 
 DATA = Path(__file__).parent / "data" / "usage"
 
@@ -24,6 +24,8 @@ def sample(name: str) -> str:
 def check_invariants(p: ParsedOutput) -> None:
     """What every result must satisfy, whatever the input."""
     assert isinstance(p, ParsedOutput)
+    # parse_output turns a parser that raised into a problem, so the run goes on; that is a bug all the same.
+    assert not (p.problem or "").startswith(INTERNAL_ERROR), p.problem
     if p.usage is not None:
         u = p.usage
         for n in (u.input_tokens, u.output_tokens, u.cache_read_tokens, u.cache_write_tokens, u.reasoning_tokens):
@@ -509,6 +511,7 @@ def test_garbage_never_raises(fmt: str) -> None:
 def test_wrong_shape_json_is_a_problem(fmt: str) -> None:
     for text in ("[1, 2]", "3", '"x"', "null", ""):
         p = parse_output(fmt, text)
+        check_invariants(p)
         assert p.usage is None
         assert p.problem is not None and p.problem.startswith(PROBLEM_PREFIX)
 
@@ -534,6 +537,29 @@ def test_bad_token_counts_are_problems(fmt: str, text: str) -> None:
     check_invariants(p)
     assert p.usage is None
     assert p.problem is not None and p.problem.startswith(PROBLEM_PREFIX)
+
+
+def test_aider_unreadable_tokens_line_is_a_problem_only_when_it_is_the_usage() -> None:
+    # Once, a count too large in a Tokens line escaped the parser and was caught as an "internal error".
+    line = "Tokens: " + "9" * 40 + " sent, 1 received.\n"
+    p = parse_output("aider", line)
+    check_invariants(p)
+    assert p.usage is None and p.problem is not None and "is too large" in p.problem
+    log = '{"event": "message_send", "properties": {"prompt_tokens": 12, "completion_tokens": 3}}'
+    p = parse_output("aider", line, files={"output_file": log})
+    check_invariants(p)
+    assert p.problem is None and p.usage == Usage(12, 3, convention="openai")
+
+
+def test_a_parser_that_raises_is_reported_as_an_internal_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(stdout: str, files: object) -> ParsedOutput:
+        raise IndexError("parser bug")
+
+    monkeypatch.setitem(FORMATS, "broken", broken)  # type: ignore[index]
+    p = parse_output("broken", "{}")
+    assert p.problem == INTERNAL_ERROR + "IndexError: parser bug" and p.usage is None
+    with pytest.raises(AssertionError, match="internal error"):
+        check_invariants(p)
 
 
 def test_the_parser_table_is_built_from_the_list_of_formats() -> None:

@@ -58,9 +58,12 @@ from decimal import Decimal, InvalidOperation, localcontext
 from switchyard.catalog import Convention, Usage
 from switchyard.usage_formats import USAGE_FORMATS
 
-__all__ = ["FORMATS", "PROBLEM_PREFIX", "ParsedOutput", "parse_output", "parser_name"]
+__all__ = ["FORMATS", "INTERNAL_ERROR", "PROBLEM_PREFIX", "ParsedOutput", "parse_output", "parser_name"]
 
 PROBLEM_PREFIX = "unparseable usage: "
+# The problem a parser that raised is reported as: a bug in this module, never an answer to bad input.
+_INTERNAL = "internal error: "
+INTERNAL_ERROR = PROBLEM_PREFIX + _INTERNAL
 MAX_ERROR_CHARS = 2000
 MAX_TOKENS = 2**63 - 1  # what an SQLite INTEGER holds
 _MAX_COST = Decimal(10) ** 9  # a "cost" above a billion dollars is garbage, not money
@@ -762,7 +765,11 @@ def _aider_stdout(stdout: str) -> tuple[list[dict[str, int]], Decimal | None]:
 
 def _parse_aider(stdout: str, files: Mapping[str, str]) -> ParsedOutput:
     d = _Draft()
-    lines, session_cost = _aider_stdout(stdout)
+    unreadable_lines = None  # why the Tokens lines cannot be read: fatal only when they are the usage
+    try:
+        lines, session_cost = _aider_stdout(stdout)
+    except _Bad as e:
+        lines, session_cost, unreadable_lines = [], None, str(e)
     models = _AIDER_MODEL.findall(stdout)
     d.model = models[-1] if models else None
     analytics = files.get("output_file")
@@ -792,6 +799,8 @@ def _parse_aider(stdout: str, files: Mapping[str, str]) -> ParsedOutput:
                 write = min(sum(line["write"] for line in lines), inp - read)
             d.usage = _usage("openai", inp, out, read, write, 0)
             d.reported_cost_usd = _dsum(costs) if costs else _money(sends[-1].get("total_cost"))
+        elif unreadable_lines is not None:
+            d.fail(unreadable_lines)
         elif lines:
             inp = sum(line["sent"] for line in lines)
             read = min(sum(line["read"] for line in lines), inp)
@@ -940,5 +949,5 @@ def parse_output(fmt: str, stdout: str, *, files: Mapping[str, str] | None = Non
         safe_files = {k: v for k, v in files.items() if isinstance(k, str) and isinstance(v, str)}
     try:
         return parser(stdout, safe_files)
-    except Exception as e:  # a parser bug must not take the run down with it
-        return _failed(f"internal error: {type(e).__name__}: {e}"[:_MAX_REASON_CHARS])
+    except Exception as e:  # a parser bug must not take the run down with it (the tests assert it never happens)
+        return _failed(f"{_INTERNAL}{type(e).__name__}: {e}"[:_MAX_REASON_CHARS])
