@@ -97,7 +97,18 @@ CASES = [
         {"budget": BudgetView(scopes={"provider:openrouter": PeriodFacts(Decimal(95), Decimal(0), Decimal(100))})},
         True,
     ),
+    # a scope no limit names is unlimited: nothing spent, nothing remaining to count down
+    ("budget['provider:openrouter'].fraction == 0", {}, True),
+    ("budget['provider:openrouter'].remaining_usd < 1", {}, False),
 ]
+
+
+def test_budget_view_get_honours_its_default() -> None:
+    view = BudgetView(scopes={"model:a": PeriodFacts(Decimal(1))})
+    fallback = PeriodFacts(Decimal(2), Decimal(0), Decimal(3))
+    assert view.get("model:a", fallback) == PeriodFacts(Decimal(1))
+    assert view.get("model:b", fallback) is fallback  # once ignored: the default was always "unlimited"
+    assert view.get("model:b") == PeriodFacts()
 
 
 @pytest.mark.parametrize(("source", "overrides", "expected"), CASES)

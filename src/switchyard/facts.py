@@ -101,9 +101,9 @@ class BudgetView:
     month: PeriodFacts = _UNLIMITED
     scopes: Mapping[str, PeriodFacts] = field(default_factory=dict)
 
-    def get(self, key: str, default: Any = None) -> PeriodFacts:
-        """Facts for a scope such as `provider:openrouter` (unlimited when no limit names it)."""
-        return self.scopes.get(key, _UNLIMITED)
+    def get(self, key: str, default: PeriodFacts = _UNLIMITED) -> PeriodFacts:
+        """Facts for a scope such as `provider:openrouter` (`default`, unlimited, when no limit names it)."""
+        return self.scopes.get(key, default)
 
 
 EMPTY_BUDGET = BudgetView()
@@ -261,6 +261,7 @@ def build_schema(
         "budget scope",
         check_key=_budget_key_checker(provider_names, model_names, workflow_names),
         record=Record({"day": period, "week": period, "month": period}),
+        missing=_UNLIMITED,  # a scope no limit names reads as unlimited
     )
     status = Scalar("text", PROVIDER_STATUSES, "provider status")
     return Record(

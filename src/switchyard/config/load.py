@@ -98,10 +98,6 @@ class LoadedConfig:
     def workflows(self) -> dict[str, WorkflowConfig]:
         return self.config.workflows
 
-    def section(self, name: str) -> Any:
-        """A registered section (e.g. `ledger`), validated; its defaults when absent from the file."""
-        return self.sections.get(name)
-
     @property
     def ledger(self) -> LedgerConfig:
         return self.sections["ledger"]  # type: ignore[no-any-return]
