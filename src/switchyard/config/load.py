@@ -516,7 +516,7 @@ class _Loader:
     def lint(self, providers: dict[str, ProviderConfig]) -> None:
         self.check_commands(providers)
         for name, p in providers.items():
-            template = getattr(p, "command_template", ())
+            template = p.command_template if isinstance(p, CommandProvider) else ()
             if not template:
                 continue
             exe = os.path.basename(template[0])
