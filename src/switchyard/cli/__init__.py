@@ -33,6 +33,9 @@ _LAZY: dict[str, str] = {
     "budget": "switchyard.cli.budget_cmd:budget",
     "report": "switchyard.cli.report_cmd:report",
     "dashboard": "switchyard.cli.dashboard_cmd:dashboard",
+    "replay": "switchyard.cli.replay_cmd:replay",
+    "tune": "switchyard.cli.replay_cmd:tune",
+    "outcomes": "switchyard.cli.replay_cmd:outcomes",
 }
 
 
