@@ -8,7 +8,6 @@ import io
 import json
 import os
 import xml.etree.ElementTree as ET
-from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -227,7 +226,7 @@ def test_write_then_read_is_the_same_table(tmp_path: Path, fmt: str) -> None:
     with open(path, "w", encoding="utf-8", newline="") as fh:
         write_outcomes(original, fh, fmt=fmt)
     again = load_outcomes(path)
-    assert [replace(o, where="") for o in again] == [replace(o, where="") for o in original]
+    assert [o._replace(where="") for o in again] == [o._replace(where="") for o in original]
     assert again.tasks == original.tasks and again.submitted == original.submitted
     assert again.stages == {"plan", "review", ""}
 

@@ -29,9 +29,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, NamedTuple, TextIO
 
-from switchyard._records import record
 from switchyard.errors import InputError
 from switchyard.task import Task, parse_priority
 
@@ -70,9 +69,11 @@ _TRUE = frozenset({"1", "true", "yes", "y", "t"})
 _FALSE = frozenset({"0", "false", "no", "n", "f"})
 
 
-@record
-class Outcome:
-    """One attempt of one model on one task (or stage): the result and what it cost."""
+class Outcome(NamedTuple):
+    """One attempt of one model on one task (or stage): the result and what it cost.
+
+    A named tuple, not a record: a table has tens of thousands of them.
+    """
 
     task_id: str
     model: str
