@@ -22,7 +22,7 @@ LAYERS: list[list[set[str]]] = [
     [{"ledger", "ledger.*"}],
     # the parts the runner wires together; each knows nothing of the others
     [{"router"}, {"health"}, {"budgets"}, {"sources"}, {"report"}, {"providers", "providers.*"}],
-    [{"runner"}, {"dashboard"}],
+    [{"runner"}, {"dashboard"}, {"replay", "replay.*"}],
     [{"coordinator"}],
     [{"cli", "cli.*"}],
 ]

@@ -34,7 +34,7 @@ from switchyard._records import record
 from switchyard.budgets import period_bounds
 from switchyard.config import LoadedConfig
 from switchyard.config.schema import BudgetLimit
-from switchyard.errors import InputError
+from switchyard.errors import InputError, did_you_mean
 from switchyard.facts import BudgetView, PeriodFacts, stable_hash
 from switchyard.replay.outcomes import Outcome, OutcomeTable
 from switchyard.router import Router
@@ -279,13 +279,7 @@ def map_models(
     explicit = dict(explicit or {})
     for target in explicit.values():
         if target not in known:
-            from difflib import get_close_matches
-
-            near = get_close_matches(target, sorted(known), n=1, cutoff=0.5)
-            raise InputError(
-                f"--map: '{target}' is not a model in the outcomes table"
-                + (f" (did you mean '{near[0]}'?)" if near else "")
-            )
+            raise InputError(f"--map: '{target}' is not a model in the outcomes table" + did_you_mean(target, known))
     out: dict[str, str | None] = {}
     for name in config_models:
         if name in explicit:

@@ -31,7 +31,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, TextIO
 
-from switchyard.errors import InputError
+from switchyard.errors import InputError, did_you_mean
 from switchyard.task import Task, parse_priority
 
 if TYPE_CHECKING:
@@ -234,22 +234,14 @@ def _metadata(value: Any, where: str) -> dict[str, Any]:
     return value
 
 
-def _suggest(word: str, choices: Iterable[str]) -> str | None:
-    import difflib
-
-    found = difflib.get_close_matches(word, sorted(choices), n=1, cutoff=0.6)
-    return found[0] if found else None
-
-
 def _check_columns(names: Iterable[str], where: str) -> None:
     names = list(names)
     for name in names:
         if name in COLUMNS or name == "verified" or (name.startswith(_META) and len(name) > len(_META)):
             continue
-        near = _suggest(name, [*COLUMNS, "verified"])
         raise InputError(
             f"{where}: unknown column '{name}'"
-            + (f" (did you mean '{near}'?)" if near else "")
+            + did_you_mean(name, [*COLUMNS, "verified"])
             + f"; columns: {', '.join(COLUMNS)}; keep other fields as meta.NAME"
         )
     if "resolved" in names and "verified" in names:

@@ -30,7 +30,7 @@ from typing import TypeVar
 
 from switchyard._records import record
 from switchyard.config import loads_config
-from switchyard.errors import InputError, RunError
+from switchyard.errors import InputError, RunError, did_you_mean
 from switchyard.replay.engine import PolicyResult, Replayer, Verifier, model_slug, single_model
 from switchyard.replay.fast import Estimate, Matrix, Score
 from switchyard.replay.outcomes import OutcomeTable
@@ -192,12 +192,9 @@ def resolve_models(table: OutcomeTable, names: Iterable[str]) -> list[str]:
                 m for m in models if name.lower() in m.lower()
             ]
         if not hit:
-            from difflib import get_close_matches
-
-            near = get_close_matches(name, models, n=1, cutoff=0.4)
             raise InputError(
                 f"--models {name}: no such model in the outcomes table"
-                + (f" (did you mean '{near[0]}'?)" if near else f"; models: {', '.join(models)}")
+                + (did_you_mean(name, models) or f"; models: {', '.join(models)}")
             )
         if len(hit) > 1:
             raise InputError(f"--models {name}: matches several models ({'; '.join(hit)}); give more of the name")
