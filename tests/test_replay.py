@@ -31,10 +31,16 @@ from switchyard.replay.engine import (
 from switchyard.replay.outcomes import load_outcomes, outcomes_from_ledger, parse_outcomes, write_outcomes
 from switchyard.replay.plot import PlotPoint, cost_quality_svg
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "swebench-verified-bash-only.csv"
-for _candidate in (Path("/work/shared/data/swebench-verified-bash-only.csv"),):
-    if not SHARED.exists() and _candidate.exists():
-        SHARED = _candidate
+# The public SWE-bench outcome table, beside the repository (or its worktrees' folder); never copied in.
+_REPO = Path(__file__).resolve().parents[1]
+SHARED = next(
+    (
+        p
+        for base in (_REPO.parent, _REPO.parent.parent)
+        if (p := base / "shared" / "data" / "swebench-verified-bash-only.csv").exists()
+    ),
+    _REPO.parent / "shared" / "data" / "swebench-verified-bash-only.csv",
+)
 
 
 def csv_text(rows: list[dict[str, object]]) -> str:
@@ -630,3 +636,22 @@ def test_swebench_anchor_figures() -> None:
     ).run()
     assert (res.summary.resolved, res.summary.cost_usd.quantize(Decimal("0.01"))) == (397, Decimal("174.96"))
     assert os.path.basename(t.source) == SHARED.name
+
+
+def test_no_usable_provider_means_no_attempt_and_the_task_escalates_to_its_end() -> None:
+    cfg = loads_config(
+        MODELS.replace(
+            '[providers.local]\nkind = "simulated"', '[providers.local]\nkind = "simulated"\nenabled = false'
+        )
+        + '[coordinator]\nmax_attempts = 2\n[routing]\ndefault_model = "cheap"\n'
+        '[[routing.rules]]\ncondition = "retry_count >= 1"\nmodel = "big"\n'
+    )
+    res = Replayer(cfg, table()).run()
+    # Attempt 1: cheap's provider is disabled and the chain has nothing usable; attempt 2 routes to big.
+    by = {r.task_id: (r.status, r.models) for r in res.tasks}
+    assert by == {
+        "t1": ("resolved", ("big",)),
+        "t2": ("resolved", ("big",)),
+        "t3": ("resolved", ("big",)),
+        "t4": ("failed", ("big",)),
+    }

@@ -457,6 +457,19 @@ def tune_split(table: OutcomeTable, settings: TuneSettings, seed: int) -> SplitR
     held_replay = replayer.run(held_ids)
     _agree("fitting", fit_score, fit_replay, mx)
     _agree("held-out", held_fast, held_replay, mx)
+    got = held_replay.summary
+    v = verifier
+    noise = "a perfect verifier" if v.perfect else f"verifier recall {v.recall}, false-pass rate {v.false_pass_rate}"
+    toml = policy_toml(  # the same config with its provenance in comments
+        policy,
+        header=[
+            f"switchyard tune on {table.source}: fitted on {len(fit_ids)} tasks, {len(held_ids)} held out "
+            f"(split seed {seed}), {noise}.",
+            f"Held out, replayed by the router: {got.resolved}/{got.tasks} resolved ({got.share * 100:.1f}%), "
+            f"${got.cost_usd.quantize(Decimal('0.01'))} (${got.cost_per_task.quantize(Decimal('0.0001'))} a task), "
+            f"{got.attempts} attempts.",
+        ],
+    )
     return SplitResult(
         seed=seed,
         fit_ids=tuple(fit_ids),
