@@ -397,6 +397,8 @@ class Replayer:
         self._stages: dict[str | None, tuple[_Stage, ...]] = {None: (_Stage(None, None, ()),)}
         for wf_name, wf in loaded.workflows.items():
             self._stages[wf_name] = tuple(_Stage(s.name, s.model, s.requires) for s in wf.stages)
+        self._missing: dict[str, int] = {}  # what was missing -> how many tasks (per run)
+        self._skipped: dict[str, int] = {}
 
     def run(self, task_ids: Iterable[str] | None = None) -> PolicyResult:
         """Replay the tasks (all, or these ids in the table's order) in order of arrival."""
@@ -409,8 +411,8 @@ class Replayer:
             order = {t.id: i for i, t in enumerate(tasks)}
             tasks.sort(key=lambda t: (submitted.get(t.id, self.now), order[t.id]))
         budgets = _BudgetSim(self.limits, self.router.tz) if self.limits else None
-        self._missing: dict[str, int] = {}
-        self._skipped: dict[str, int] = {}
+        self._missing = {}
+        self._skipped = {}
         results = [self._task(task, submitted.get(task.id, self.now), budgets) for task in tasks]
         if submitted:
             index = {tid: i for i, tid in enumerate(self.table.task_ids)}
@@ -440,9 +442,8 @@ class Replayer:
         for stage in stages:
             key = stage.name or ""
             if workflow is not None and key not in table.stages:
-                self._skipped[f"workflow {workflow}: stage '{key}' has no rows in the table"] = (
-                    self._skipped.get(f"workflow {workflow}: stage '{key}' has no rows in the table", 0) + 1
-                )
+                what = f"workflow {workflow}: stage '{key}' has no rows in the table"
+                self._skipped[what] = self._skipped.get(what, 0) + 1
                 continue
             replayed += 1
             passed = False
