@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import json
+import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from switchyard.catalog import UnknownModel, Usage
+from switchyard.catalog import CatalogModel, Rates, UnknownModel, Usage, _Tier, _Window
 from switchyard.catalog_import import import_litellm, parse_litellm
 from switchyard.config import loads_config
+from switchyard.ledger import AttemptRecord, Ledger
 
 # Prices as in LiteLLM's model_prices_and_context_window.json, per million tokens.
 CONFIG = """
@@ -221,3 +226,110 @@ def test_catalog_import_prices_are_exact() -> None:
     result = import_litellm(parse_litellm(json.dumps(PRICES)), ["deepseek/*"])
     assert "cost_per_million_output = 1.1\n" in result.toml
     assert 'provider = "deepseek"  # set to one of your [providers.*]' in result.toml
+
+
+# --------------------------------------------------------------------------- SQL re-pricing
+@st.composite
+def _price(draw: st.DrawFn) -> Decimal:
+    # Up to $200 per million tokens with up to 9 decimal places (finer than a picodollar per token).
+    places = draw(st.integers(0, 9))
+    return Decimal(draw(st.integers(0, 200 * 10**places))).scaleb(-places)
+
+
+def _rates_strategy() -> st.SearchStrategy[Rates]:
+    return st.builds(Rates, _price(), _price(), _price(), _price(), _price())
+
+
+@st.composite
+def _priced_rows(draw: st.DrawFn) -> tuple[CatalogModel, list[tuple[Usage, int]]]:
+    rows = []
+    for _ in range(draw(st.integers(1, 6))):
+        output = draw(st.integers(0, 2_000_000))
+        usage = Usage(
+            draw(st.integers(0, 5_000_000)),
+            output,
+            draw(st.integers(0, 5_000_000)),
+            draw(st.integers(0, 500_000)),
+            draw(st.integers(0, output)),  # reasoning is part of the output
+        )
+        day = draw(st.integers(19_000, 25_000))  # 2022..2038
+        minute = draw(st.integers(0, 1439))
+        rows.append((usage, (day * 1440 + minute) * 60_000 + draw(st.integers(0, 59_999))))
+    prompts = [u.prompt_tokens for u, _ in rows]
+    # Thresholds and window edges right at the drawn prompts and times, so the boundaries get hit.
+    threshold = st.one_of(
+        st.integers(0, 12_000_000), st.sampled_from(prompts).map(lambda p: max(0, p + draw(st.integers(-1, 1))))
+    )
+    minutes = st.one_of(st.integers(0, 1439), st.sampled_from([(ms // 60_000) % 1440 for _, ms in rows]))
+    tiers = {draw(threshold): draw(_rates_strategy()) for _ in range(draw(st.integers(0, 3)))}
+    windows = [_Window(draw(minutes), draw(minutes), draw(_rates_strategy())) for _ in range(draw(st.integers(0, 3)))]
+    model = CatalogModel(
+        name="m",
+        provider="p",
+        rates=draw(_rates_strategy()),
+        capabilities=frozenset(),
+        tiers=tuple(_Tier(above, r) for above, r in sorted(tiers.items(), key=lambda kv: -kv[0])),
+        off_peak=tuple(windows),
+    )
+    return model, rows
+
+
+@pytest.fixture
+def pricing_db(ledger_url: str) -> Iterator[Ledger]:
+    with Ledger.open(ledger_url) as led:
+        yield led
+
+
+_SQL_COLUMNS = {"uncached_input_tokens": "a.input_tokens"}  # the ledger keeps the Anthropic convention
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(case=_priced_rows())
+def test_sql_pricing_equals_python_pricing_exactly(
+    pricing_db: Ledger, case: tuple[CatalogModel, list[tuple[Usage, int]]]
+) -> None:
+    """Over random usage, tiers, off-peak windows and times, the SQL cost of each ledger row is the Python cost."""
+    model, rows = case
+    ids = [f"p-{uuid.uuid4().hex}" for _ in rows]
+    with pricing_db.db.transaction():
+        pricing_db.record_many(
+            [
+                AttemptRecord(
+                    i,
+                    "t",
+                    "p",
+                    "m",
+                    "ok",
+                    ms,
+                    ms,
+                    input_tokens=u.input_tokens,
+                    output_tokens=u.output_tokens,
+                    cache_read_tokens=u.cache_read_tokens,
+                    cache_write_tokens=u.cache_write_tokens,
+                    reasoning_tokens=u.reasoning_tokens,
+                )
+                for i, (u, ms) in zip(ids, rows, strict=True)
+            ]
+        )
+    sql, exponent = model.cost_sql(lambda name: _SQL_COLUMNS.get(name, f"a.{name}"), "((a.started_ms / 60000) % 1440)")
+    marks = ", ".join("?" for _ in ids)
+    got = dict(pricing_db.db.query(f"SELECT a.attempt_id, {sql} FROM attempts a WHERE a.attempt_id IN ({marks})", ids))
+    for i, (usage, ms) in zip(ids, rows, strict=True):
+        value = got[i]
+        assert isinstance(value, (int, Decimal)) and not isinstance(value, bool), value
+        assert Decimal(value).scaleb(exponent) == model.cost(usage, datetime.fromtimestamp(ms / 1000, UTC))
+
+
+def test_overlapping_off_peak_windows_first_one_wins() -> None:
+    cheap, cheaper = (Rates(D(r), D(r), D(r), D(r), D(r)) for r in ("2", "1"))
+    model = CatalogModel(
+        "m",
+        "p",
+        Rates(D(3), D(3), D(3), D(3), D(3)),
+        frozenset(),
+        off_peak=(_Window(600, 720, cheap), _Window(0, 0, cheaper)),
+    )
+    at = datetime(2026, 5, 1, 10, 30, tzinfo=UTC)
+    assert model.cost(Usage(1_000_000), at) == D(2)
+    assert model.cost(Usage(1_000_000), at.replace(hour=13)) == D(1)
+    assert model.cost(Usage(1_000_000)) == D(3)  # no time: no window

@@ -1,7 +1,7 @@
 """A thin database layer: SQLite (default) or PostgreSQL behind one small API.
 
 SQL is written once with `?` placeholders and the SQLite dialect's common
-subset; `Database` rewrites placeholders for psycopg. Migrations are ordered,
+subset; `Database` rewrites placeholders (and the `%` operator) for psycopg. Migrations are ordered,
 named, and recorded in `_migrations`, so a database knows which it has.
 """
 
@@ -42,7 +42,8 @@ class Database:
 
     # queries -----------------------------------------------------------------
     def _sql(self, sql: str) -> str:
-        return sql.replace("?", "%s") if self.dialect == "postgres" else sql
+        # psycopg reads `%` as the start of a placeholder, even without parameters: `%` the operator is `%%`.
+        return sql.replace("%", "%%").replace("?", "%s") if self.dialect == "postgres" else sql
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run one statement; returns the number of rows changed."""
