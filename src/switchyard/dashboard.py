@@ -27,25 +27,86 @@ from importlib import resources
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from switchyard._records import record
 from switchyard.budgets import Budgets
 from switchyard.config import LoadedConfig
 from switchyard.health import Health
-from switchyard.ledger.store import PICO, Ledger, from_ms
-from switchyard.report import Window, experiments, report, totals_by_model
+from switchyard.ledger.store import Ledger, from_ms
+from switchyard.report import (
+    BreakerEvent,
+    Experiment,
+    Group,
+    Report,
+    Spend,
+    Window,
+    breaker_events,
+    experiments,
+    jsonable,
+    report,
+    spend_by_day,
+    totals_by_model,
+)
 
 __all__ = ["Dashboard", "serve"]
 
 DAY_MS = 86_400_000
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return str(value)
-    raise TypeError(type(value).__name__)
+@record
+class Since:
+    """The start of a dashboard window (its end is now)."""
+
+    since_ms: int | None
+
+
+@record
+class Summary:
+    """`/api/summary`: the total and the model distribution."""
+
+    window: Since
+    total: Group | None
+    models: tuple[Group, ...]
+
+
+@record
+class ProviderStatus:
+    """One provider's health and breaker state."""
+
+    provider: str
+    kind: str
+    status: str
+    reason: str
+    breaker: str
+
+
+@record
+class Providers:
+    """`/api/providers`: every provider's health, and the latest breaker events."""
+
+    providers: tuple[ProviderStatus, ...]
+    events: tuple[BreakerEvent, ...]
+
+
+@record
+class Decision:
+    """`/api/decisions`: one recent attempt and why its model was chosen."""
+
+    at: str  # ISO 8601
+    task: str
+    stage: str | None
+    model: str
+    provider: str
+    rule: int | None
+    reason: str | None
+    arm: str | None
+    status: str
+    error: str | None
+    cost_usd: Decimal
+    latency_ms: int
 
 
 class Dashboard:
-    """The data behind the page: one method per endpoint."""
+    """The data behind the page: one method per endpoint, each returning a typed record (or a list of them)."""
 
     def __init__(self, loaded: LoadedConfig, ledger: Ledger, *, clock: Callable[[], float] = time.time) -> None:
         self.loaded = loaded
@@ -64,84 +125,69 @@ class Dashboard:
         now = int(self.clock() * 1000)
         return Window((now // DAY_MS - n + 1) * DAY_MS, None)
 
-    def summary(self, q: dict[str, list[str]]) -> dict[str, Any]:
+    def summary(self, q: dict[str, list[str]]) -> Summary:
         w = self._window(q)
         total, models = totals_by_model(self.ledger.db, w)
-        return {"window": {"since_ms": w.since_ms}, "total": total, "models": models}
+        return Summary(Since(w.since_ms), total, models)
 
-    def spend(self, q: dict[str, list[str]]) -> dict[str, Any]:
+    def spend(self, q: dict[str, list[str]]) -> Spend:
         by = q.get("by", ["model"])[0]
         if by not in ("model", "provider"):
             by = "model"
-        w = self._window(q)
-        rows = self.ledger.db.query(
-            f"SELECT day, {by}, SUM(cost_pico), SUM(n) FROM rollup_attempts WHERE day >= ? GROUP BY 1, 2 ORDER BY 1, 2",
-            (from_ms(w.since_ms or 0).strftime("%Y-%m-%d"),),
-        )
-        days = sorted({r[0] for r in rows})
-        keys = sorted({r[1] for r in rows})
-        series = {k: {d: Decimal(0) for d in days} for k in keys}
-        for day, key, pico, _n in rows:
-            series[key][day] = Decimal(int(pico or 0)) / PICO
-        return {"by": by, "days": days, "series": [{"key": k, "cost_usd": [series[k][d] for d in days]} for k in keys]}
+        return spend_by_day(self.ledger.db, self._window(q).since_ms or 0, by)
 
     def budgets(self, q: dict[str, list[str]]) -> list[dict[str, Any]]:
         return Budgets(self.loaded, self.ledger, clock=self.clock).report()
 
-    def providers(self, q: dict[str, list[str]]) -> dict[str, Any]:
+    def providers(self, q: dict[str, list[str]]) -> Providers:
         health = Health(self.loaded, self.ledger, clock=self.clock).explain()
         breakers = self.ledger.breakers()
         since = int(self.clock() * 1000) - 7 * DAY_MS
-        events = self.ledger.db.query(
-            "SELECT provider, at_ms, state, reason FROM breaker_events WHERE at_ms >= ? ORDER BY at_ms DESC LIMIT 20",
-            (since,),
-        )
-        return {
-            "providers": [
-                {
-                    "provider": name,
-                    "kind": self.loaded.providers[name].kind,
-                    "status": h.status,
-                    "reason": h.reason,
-                    "breaker": breakers[name].state if name in breakers else "closed",
-                }
+        return Providers(
+            providers=tuple(
+                ProviderStatus(
+                    provider=name,
+                    kind=self.loaded.providers[name].kind,
+                    status=h.status,
+                    reason=h.reason,
+                    breaker=breakers[name].state if name in breakers else "closed",
+                )
                 for name, h in health.items()
-            ],
-            "events": [
-                {"provider": p, "at": from_ms(at).isoformat(), "state": s, "reason": r} for p, at, s, r in events
-            ],
-        }
+            ),
+            events=breaker_events(self.ledger.db, since, 20),
+        )
 
-    def decisions(self, q: dict[str, list[str]]) -> list[dict[str, Any]]:
+    def decisions(self, q: dict[str, list[str]]) -> tuple[Decision, ...]:
         try:
             limit = max(1, min(500, int(q.get("limit", ["50"])[0])))
         except ValueError:
             limit = 50
-        return [
-            {
-                "at": from_ms(r.started_ms).isoformat(),
-                "task": r.task_id,
-                "stage": r.stage,
-                "model": r.model,
-                "provider": r.provider,
-                "rule": r.rule,
-                "reason": r.reason,
-                "arm": r.arm,
-                "status": r.status,
-                "error": r.error_class,
-                "cost_usd": r.cost_usd,
-                "latency_ms": r.latency_ms,
-            }
+        return tuple(
+            Decision(
+                at=from_ms(r.started_ms).isoformat(),
+                task=r.task_id,
+                stage=r.stage,
+                model=r.model,
+                provider=r.provider,
+                rule=r.rule,
+                reason=r.reason,
+                arm=r.arm,
+                status=r.status,
+                error=r.error_class,
+                cost_usd=r.cost_usd,
+                latency_ms=r.latency_ms,
+            )
             for r in self.ledger.attempts(limit=limit, newest_first=True)
-        ]
+        )
 
-    def experiments(self, q: dict[str, list[str]]) -> list[dict[str, Any]]:
+    def experiments(self, q: dict[str, list[str]]) -> tuple[Experiment, ...]:
         return experiments(self.ledger.db, self._window(q) if "days" in q else Window())
 
-    def report(self, q: dict[str, list[str]]) -> dict[str, Any]:
+    def report(self, q: dict[str, list[str]]) -> Report:
         return report(self.ledger.db, self._window(q) if "days" in q else Window(), ())
 
     def route(self, path: str, query: dict[str, list[str]]) -> Any:
+        """The JSON-ready payload of an endpoint (None: no such endpoint)."""
         endpoints: dict[str, Callable[[dict[str, list[str]]], Any]] = {
             "/api/summary": self.summary,
             "/api/spend": self.spend,
@@ -155,7 +201,7 @@ class Dashboard:
         if handler is None:
             return None
         with self.lock:  # one ledger connection, shared by the request threads
-            return handler(query)
+            return jsonable(handler(query))
 
 
 def _handler(dash: Dashboard, page: bytes) -> type[BaseHTTPRequestHandler]:
@@ -186,7 +232,7 @@ def _handler(dash: Dashboard, page: bytes) -> type[BaseHTTPRequestHandler]:
             if data is None:
                 self._send(404, b'{"error": "not found"}', "application/json")
                 return
-            self._send(200, json.dumps(data, default=_json_default).encode(), "application/json")
+            self._send(200, json.dumps(data).encode(), "application/json")
 
     return Handler
 

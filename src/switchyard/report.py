@@ -9,29 +9,80 @@ log-scale histogram, so a median is within ±5 %.
 `--baseline MODEL` re-prices the *recorded tokens* of every attempt as if it had
 run on MODEL (with that model's tiers and off-peak windows, per attempt). It is
 arithmetic on what happened, not a measured run: the other model might have
-needed more or fewer tokens, or attempts.
+needed more or fewer tokens, or attempts. The database only picks which of the
+model's rates applies to each attempt (`CatalogModel.pricing_sql`) and sums the
+tokens per choice; the catalog's one cost formula prices those sums exactly.
+
+Every result is a typed record; `jsonable` turns one into the JSON that
+`switchyard report --json` prints and the dashboard serves (money as strings).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from switchyard.catalog import CatalogModel, Rates
-from switchyard.errors import InputError
+from switchyard._records import record
+from switchyard.catalog import CatalogModel
+from switchyard.errors import InputError, RunError
+from switchyard.ledger import rollup
 from switchyard.ledger.db import Database
-from switchyard.ledger.rollup import day_of
-from switchyard.ledger.store import PICO, bucket_value
+from switchyard.ledger.rollup import BY_NAME, SCAN_SUMS_SQL, SUMS_SQL, Dimension, Sums, day_of
+from switchyard.ledger.store import PICO, bucket_value, from_ms
 
-__all__ = ["DIMENSIONS", "Window", "baseline", "breakdown", "experiments", "failovers", "report", "wilson"]
+__all__ = [
+    "DIMENSIONS",
+    "Arm",
+    "Baseline",
+    "Comparison",
+    "Experiment",
+    "Failovers",
+    "Group",
+    "Report",
+    "Saving",
+    "Window",
+    "baseline",
+    "breakdown",
+    "experiments",
+    "failovers",
+    "jsonable",
+    "report",
+    "wilson",
+]
 
-DIMENSIONS = ("model", "provider", "label", "priority", "stage", "workflow", "day", "experiment")
+DIMENSIONS = tuple(d.name for d in rollup.DIMENSIONS)  # what `--by` accepts
 ZERO = Decimal(0)
+Key = tuple[str, ...]
+Histogram = dict[int, int]
 
 
+def jsonable(value: Any) -> Any:
+    """The JSON-ready form of a report record: records as objects, Decimals as strings, tuples as lists.
+
+    A field's `metadata={"json": NAME}` renames it; `{"omit_none": True}` leaves it out when None.
+    """
+    if isinstance(value, Decimal):
+        return str(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        out = {}
+        for f in dataclasses.fields(value):
+            v = getattr(value, f.name)
+            if v is None and f.metadata.get("omit_none"):
+                continue
+            out[f.metadata.get("json", f.name)] = jsonable(v)
+        return out
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    return value
+
+
+# --------------------------------------------------------------------------- records
 @dataclass(frozen=True)
 class Window:
     """`since_ms <= started_ms < until_ms` (either end open)."""
@@ -56,6 +107,159 @@ class Window:
         return (day_of(first) if first is not None else None, day_of(end) if end is not None else None), edges
 
 
+@record
+class Tokens:
+    """Token counts of a group (input excludes cache reads and writes; output includes reasoning)."""
+
+    input: int
+    output: int
+    cache_read: int
+    cache_write: int
+    reasoning: int
+
+
+@record
+class Latency:
+    """Latency of a group in ms: median and p95 from the histogram (None when grouped by two dimensions)."""
+
+    median: float | None
+    p95: float | None
+    mean: float | None
+
+
+@record
+class Group:
+    """One row of a report: the attempts of one group (`key`: dimension -> value), or of all (`key` empty).
+
+    `tasks` counts tasks where they started (their first attempt falls in the group);
+    `completed_tasks` counts the attempts that finished a task.
+    """
+
+    attempts: int
+    tasks: int
+    successes: int
+    completed_tasks: int
+    success_rate: float | None
+    tokens: Tokens
+    cost_usd: Decimal
+    cost_per_successful_task_usd: Decimal | None
+    latency_ms: Latency
+    key: dict[str, str]
+    share_attempts: float = 0.0
+    share_cost: float = 0.0
+
+
+@record
+class Saving:
+    """Actual cost against the baseline model's, for one priority class (or several)."""
+
+    priority: str
+    attempts: int
+    actual_usd: Decimal
+    baseline_usd: Decimal
+    saving_usd: Decimal
+    saving_pct: float | None
+
+
+@record
+class Baseline:
+    """The recorded tokens re-priced on one model, overall and per priority class."""
+
+    model: str
+    note: str
+    total: Saving
+    non_critical: Saving
+    by_priority: tuple[Saving, ...]
+
+
+@record
+class FailoverPair:
+    """Attempts that went from one provider to a later candidate's."""
+
+    from_provider: str = field(metadata={"json": "from"})
+    to_provider: str = field(metadata={"json": "to"})
+    attempts: int = 0
+
+
+@record
+class Escalation:
+    """Attempts on a model after the task had failed at least once."""
+
+    model: str
+    attempts: int
+    successes: int
+
+
+@record
+class BreakerOpening:
+    """How often a provider's breaker opened (or it was disabled)."""
+
+    provider: str
+    state: str
+    count: int
+
+
+@record
+class Failovers:
+    """Failovers between providers, escalations, breaker openings."""
+
+    failovers: tuple[FailoverPair, ...]
+    failover_attempts: int
+    escalations: tuple[Escalation, ...]
+    breaker_openings: tuple[BreakerOpening, ...]
+
+
+@record
+class Arm:
+    """One arm of an A/B experiment."""
+
+    arm: str
+    tasks: int
+    successes: int
+    success_rate: float | None
+    ci95: tuple[float, float] | None
+    attempts: int
+    cost_usd: Decimal
+    cost_per_success_usd: Decimal | None
+    median_latency_ms: float | None
+
+
+@record
+class Comparison:
+    """The two largest arms compared."""
+
+    arms: tuple[str, str]
+    difference: float
+    p_value: float | None
+    test: str
+    significant_at_5pct: bool
+
+
+@record
+class Experiment:
+    """An A/B experiment's arms, their comparison, and a warning while the data is thin."""
+
+    experiment: str
+    arms: tuple[Arm, ...]
+    comparison: Comparison | None
+    warning: str | None
+
+
+@record
+class Report:
+    """The whole report (`switchyard report`; `jsonable` gives its `--json`)."""
+
+    window: Window
+    by: tuple[str, ...]
+    total: Group | None
+    groups: tuple[Group, ...]
+    model_distribution: tuple[Group, ...]
+    failover: Failovers
+    experiments: tuple[Experiment, ...]
+    baseline: Baseline | None = field(default=None, metadata={"omit_none": True})
+
+
+# --------------------------------------------------------------------------- reading the rollups
 def _range_where(col: str, low: Any, high: Any, extra: str = "") -> tuple[str, list[Any]]:
     """` WHERE col >= low AND col < high [AND extra]`, leaving out open ends."""
     parts, params = [], []
@@ -78,38 +282,20 @@ def _span_where(span: tuple[int | None, int | None], extra: str = "") -> tuple[s
     return _range_where("a.started_ms", span[0], span[1], extra)
 
 
-# Each dimension as (column in rollup_attempts, the same value computed from an attempts row).
-def _dim(dim: str, dialect: str) -> tuple[str, str]:
-    day = (
-        "to_char(to_timestamp(a.started_ms / 1000.0) AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
-        if dialect == "postgres"
-        else "date(a.started_ms / 1000, 'unixepoch')"
-    )
-    dims = {
-        "model": ("model", "a.model"),
-        "provider": ("provider", "a.provider"),
-        "priority": ("priority", "COALESCE(a.priority, -1)"),
-        "stage": ("stage", "COALESCE(a.stage, '')"),
-        "workflow": ("workflow", "COALESCE(a.workflow, '')"),
-        "experiment": ("experiment || ' / ' || arm", "COALESCE(a.experiment, '') || ' / ' || COALESCE(a.arm, '')"),
-        "day": ("day", day),
-        "label": ("label", "l.value"),
-    }
-    if dim not in dims:
-        raise InputError(f"--by {dim}: choose from {', '.join(DIMENSIONS)}")
-    return dims[dim]
-
-
-_SUMS = (
-    "SUM(n), SUM(ok), SUM(first), SUM(opened), SUM(completed), SUM(cost_pico), SUM(input_tokens), SUM(output_tokens), "
-    "SUM(cache_read_tokens), SUM(cache_write_tokens), SUM(reasoning_tokens), SUM(latency_ms)"
-)
-_SCAN_SUMS = (
-    "COUNT(*), SUM(CASE WHEN a.status = 'ok' THEN 1 ELSE 0 END), SUM(a.first), "
-    "SUM(CASE WHEN a.candidate_index = 0 AND a.try_index = 0 THEN 1 ELSE 0 END), SUM(a.completed), SUM(a.cost_pico), "
-    "SUM(a.input_tokens), SUM(a.output_tokens), SUM(a.cache_read_tokens), SUM(a.cache_write_tokens), "
-    "SUM(a.reasoning_tokens), SUM(a.latency_ms)"
-)
+def _dimensions(by: Sequence[str]) -> list[Dimension]:
+    dims = []
+    for name in by:
+        if name not in BY_NAME:
+            raise InputError(f"--by {name}: choose from {', '.join(DIMENSIONS)}")
+        dims.append(BY_NAME[name])
+    if any(d.name == "label" for d in dims):
+        others = [d.name for d in dims if not d.in_labels]
+        if others:
+            can = ", ".join(d.name for d in rollup.DIMENSIONS if d.in_labels and d.name != "label")
+            raise InputError(
+                f"--by label cannot be combined with --by {', '.join(others)}: labels are rolled up by {can} only"
+            )
+    return dims
 
 
 def _label_join(dialect: str) -> str:
@@ -118,61 +304,60 @@ def _label_join(dialect: str) -> str:
     return " JOIN json_each(a.labels) AS l"
 
 
-def _collect(
-    db: Database, window: Window, by: Sequence[str]
-) -> tuple[dict[tuple[str, ...], list[int]], dict[tuple[str, ...], dict[int, int]]]:
+def _key(row: Sequence[Any], n: int) -> Key:
+    return tuple("" if v is None else str(v) for v in row[:n])
+
+
+def _collect(db: Database, window: Window, by: Sequence[str]) -> tuple[dict[Key, Sums], dict[Key, Histogram]]:
     """Sums and latency histograms per group, from the rollups plus scans of the window's partial days."""
+    dims = _dimensions(by)
     days, edges = window.parts()
-    labels = "label" in by
-    cols = [_dim(d, db.dialect) for d in by]
-    n = len(cols)
-    sums: dict[tuple[str, ...], list[int]] = {}
-    hist: dict[tuple[str, ...], dict[int, int]] = {}
-
+    labels = any(d.name == "label" for d in dims)
+    n = len(dims)
     nk = max(1, n)  # with no dimensions the query still selects one constant key column
+    sums: dict[Key, Sums] = {}
+    hist: dict[Key, Histogram] = {}
 
-    def add(rows: list[tuple[Any, ...]]) -> None:
-        for r in rows:
-            key = tuple("" if v is None else str(v) for v in r[:n])
-            acc = sums.setdefault(key, [0] * 12)
-            for i, v in enumerate(r[nk:]):
-                acc[i] += int(v or 0)
+    def add(key: Key, values: Sequence[Any]) -> None:
+        s = Sums.from_sql(values)
+        sums[key] = sums[key] + s if key in sums else s
 
-    def add_hist(rows: list[tuple[Any, ...]]) -> None:
-        for r in rows:
-            key = tuple("" if v is None else str(v) for v in r[:n])
-            h = hist.setdefault(key, {})
-            h[int(r[nk])] = h.get(int(r[nk]), 0) + int(r[nk + 1])
+    def add_hist(key: Key, bucket: Any, count: Any) -> None:
+        h = hist.setdefault(key, {})
+        h[int(bucket)] = h.get(int(bucket), 0) + int(count)
 
-    keys = ", ".join(c[0] for c in cols) if cols else "'all'"
+    keys = ", ".join(d.rollup for d in dims) if dims else "'all'"
     group = " GROUP BY " + ", ".join(str(i + 1) for i in range(nk))
     table = "rollup_labels" if labels else "rollup_attempts"
     # Latency histograms are kept one dimension at a time: a grouping by two gets means, not percentiles.
     hist_dim = by[0] if len(by) == 1 else ("all" if not by else None)
     if days is not None:
         where, params = _day_where(days)
-        add(db.query(f"SELECT {keys}, {_SUMS} FROM {table}{where}{group}", params))
+        for r in db.query(f"SELECT {keys}, {SUMS_SQL} FROM {table}{where}{group}", params):
+            add(_key(r, n), r[nk:])
         if hist_dim is not None:
             hwhere = (where + " AND " if where else " WHERE ") + "dim = ?"
-            rows = db.query(
+            for value, bucket, count in db.query(
                 f"SELECT value, bucket, SUM(n) FROM rollup_latency{hwhere} GROUP BY 1, 2", [*params, hist_dim]
-            )
-            add_hist(rows)
-    scan_keys = ", ".join(c[1] for c in cols) if cols else "'all'"
+            ):
+                add_hist((value,) if n else (), bucket, count)
+    scan_keys = ", ".join(d.scan_sql(db.dialect) for d in dims) if dims else "'all'"
     join = _label_join(db.dialect) if labels else ""
     for span in edges:
         # One pass over the partial day: sums and the latency histogram together.
         where, params = _span_where(span)
-        rows = db.query(
-            f"SELECT {scan_keys}, a.latency_bucket, {_SCAN_SUMS} FROM attempts a{join}{where}{group}, {nk + 1}", params
-        )
-        add([(*r[:nk], *r[nk + 1 :]) for r in rows])
-        if hist_dim is not None:
-            add_hist([(*r[:nk], r[nk], r[nk + 1]) for r in rows])
+        for r in db.query(
+            f"SELECT {scan_keys}, a.latency_bucket, {SCAN_SUMS_SQL} FROM attempts a{join}{where}{group}, {nk + 1}",
+            params,
+        ):
+            key = _key(r, n)
+            add(key, r[nk + 1 :])
+            if hist_dim is not None:
+                add_hist(key, r[nk], r[nk + 1])
     return sums, hist
 
 
-def _percentile(hist: dict[int, int], q: float) -> float | None:
+def _percentile(hist: Histogram, q: float) -> float | None:
     total = sum(hist.values())
     if total == 0:
         return None
@@ -189,184 +374,155 @@ def _money(pico: int | None) -> Decimal:
     return Decimal(int(pico or 0)) / PICO
 
 
-def _row(v: Sequence[int], hist: dict[int, int] | None) -> dict[str, Any]:
-    n, ok, first, _opened, completed, cost_pico, tin, tout, tcr, tcw, treason, latency = v
-    cost = _money(cost_pico)
-    return {
-        "attempts": n,
-        "tasks": first,
-        "successes": ok,
-        "completed_tasks": completed,
-        "success_rate": round(ok / n, 4) if n else None,
-        "tokens": {"input": tin, "output": tout, "cache_read": tcr, "cache_write": tcw, "reasoning": treason},
-        "cost_usd": cost,
-        "cost_per_successful_task_usd": (cost / completed) if completed else None,
-        "latency_ms": {
-            "median": _percentile(hist, 0.5) if hist is not None else None,
-            "p95": _percentile(hist, 0.95) if hist is not None else None,
-            "mean": round(latency / n, 1) if n else None,
-        },
-    }
+def _group(s: Sums, hist: Histogram | None, key: dict[str, str]) -> Group:
+    cost = _money(s.cost_pico)
+    return Group(
+        attempts=s.n,
+        tasks=s.first,
+        successes=s.ok,
+        completed_tasks=s.completed,
+        success_rate=round(s.ok / s.n, 4) if s.n else None,
+        tokens=Tokens(s.input_tokens, s.output_tokens, s.cache_read_tokens, s.cache_write_tokens, s.reasoning_tokens),
+        cost_usd=cost,
+        cost_per_successful_task_usd=(cost / s.completed) if s.completed else None,
+        latency_ms=Latency(
+            median=_percentile(hist, 0.5) if hist is not None else None,
+            p95=_percentile(hist, 0.95) if hist is not None else None,
+            mean=round(s.latency_ms / s.n, 1) if s.n else None,
+        ),
+        key=key,
+    )
 
 
-def breakdown(db: Database, window: Window, by: Sequence[str]) -> list[dict[str, Any]]:
-    """One row per group of `by` dimensions (none: a single total row), most expensive first.
-
-    `tasks` counts tasks where they started (their first attempt falls in the group);
-    `completed_tasks` counts the attempts that finished a task.
-    """
-    return _rows(by, *_collect(db, window, by))
+def breakdown(db: Database, window: Window, by: Sequence[str]) -> tuple[Group, ...]:
+    """One group per value of the `by` dimensions (none: a single total group), most expensive first."""
+    return _groups(by, *_collect(db, window, by))
 
 
-def totals_by_model(db: Database, window: Window) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
-    """(the total row, one row per model) from a single pass."""
+def totals_by_model(db: Database, window: Window) -> tuple[Group | None, tuple[Group, ...]]:
+    """(the total, one group per model) from a single pass."""
     sums, hist = _collect(db, window, ("model",))
-    return _total(sums, hist), _rows(("model",), sums, hist)
+    return _total(sums, hist), _groups(("model",), sums, hist)
 
 
-def _total(
-    sums: dict[tuple[str, ...], list[int]], hist: dict[tuple[str, ...], dict[int, int]]
-) -> dict[str, Any] | None:
-    """The single total row, folded from any one-dimension grouping (sums and histograms add up)."""
-    acc = [0] * 12
-    merged: dict[int, int] = {}
-    for v in sums.values():
-        acc = [a + b for a, b in zip(acc, v, strict=True)]
+def _total(sums: dict[Key, Sums], hist: dict[Key, Histogram]) -> Group | None:
+    """The single total group, folded from any one-dimension grouping (sums and histograms add up)."""
+    acc = sum(sums.values(), Sums())
+    merged: Histogram = {}
     for h in hist.values():
         for bucket, n in h.items():
             merged[bucket] = merged.get(bucket, 0) + n
-    return next(iter(_rows((), {(): acc}, {(): merged})), None)
+    return next(iter(_groups((), {(): acc}, {(): merged})), None)
 
 
-def _rows(
-    by: Sequence[str], sums: dict[tuple[str, ...], list[int]], hist: dict[tuple[str, ...], dict[int, int]]
-) -> list[dict[str, Any]]:
-    out = []
-    for key, v in sums.items():
-        if not v[0]:
-            continue
-        item = _row(v, hist.get(key, {}) if len(by) <= 1 else None)
-        item["key"] = {d: _show(d, k) for d, k in zip(by, key, strict=True)}
-        out.append(item)
-    out.sort(key=lambda x: (-x["cost_usd"], -x["attempts"]))
-    total_attempts = sum(x["attempts"] for x in out) or 1
-    total_cost = sum((x["cost_usd"] for x in out), ZERO)
-    for x in out:
-        x["share_attempts"] = round(x["attempts"] / total_attempts, 4)
-        x["share_cost"] = round(float(x["cost_usd"] / total_cost), 4) if total_cost else 0.0
-    return out
-
-
-def _show(dim: str, value: str) -> str:
-    if dim == "priority":
-        return "-" if value in ("", "-1") else f"P{value}"
-    if dim == "experiment":
-        return "-" if value.strip() == "/" else value
-    return value or "-"
-
-
-def _rate_sql(rates: Rates) -> tuple[int, int, int, int, int]:
-    """Per-token prices in picodollars (rates are USD per million tokens)."""
-    million = Decimal(1_000_000)
-    i, o, cr, cw, rz = (
-        int(r * million) for r in (rates.input, rates.output, rates.cache_read, rates.cache_write, rates.reasoning)
+def _groups(by: Sequence[str], sums: dict[Key, Sums], hist: dict[Key, Histogram]) -> tuple[Group, ...]:
+    dims = [BY_NAME[d] for d in by]
+    out = [
+        _group(
+            s, hist.get(key, {}) if len(by) <= 1 else None, {d.name: d.show(k) for d, k in zip(dims, key, strict=True)}
+        )
+        for key, s in sums.items()
+        if s.n
+    ]
+    out.sort(key=lambda g: (-g.cost_usd, -g.attempts))
+    total_attempts = sum(g.attempts for g in out) or 1
+    total_cost = sum((g.cost_usd for g in out), ZERO)
+    return tuple(
+        dataclasses.replace(
+            g,
+            share_attempts=round(g.attempts / total_attempts, 4),
+            share_cost=round(float(g.cost_usd / total_cost), 4) if total_cost else 0.0,
+        )
+        for g in out
     )
-    return i, o, cr, cw, rz
 
 
-def _cost_expr(model: CatalogModel) -> str:
-    """SQL for the exact cost, in picodollars, of each attempt's tokens on `model` (tiers and off-peak included)."""
-
-    def priced(rates: Rates) -> str:
-        i, o, cr, cw, rz = _rate_sql(rates)
-        return (
-            f"(a.input_tokens * {i} + a.cache_read_tokens * {cr} + a.cache_write_tokens * {cw} "
-            f"+ (a.output_tokens - a.reasoning_tokens) * {o} + a.reasoning_tokens * {rz})"
-        )
-
-    prompt = "(a.input_tokens + a.cache_read_tokens + a.cache_write_tokens)"
-    expr = priced(model.rates)
-    for tier in sorted(model.tiers, key=lambda t: t.above):  # the highest threshold ends up outermost
-        expr = f"(CASE WHEN {prompt} > {tier.above} THEN {priced(tier.rates)} ELSE {expr} END)"
-    minute = "((a.started_ms / 60000) % 1440)"  # UTC minute of the day, the same in both dialects
-    for w in model.off_peak:
-        if w.start_min == w.end_min:
-            cond = "1 = 1"
-        elif w.start_min < w.end_min:
-            cond = f"{minute} >= {w.start_min} AND {minute} < {w.end_min}"
-        else:
-            cond = f"({minute} >= {w.start_min} OR {minute} < {w.end_min})"
-        expr = f"(CASE WHEN {cond} THEN {priced(w.rates)} ELSE {expr} END)"
-    return expr
+# --------------------------------------------------------------------------- baseline
+def _usd(value: Decimal) -> Decimal:
+    """An exact amount written as `_money` writes picodollars (`1.5`, not `1.50`), when it is whole picodollars."""
+    pico = value * PICO
+    if pico == pico.to_integral_value():
+        return _money(int(pico))
+    return value
 
 
-def baseline(db: Database, window: Window, model: CatalogModel) -> dict[str, Any]:
+# A ledger row's `Usage` token counts as columns of `attempts a` (the ledger keeps the Anthropic
+# convention, so its input_tokens are the uncached ones).
+_TOKEN_COLUMNS = {"uncached_input_tokens": "a.input_tokens"}
+_MINUTE_OF_DAY = "((a.started_ms / 60000) % 1440)"  # UTC, the same in both dialects
+
+
+def _token_column(name: str) -> str:
+    return _TOKEN_COLUMNS.get(name, f"a.{name}")
+
+
+def baseline(db: Database, window: Window, model: CatalogModel) -> Baseline:
     """Recorded tokens re-priced on `model`: actual vs. baseline cost, overall and per priority class."""
-    per_prio: dict[str, list[Any]] = {}
-    if model.tiers or model.off_peak:
-        # Per-attempt pricing depends on each prompt's size or time of day: price every row.
+    sums, _ = _collect(db, window, ("priority",))
+    priced: dict[str, Decimal] = {}
+    if model.price_rules:
+        # Which rates apply depends on each prompt's size or time of day: the database prices every
+        # attempt with the catalog's formula, in exact integers, one sum per priority class (FILTER,
+        # not GROUP BY: no sort of a million rows).
+        cost, exponent = model.cost_sql(_token_column, _MINUTE_OF_DAY)
+        prios = sorted(p for (p,) in sums)
         where, params = _span_where((window.since_ms, window.until_ms))
-        rows = db.query(
-            f"SELECT COALESCE(a.priority, -1), SUM(a.cost_pico), SUM({_cost_expr(model)}), COUNT(*) FROM attempts a{where} GROUP BY 1",
-            params,
-        )
-        for prio, actual, base, n in rows:
-            per_prio[str(prio)] = [int(actual or 0), int(base or 0), int(n)]
+        filters = ", ".join(f"SUM({cost}) FILTER (WHERE COALESCE(a.priority, -1) = {int(p)})" for p in prios)
+        row = _exact_row(db, f"SELECT {filters} FROM attempts a{where}", params, model) if prios else ()
+        for prio, value in zip(prios, row, strict=True):
+            priced[prio] = Decimal(int(value or 0)).scaleb(exponent)
     else:
-        # Linear prices: the token sums are enough, and the rollups have them.
-        sums, _ = _collect(db, window, ("priority",))
-        i, o, cr, cw, rz = _rate_sql(model.rates)
-        for (prio,), v in sums.items():
-            n, _ok, _f, _o, _c, cost, tin, tout, tcr, tcw, treason, _lat = v
-            base = tin * i + tcr * cr + tcw * cw + (tout - treason) * o + treason * rz
-            acc = per_prio.setdefault(prio, [0, 0, 0])
-            acc[0] += cost
-            acc[1] += base
-            acc[2] += n
-    classes = []
-    for prio in sorted(per_prio):
-        actual, base, n = per_prio[prio]
-        a, b = _money(actual), _money(base)
+        # One set of rates: the summed tokens are enough, and the rollups have them.
+        for (prio,), s in sums.items():
+            priced[prio] = model.rates.cost(s.usage)
+    classes_out = []
+    for (prio,), s in sorted(sums.items()):
         label = "unknown" if prio in ("-1", "") else f"P{prio}"
-        classes.append(
-            {
-                "priority": label,
-                "attempts": n,
-                "actual_usd": a,
-                "baseline_usd": b,
-                "saving_usd": b - a,
-                "saving_pct": _pct(b - a, b),
-            }
-        )
+        classes_out.append(_saving(label, s.n, _money(s.cost_pico), _usd(priced[prio])))
 
-    def combine(name: str, items: list[dict[str, Any]]) -> dict[str, Any]:
-        a = sum((c["actual_usd"] for c in items), ZERO)
-        b = sum((c["baseline_usd"] for c in items), ZERO)
-        n = sum(c["attempts"] for c in items)
-        return {
-            "priority": name,
-            "attempts": n,
-            "actual_usd": a,
-            "baseline_usd": b,
-            "saving_usd": b - a,
-            "saving_pct": _pct(b - a, b),
-        }
+    def combine(name: str, items: list[Saving]) -> Saving:
+        a = sum((c.actual_usd for c in items), ZERO)
+        b = sum((c.baseline_usd for c in items), ZERO)
+        return _saving(name, sum(c.attempts for c in items), a, b)
 
-    non_critical = [c for c in classes if c["priority"] not in ("P0", "unknown")]
-    return {
-        "model": model.name,
-        "note": f"re-pricing of the recorded tokens on {model.name}; not a measured run",
-        "total": combine("all", classes),
-        "non_critical": combine("P1-P4", non_critical),
-        "by_priority": classes,
-    }
+    non_critical = [c for c in classes_out if c.priority not in ("P0", "unknown")]
+    return Baseline(
+        model=model.name,
+        note=f"re-pricing of the recorded tokens on {model.name}; not a measured run",
+        total=combine("all", classes_out),
+        non_critical=combine("P1-P4", non_critical),
+        by_priority=tuple(classes_out),
+    )
+
+
+def _exact_row(db: Database, sql: str, params: Sequence[Any], model: CatalogModel) -> tuple[Any, ...]:
+    """One row of integer sums, or a clear error where they would not fit the database's 64-bit integers."""
+    overflow = RunError(
+        f"re-pricing on {model.name} does not fit 64-bit integers (a row's tokens times a rate scaled to "
+        "whole units of its finest decimal); round that model's rates to fewer decimal places"
+    )
+    try:
+        row = db.one(sql, params)
+    except Exception as exc:  # SQLite: "integer overflow" in SUM; PostgreSQL: "bigint out of range"
+        if "overflow" in str(exc) or "out of range" in str(exc):
+            raise overflow from None
+        raise
+    assert row is not None
+    if any(isinstance(v, float) for v in row):  # SQLite turns an overflowing product into a float
+        raise overflow
+    return row
+
+
+def _saving(priority: str, attempts: int, actual: Decimal, base: Decimal) -> Saving:
+    return Saving(priority, attempts, actual, base, base - actual, _pct(base - actual, base))
 
 
 def _pct(part: Decimal, whole: Decimal) -> float | None:
     return round(float(part / whole) * 100, 1) if whole else None
 
 
-def failovers(db: Database, window: Window) -> dict[str, Any]:
+# --------------------------------------------------------------------------- failovers
+def failovers(db: Database, window: Window) -> Failovers:
     """Attempts that went to a later candidate (from which provider to which), escalations, breaker openings."""
     days, edges = window.parts()
     pairs: dict[tuple[str, str], int] = {}
@@ -382,7 +538,6 @@ def failovers(db: Database, window: Window) -> dict[str, Any]:
             f"SELECT a.failover_from, a.provider, COUNT(*) FROM attempts a{where} GROUP BY 1, 2", params
         ):
             pairs[(f, t)] = pairs.get((f, t), 0) + int(n)
-    esc_sums = _escalations(db, window)
     since = window.since_ms if window.since_ms is not None else 0
     until = window.until_ms if window.until_ms is not None else 2**62
     breakers = db.query(
@@ -390,15 +545,15 @@ def failovers(db: Database, window: Window) -> dict[str, Any]:
         (since, until),
     )
     ordered = sorted(pairs.items(), key=lambda kv: -kv[1])
-    return {
-        "failovers": [{"from": f, "to": t, "attempts": n} for (f, t), n in ordered],
-        "failover_attempts": sum(pairs.values()),
-        "escalations": esc_sums,
-        "breaker_openings": [{"provider": p, "state": s, "count": int(n)} for p, s, n in breakers],
-    }
+    return Failovers(
+        failovers=tuple(FailoverPair(f, t, n) for (f, t), n in ordered),
+        failover_attempts=sum(pairs.values()),
+        escalations=_escalations(db, window),
+        breaker_openings=tuple(BreakerOpening(p, s, int(n)) for p, s, n in breakers),
+    )
 
 
-def _escalations(db: Database, window: Window) -> list[dict[str, Any]]:
+def _escalations(db: Database, window: Window) -> tuple[Escalation, ...]:
     """Attempts made after a task had failed at least once (retry_count > 0), by model."""
     days, edges = window.parts()
     per: dict[str, list[int]] = {}
@@ -418,11 +573,64 @@ def _escalations(db: Database, window: Window) -> list[dict[str, Any]]:
             acc = per.setdefault(m, [0, 0])
             acc[0] += int(n)
             acc[1] += int(ok or 0)
-    return [
-        {"model": m, "attempts": n, "successes": ok} for m, (n, ok) in sorted(per.items(), key=lambda kv: -kv[1][0])
-    ]
+    return tuple(Escalation(m, n, ok) for m, (n, ok) in sorted(per.items(), key=lambda kv: -kv[1][0]))
 
 
+@record
+class BreakerEvent:
+    """A breaker opening (or a disable), as the dashboard lists them."""
+
+    provider: str
+    at: str  # ISO 8601
+    state: str
+    reason: str
+
+
+def breaker_events(db: Database, since_ms: int, limit: int) -> tuple[BreakerEvent, ...]:
+    """The latest breaker events since `since_ms`, newest first."""
+    rows = db.query(
+        "SELECT provider, at_ms, state, reason FROM breaker_events WHERE at_ms >= ? ORDER BY at_ms DESC "
+        f"LIMIT {int(limit)}",
+        (since_ms,),
+    )
+    return tuple(BreakerEvent(p, from_ms(at).isoformat(), s, r) for p, at, s, r in rows)
+
+
+# --------------------------------------------------------------------------- spend per day
+@record
+class SpendSeries:
+    """One model's (or provider's) cost per day, aligned with `Spend.days`."""
+
+    key: str
+    cost_usd: tuple[Decimal, ...]
+
+
+@record
+class Spend:
+    """Cost per whole UTC day, by model or provider."""
+
+    by: str
+    days: tuple[str, ...]
+    series: tuple[SpendSeries, ...]
+
+
+def spend_by_day(db: Database, since_ms: int, by: str) -> Spend:
+    """Cost per day since the day of `since_ms`, per model or provider, from the rollups."""
+    if by not in ("model", "provider"):
+        raise InputError(f"spend by {by}: choose model or provider")
+    rows = db.query(
+        f"SELECT day, {by}, SUM(cost_pico) FROM rollup_attempts WHERE day >= ? GROUP BY 1, 2 ORDER BY 1, 2",
+        (day_of(since_ms),),
+    )
+    days = sorted({r[0] for r in rows})
+    keys = sorted({r[1] for r in rows})
+    series = {k: dict.fromkeys(days, ZERO) for k in keys}
+    for day, key, pico in rows:
+        series[key][day] = _money(pico)
+    return Spend(by, tuple(days), tuple(SpendSeries(k, tuple(series[k][d] for d in days)) for k in keys))
+
+
+# --------------------------------------------------------------------------- experiments
 def wilson(successes: int, n: int, z: float = 1.959964) -> tuple[float, float] | None:
     """95 % Wilson score interval for a success rate."""
     if n == 0:
@@ -446,7 +654,7 @@ def _two_proportion(s1: int, n1: int, s2: int, n2: int) -> float | None:
     return round(math.erfc(abs(z) / math.sqrt(2)), 4)
 
 
-def experiments(db: Database, window: Window) -> list[dict[str, Any]]:
+def experiments(db: Database, window: Window) -> tuple[Experiment, ...]:
     """Per experiment and arm: tasks, success rate with a 95 % Wilson interval, cost per success, median latency.
 
     The unit is a routing decision that landed in the arm (a task, or a task's stage, whose
@@ -454,71 +662,70 @@ def experiments(db: Database, window: Window) -> list[dict[str, Any]]:
     attempt on it succeeded.
     """
     sums, hist = _collect(db, window, ("experiment",))
-    grouped: dict[str, list[dict[str, Any]]] = {}
-    for (key,), v in sums.items():
+    grouped: dict[str, list[Arm]] = {}
+    for (key,), s in sums.items():
         exp, _, arm = key.partition(" / ")
         if not exp:
             continue
-        n, ok, _first, opened, _completed, cost_pico, *_ = v
-        cost = _money(cost_pico)
-        tasks, completed = opened, min(ok, opened)
+        cost = _money(s.cost_pico)
+        tasks, completed = s.opened, min(s.ok, s.opened)
         grouped.setdefault(exp, []).append(
-            {
-                "arm": arm,
-                "tasks": tasks,
-                "successes": completed,
-                "success_rate": round(completed / tasks, 4) if tasks else None,
-                "ci95": wilson(completed, tasks),
-                "attempts": n,
-                "cost_usd": cost,
-                "cost_per_success_usd": cost / completed if completed else None,
-                "median_latency_ms": _percentile(hist.get((key,), {}), 0.5),
-            }
+            Arm(
+                arm=arm,
+                tasks=tasks,
+                successes=completed,
+                success_rate=round(completed / tasks, 4) if tasks else None,
+                ci95=wilson(completed, tasks),
+                attempts=s.n,
+                cost_usd=cost,
+                cost_per_success_usd=cost / completed if completed else None,
+                median_latency_ms=_percentile(hist.get((key,), {}), 0.5),
+            )
         )
     out = []
     for exp in sorted(grouped):
-        arms = sorted(grouped[exp], key=lambda x: x["arm"])
-        result: dict[str, Any] = {"experiment": exp, "arms": arms, "comparison": None, "warning": None}
-        small = [a["arm"] for a in arms if a["tasks"] < 30 or a["successes"] < 5 or a["tasks"] - a["successes"] < 5]
+        arms = tuple(sorted(grouped[exp], key=lambda x: x.arm))
+        comparison = None
+        small = [a.arm for a in arms if a.tasks < 30 or a.successes < 5 or a.tasks - a.successes < 5]
         if len(arms) >= 2:
-            a, b = sorted(arms, key=lambda x: -x["tasks"])[:2]
-            p_value = _two_proportion(a["successes"], a["tasks"], b["successes"], b["tasks"])
-            diff = (a["success_rate"] or 0) - (b["success_rate"] or 0)
-            result["comparison"] = {
-                "arms": [a["arm"], b["arm"]],
-                "difference": round(diff, 4),
-                "p_value": p_value,
-                "test": "two-proportion z-test (pooled), two-sided",
-                "significant_at_5pct": p_value is not None and p_value < 0.05,
-            }
+            a, b = sorted(arms, key=lambda x: -x.tasks)[:2]
+            p_value = _two_proportion(a.successes, a.tasks, b.successes, b.tasks)
+            comparison = Comparison(
+                arms=(a.arm, b.arm),
+                difference=round((a.success_rate or 0) - (b.success_rate or 0), 4),
+                p_value=p_value,
+                test="two-proportion z-test (pooled), two-sided",
+                significant_at_5pct=p_value is not None and p_value < 0.05,
+            )
+        warning = None
         if small or len(arms) < 2:
-            result["warning"] = "too few tasks to say anything yet: " + (
+            warning = "too few tasks to say anything yet: " + (
                 f"arm(s) {', '.join(small)} need at least 30 tasks, 5 successes and 5 failures"
                 if small
                 else "only one arm has data"
             )
-        out.append(result)
-    return out
+        out.append(Experiment(exp, arms, comparison, warning))
+    return tuple(out)
 
 
+# --------------------------------------------------------------------------- the whole report
 def report(
     db: Database,
     window: Window,
     by: Sequence[str] = (),
     *,
     baseline_model: CatalogModel | None = None,
-) -> dict[str, Any]:
-    """The whole report as one JSON-ready object."""
+) -> Report:
+    """The whole report."""
+    _dimensions(by)  # a bad grouping fails before any query
     total, models = totals_by_model(db, window)
-    data: dict[str, Any] = {
-        "window": {"since_ms": window.since_ms, "until_ms": window.until_ms},
-        "by": list(by),
-        "total": total,
-        "groups": (models if tuple(by) == ("model",) else breakdown(db, window, by)) if by else [],
-        "model_distribution": models,
-        "failover": failovers(db, window),
-        "experiments": experiments(db, window),
-    }
-    if baseline_model is not None:
-        data["baseline"] = baseline(db, window, baseline_model)
-    return data
+    return Report(
+        window=window,
+        by=tuple(by),
+        total=total,
+        groups=(models if tuple(by) == ("model",) else breakdown(db, window, by)) if by else (),
+        model_distribution=models,
+        failover=failovers(db, window),
+        experiments=experiments(db, window),
+        baseline=baseline(db, window, baseline_model) if baseline_model is not None else None,
+    )

@@ -75,75 +75,75 @@ def demo(workdir: str, n: int) -> None:
         from switchyard.budgets import Budgets
 
         budget_rows = Budgets(loaded, ledger).report()
-    total = data["total"]
+    total = data.total
+    assert total is not None  # the demo just ran tasks
     click.echo(
         f"ran {n} tasks in {took:.1f} s: "
         + ", ".join(f"{v} {k}" for k, v in sorted(states.items()))
-        + f"; {total['attempts']} attempts, {money(total['cost_usd'], 4)} (simulated)\n"
+        + f"; {total.attempts} attempts, {money(total.cost_usd, 4)} (simulated)\n"
     )
     click.echo("Model distribution:")
     rows = [
         [
-            g["key"]["model"],
-            str(g["attempts"]),
-            f"{g['share_attempts'] * 100:.0f}%",
-            money(g["cost_usd"], 4),
-            f"{g['share_cost'] * 100:.0f}%",
-            "#" * round(30 * g["share_attempts"]),
+            g.key["model"],
+            str(g.attempts),
+            f"{g.share_attempts * 100:.0f}%",
+            money(g.cost_usd, 4),
+            f"{g.share_cost * 100:.0f}%",
+            "#" * round(30 * g.share_attempts),
         ]
-        for g in data["model_distribution"]
+        for g in data.model_distribution
     ]
     click.echo(table(["model", "attempts", "share", "cost", "cost share", ""], rows, right={1, 2, 3, 4}))
 
-    base = data["baseline"]
-    click.echo(f"\nSaving against sending everything to the default model, {base['model']}:")
-    click.echo(f"  ({base['note']})")
+    base = data.baseline
+    assert base is not None  # asked for above
+    click.echo(f"\nSaving against sending everything to the default model, {base.model}:")
+    click.echo(f"  ({base.note})")
     rows = [
         [
-            c["priority"],
-            str(c["attempts"]),
-            money(c["actual_usd"], 4),
-            money(c["baseline_usd"], 4),
-            "-" if c["saving_pct"] is None else f"{c['saving_pct']:.0f}%",
+            c.priority,
+            str(c.attempts),
+            money(c.actual_usd, 4),
+            money(c.baseline_usd, 4),
+            "-" if c.saving_pct is None else f"{c.saving_pct:.0f}%",
         ]
-        for c in [*base["by_priority"], base["non_critical"], base["total"]]
+        for c in [*base.by_priority, base.non_critical, base.total]
     ]
     click.echo(table(["priority", "attempts", "actual", "all-default", "saving"], rows, right={1, 2, 3, 4}))
 
-    fo = data["failover"]
-    click.echo(f"\nFailover: {fo['failover_attempts']} attempt(s) moved to another candidate")
-    for f in fo["failovers"][:5]:
-        click.echo(f"  {f['from']} -> {f['to']}: {f['attempts']}")
-    for b in fo["breaker_openings"]:
-        click.echo(f"  circuit breaker: {b['provider']} {b['state']} x{b['count']}")
-    if fo["escalations"]:
-        click.echo(
-            "  escalated after a failure: " + ", ".join(f"{e['model']} ({e['attempts']})" for e in fo["escalations"])
-        )
+    fo = data.failover
+    click.echo(f"\nFailover: {fo.failover_attempts} attempt(s) moved to another candidate")
+    for f in fo.failovers[:5]:
+        click.echo(f"  {f.from_provider} -> {f.to_provider}: {f.attempts}")
+    for b in fo.breaker_openings:
+        click.echo(f"  circuit breaker: {b.provider} {b.state} x{b.count}")
+    if fo.escalations:
+        click.echo("  escalated after a failure: " + ", ".join(f"{e.model} ({e.attempts})" for e in fo.escalations))
 
-    for exp in data["experiments"]:
-        click.echo(f"\nA/B experiment {exp['experiment']}:")
-        for a in exp["arms"]:
-            ci = "-" if a["ci95"] is None else f"{a['ci95'][0] * 100:.0f}-{a['ci95'][1] * 100:.0f}%"
-            rate = "-" if a["success_rate"] is None else f"{a['success_rate'] * 100:.0f}%"
+    for exp in data.experiments:
+        click.echo(f"\nA/B experiment {exp.experiment}:")
+        for a in exp.arms:
+            ci = "-" if a.ci95 is None else f"{a.ci95[0] * 100:.0f}-{a.ci95[1] * 100:.0f}%"
+            rate = "-" if a.success_rate is None else f"{a.success_rate * 100:.0f}%"
             click.echo(
-                f"  {a['arm']:<20} {a['tasks']:>3} tasks, success {rate} (95% CI {ci}), {money(a['cost_per_success_usd'], 4)} per success"
+                f"  {a.arm:<20} {a.tasks:>3} tasks, success {rate} (95% CI {ci}), {money(a.cost_per_success_usd, 4)} per success"
             )
-        if exp["comparison"]:
-            c = exp["comparison"]
-            click.echo(f"  difference {c['difference'] * 100:+.0f} points, p = {c['p_value']}")
-        if exp["warning"]:
-            click.echo(f"  {exp['warning']}")
+        if exp.comparison:
+            c = exp.comparison
+            click.echo(f"  difference {c.difference * 100:+.0f} points, p = {c.p_value}")
+        if exp.warning:
+            click.echo(f"  {exp.warning}")
 
     click.echo("\nBudgets:")
-    for b in budget_rows:
+    for line in budget_rows:
         click.echo(
-            f"  {b['scope']} per {b['period']}: {money(b['spent_usd'], 4)} of {money(b['limit_usd'], 2)} spent, {money(b['remaining_usd'], 2)} left ({b['on_exceed']})"
+            f"  {line['scope']} per {line['period']}: {money(line['spent_usd'], 4)} of {money(line['limit_usd'], 2)} spent, {money(line['remaining_usd'], 2)} left ({line['on_exceed']})"
         )
 
     click.echo(
         "\nThe providers above were simulated. To run real agents, edit the [providers.*] tables in "
         f"{cfg} (the file's header shows Claude Code, OpenRouter and OpenAI), then `switchyard run --tasks FILE`."
     )
-    click.echo(f"Explore this run:  switchyard report --config {cfg} --by model --baseline {base['model']}")
+    click.echo(f"Explore this run:  switchyard report --config {cfg} --by model --baseline {base.model}")
     click.echo(f"                   switchyard dashboard --config {cfg}   (then open http://127.0.0.1:8377/)")

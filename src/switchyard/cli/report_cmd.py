@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import csv
 import io
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
 from switchyard.cli.common import config_option, echo_json, load, money, open_ledger, parse_when, table
 from switchyard.errors import InputError, did_you_mean
 from switchyard.ledger.store import to_ms
+
+if TYPE_CHECKING:
+    from switchyard.report import Group, Report
 
 __all__ = ["render_report", "report"]
 
@@ -23,7 +26,7 @@ def _ms(x: float | None) -> str:
     return "-" if x is None else (f"{x / 1000:.1f}s" if x >= 10_000 else f"{x:.0f}ms")
 
 
-def _group_rows(groups: list[dict[str, Any]], dims: list[str]) -> tuple[list[str], list[list[str]]]:
+def _group_rows(groups: tuple[Group, ...], dims: tuple[str, ...]) -> tuple[list[str], list[list[str]]]:
     headers = [
         *dims,
         "attempts",
@@ -38,111 +41,108 @@ def _group_rows(groups: list[dict[str, Any]], dims: list[str]) -> tuple[list[str
     ]
     rows = []
     for g in groups:
-        t = g["tokens"]
+        t = g.tokens
         rows.append(
             [
-                *(g["key"].get(d, "-") for d in dims),
-                f"{g['attempts']:,}",
-                f"{g['tasks']:,}",
-                _pct(g["success_rate"]),
-                f"{t['input'] + t['cache_read'] + t['cache_write']:,}/{t['output']:,}",
-                money(g["cost_usd"], 4),
-                money(g["cost_per_successful_task_usd"], 4),
-                _pct(g["share_cost"]),
-                _ms(g["latency_ms"]["median"]),
-                _ms(g["latency_ms"]["p95"]),
+                *(g.key.get(d, "-") for d in dims),
+                f"{g.attempts:,}",
+                f"{g.tasks:,}",
+                _pct(g.success_rate),
+                f"{t.input + t.cache_read + t.cache_write:,}/{t.output:,}",
+                money(g.cost_usd, 4),
+                money(g.cost_per_successful_task_usd, 4),
+                _pct(g.share_cost),
+                _ms(g.latency_ms.median),
+                _ms(g.latency_ms.p95),
             ]
         )
     return headers, rows
 
 
-def render_report(data: dict[str, Any]) -> str:
+def render_report(data: Report) -> str:
     """The human-readable report."""
     out: list[str] = []
-    total = data["total"]
+    total = data.total
     if total is None:
         return "no attempts recorded in this window"
-    t = total["tokens"]
+    t = total.tokens
     out.append(
-        f"{total['attempts']:,} attempts for {total['tasks']:,} task(s) ({total['completed_tasks']:,} completed), "
-        f"success rate {_pct(total['success_rate'])}, cost {money(total['cost_usd'], 4)}, "
-        f"{money(total['cost_per_successful_task_usd'], 4)} per completed task"
+        f"{total.attempts:,} attempts for {total.tasks:,} task(s) ({total.completed_tasks:,} completed), "
+        f"success rate {_pct(total.success_rate)}, cost {money(total.cost_usd, 4)}, "
+        f"{money(total.cost_per_successful_task_usd, 4)} per completed task"
     )
     out.append(
-        f"tokens: {t['input']:,} input, {t['cache_read']:,} cache read, {t['cache_write']:,} cache write, "
-        f"{t['output']:,} output; latency median {_ms(total['latency_ms']['median'])}, p95 {_ms(total['latency_ms']['p95'])}"
+        f"tokens: {t.input:,} input, {t.cache_read:,} cache read, {t.cache_write:,} cache write, "
+        f"{t.output:,} output; latency median {_ms(total.latency_ms.median)}, p95 {_ms(total.latency_ms.p95)}"
     )
-    if data["by"]:
+    if data.by:
         out.append("")
-        out.append("by " + ", ".join(data["by"]) + ":")
-        headers, rows = _group_rows(data["groups"], data["by"])
-        out.append(table(headers, rows, right=set(range(len(data["by"]), len(headers)))))
+        out.append("by " + ", ".join(data.by) + ":")
+        headers, rows = _group_rows(data.groups, data.by)
+        out.append(table(headers, rows, right=set(range(len(data.by), len(headers)))))
     out.append("")
     out.append("model distribution:")
     dist = [
         [
-            g["key"]["model"],
-            f"{g['attempts']:,}",
-            _pct(g["share_attempts"]),
-            money(g["cost_usd"], 4),
-            _pct(g["share_cost"]),
-            "#" * round(30 * g["share_cost"]),
+            g.key["model"],
+            f"{g.attempts:,}",
+            _pct(g.share_attempts),
+            money(g.cost_usd, 4),
+            _pct(g.share_cost),
+            "#" * round(30 * g.share_cost),
         ]
-        for g in data["model_distribution"]
+        for g in data.model_distribution
     ]
     out.append(table(["model", "attempts", "share", "cost", "cost share", ""], dist, right={1, 2, 3, 4}))
-    fo = data["failover"]
+    fo = data.failover
     out.append("")
-    out.append(f"failovers: {fo['failover_attempts']:,} attempt(s) went to a later candidate")
-    for f in fo["failovers"][:8]:
-        out.append(f"  {f['from']} -> {f['to']}: {f['attempts']:,}")
-    if fo["escalations"]:
+    out.append(f"failovers: {fo.failover_attempts:,} attempt(s) went to a later candidate")
+    for f in fo.failovers[:8]:
+        out.append(f"  {f.from_provider} -> {f.to_provider}: {f.attempts:,}")
+    if fo.escalations:
         out.append(
             "escalations (attempts after a failure, retry_count > 0): "
-            + ", ".join(f"{e['model']} {e['attempts']:,}" for e in fo["escalations"][:6])
+            + ", ".join(f"{e.model} {e.attempts:,}" for e in fo.escalations[:6])
         )
-    if fo["breaker_openings"]:
-        out.append(
-            "circuit breakers: "
-            + ", ".join(f"{b['provider']} {b['state']} x{b['count']}" for b in fo["breaker_openings"])
-        )
-    for exp in data["experiments"]:
+    if fo.breaker_openings:
+        out.append("circuit breakers: " + ", ".join(f"{b.provider} {b.state} x{b.count}" for b in fo.breaker_openings))
+    for exp in data.experiments:
         out.append("")
-        out.append(f"experiment {exp['experiment']}:")
+        out.append(f"experiment {exp.experiment}:")
         rows = [
             [
-                a["arm"],
-                str(a["tasks"]),
-                _pct(a["success_rate"]),
-                "-" if a["ci95"] is None else f"{a['ci95'][0] * 100:.1f}-{a['ci95'][1] * 100:.1f}%",
-                money(a["cost_per_success_usd"], 4),
-                _ms(a["median_latency_ms"]),
+                a.arm,
+                str(a.tasks),
+                _pct(a.success_rate),
+                "-" if a.ci95 is None else f"{a.ci95[0] * 100:.1f}-{a.ci95[1] * 100:.1f}%",
+                money(a.cost_per_success_usd, 4),
+                _ms(a.median_latency_ms),
             ]
-            for a in exp["arms"]
+            for a in exp.arms
         ]
         out.append(table(["arm", "tasks", "success", "95% CI", "$/success", "median"], rows, right={1, 2, 3, 4, 5}))
-        c = exp["comparison"]
+        c = exp.comparison
         if c:
-            verdict = "significant" if c["significant_at_5pct"] else "not significant"
+            verdict = "significant" if c.significant_at_5pct else "not significant"
             out.append(
-                f"  {c['arms'][0]} vs {c['arms'][1]}: difference {c['difference'] * 100:+.1f} points, p = {c['p_value']} ({verdict} at 5%; {c['test']})"
+                f"  {c.arms[0]} vs {c.arms[1]}: difference {c.difference * 100:+.1f} points, p = {c.p_value} ({verdict} at 5%; {c.test})"
             )
-        if exp["warning"]:
-            out.append(f"  note: {exp['warning']}")
-    base = data.get("baseline")
+        if exp.warning:
+            out.append(f"  note: {exp.warning}")
+    base = data.baseline
     if base:
         out.append("")
-        out.append(f"saving against running everything on {base['model']} ({base['note']}):")
+        out.append(f"saving against running everything on {base.model} ({base.note}):")
         rows = [
             [
-                c["priority"],
-                f"{c['attempts']:,}",
-                money(c["actual_usd"], 4),
-                money(c["baseline_usd"], 4),
-                money(c["saving_usd"], 4),
-                "-" if c["saving_pct"] is None else f"{c['saving_pct']:.1f}%",
+                c.priority,
+                f"{c.attempts:,}",
+                money(c.actual_usd, 4),
+                money(c.baseline_usd, 4),
+                money(c.saving_usd, 4),
+                "-" if c.saving_pct is None else f"{c.saving_pct:.1f}%",
             ]
-            for c in [*base["by_priority"], base["non_critical"], base["total"]]
+            for c in [*base.by_priority, base.non_critical, base.total]
         ]
         out.append(
             table(["priority", "attempts", "actual", "baseline", "saving", "saving %"], rows, right={1, 2, 3, 4, 5})
@@ -150,9 +150,9 @@ def render_report(data: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
-def _csv(data: dict[str, Any]) -> str:
-    groups = data["groups"] if data["by"] else data["model_distribution"]
-    dims = data["by"] or ["model"]
+def _csv(data: Report) -> str:
+    groups = data.groups if data.by else data.model_distribution
+    dims = data.by or ("model",)
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(
@@ -177,26 +177,26 @@ def _csv(data: dict[str, Any]) -> str:
         ]
     )
     for g in groups:
-        t = g["tokens"]
+        t = g.tokens
         w.writerow(
             [
-                *(g["key"].get(d, "") for d in dims),
-                g["attempts"],
-                g["tasks"],
-                g["successes"],
-                g["completed_tasks"],
-                g["success_rate"],
-                t["input"],
-                t["output"],
-                t["cache_read"],
-                t["cache_write"],
-                t["reasoning"],
-                g["cost_usd"],
-                g["cost_per_successful_task_usd"] if g["cost_per_successful_task_usd"] is not None else "",
-                g["share_attempts"],
-                g["share_cost"],
-                g["latency_ms"]["median"] or "",
-                g["latency_ms"]["p95"] or "",
+                *(g.key.get(d, "") for d in dims),
+                g.attempts,
+                g.tasks,
+                g.successes,
+                g.completed_tasks,
+                g.success_rate,
+                t.input,
+                t.output,
+                t.cache_read,
+                t.cache_write,
+                t.reasoning,
+                g.cost_usd,
+                g.cost_per_successful_task_usd if g.cost_per_successful_task_usd is not None else "",
+                g.share_attempts,
+                g.share_cost,
+                g.latency_ms.median or "",
+                g.latency_ms.p95 or "",
             ]
         )
     return buf.getvalue()
@@ -231,7 +231,7 @@ def report(
     config_path: str | None,
 ) -> None:
     """Where the money went: attempts, tasks, success rate, tokens, cost, latency, failovers, experiments."""
-    from switchyard.report import DIMENSIONS, Window
+    from switchyard.report import DIMENSIONS, Window, jsonable
     from switchyard.report import report as build
 
     if as_json and as_csv:
@@ -252,7 +252,7 @@ def report(
     with open_ledger(loaded) as ledger:
         data = build(ledger.db, window, dims, baseline_model=model)
     if as_json:
-        echo_json(data)
+        echo_json(jsonable(data))
     elif as_csv:
         click.echo(_csv(data), nl=False)
     else:

@@ -2,74 +2,87 @@
 
 Each recorded attempt adds itself, in the same transaction, to
 
-* `rollup_attempts`: counts, tokens, exact cost and latency sums per UTC day,
-  model, provider, priority, stage, workflow, experiment, arm and whether the
-  task had escalated (retry_count > 0);
-* `rollup_latency`: per day, one dimension at a time (model, provider,
-  priority, stage, workflow, experiment arm, label, or all), a 10 %-wide
+* `rollup_attempts`: the additive figures of `Sums` (counts, tokens, exact cost,
+  latency) per UTC day, model, provider, priority, stage, workflow, experiment,
+  arm and whether the task had escalated (retry_count > 0);
+* `rollup_latency`: per day, one report dimension at a time (or all), a 10 %-wide
   log-scale latency histogram, so percentiles come out of a few thousand rows;
-* `rollup_labels`: per day, label and model;
+* `rollup_labels`: the same figures per day, label and model;
 * `rollup_failovers`: per day, the provider failed over from and to.
 
 Reports read these for whole days and scan `attempts` (by its `started_ms`
 index) only for the partial days at the edges of a window, so every figure is
 exact. `completed` (the attempt that finished its task) is added later, when the
 task is marked done.
+
+This module owns those tables: their SQL (`MIGRATIONS`), what one attempt adds
+to them, and the report dimensions (`DIMENSIONS`) that group them, each defined
+once for the rollups, for a scan of `attempts`, and for the histograms.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import field, fields
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from switchyard.ledger.db import Database
+from switchyard._records import record
+from switchyard.catalog import Usage
+from switchyard.ledger.db import Database, Migration
 
-__all__ = ["DIMS", "ROLLUP_SCHEMA", "add_attempt", "day_of", "mark_completed"]
+if TYPE_CHECKING:
+    from switchyard.ledger.store import AttemptRecord
 
-DIMS = ("day", "model", "provider", "priority", "stage", "workflow", "experiment", "arm", "escalated")
-SUMS = (
-    "n",
-    "ok",
-    "first",
-    "opened",
-    "completed",
-    "cost_pico",
-    "input_tokens",
-    "output_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-    "reasoning_tokens",
-    "latency_ms",
+__all__ = ["DIMENSIONS", "KEYS", "MIGRATIONS", "SUMS", "Dimension", "Sums", "add_attempts", "day_of", "mark_completed"]
+
+# Frozen: a shipped migration's SQL never changes (see ledger/db.py). 0005 also added the
+# attempts columns that feed the rollups, and `breaker_events`, read by reports.
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        "0005_reporting",
+        """
+        ALTER TABLE attempts ADD COLUMN first INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE attempts ADD COLUMN completed INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE attempts ADD COLUMN failover_from TEXT;
+        ALTER TABLE attempts ADD COLUMN latency_bucket INTEGER NOT NULL DEFAULT 0;
+        CREATE TABLE breaker_events (
+            provider TEXT NOT NULL,
+            at_ms BIGINT NOT NULL,
+            state TEXT NOT NULL,
+            reason TEXT NOT NULL
+        );
+        CREATE INDEX breaker_events_at ON breaker_events (at_ms);
+        CREATE TABLE rollup_attempts (
+            day TEXT NOT NULL, model TEXT NOT NULL, provider TEXT NOT NULL, priority INTEGER NOT NULL,
+            stage TEXT NOT NULL, workflow TEXT NOT NULL, experiment TEXT NOT NULL, arm TEXT NOT NULL,
+            escalated INTEGER NOT NULL,
+            n BIGINT NOT NULL, ok BIGINT NOT NULL, first BIGINT NOT NULL, opened BIGINT NOT NULL,
+            completed BIGINT NOT NULL, cost_pico BIGINT NOT NULL, input_tokens BIGINT NOT NULL,
+            output_tokens BIGINT NOT NULL, cache_read_tokens BIGINT NOT NULL, cache_write_tokens BIGINT NOT NULL,
+            reasoning_tokens BIGINT NOT NULL, latency_ms BIGINT NOT NULL,
+            PRIMARY KEY (day, model, provider, priority, stage, workflow, experiment, arm, escalated)
+        );
+        CREATE TABLE rollup_latency (
+            dim TEXT NOT NULL, value TEXT NOT NULL, day TEXT NOT NULL, bucket INTEGER NOT NULL, n BIGINT NOT NULL,
+            PRIMARY KEY (dim, value, day, bucket)
+        );
+        CREATE TABLE rollup_labels (
+            day TEXT NOT NULL, label TEXT NOT NULL, model TEXT NOT NULL,
+            n BIGINT NOT NULL, ok BIGINT NOT NULL, first BIGINT NOT NULL, opened BIGINT NOT NULL,
+            completed BIGINT NOT NULL, cost_pico BIGINT NOT NULL, input_tokens BIGINT NOT NULL,
+            output_tokens BIGINT NOT NULL, cache_read_tokens BIGINT NOT NULL, cache_write_tokens BIGINT NOT NULL,
+            reasoning_tokens BIGINT NOT NULL, latency_ms BIGINT NOT NULL,
+            PRIMARY KEY (day, label, model)
+        );
+        CREATE TABLE rollup_failovers (
+            day TEXT NOT NULL, from_provider TEXT NOT NULL, to_provider TEXT NOT NULL, n BIGINT NOT NULL,
+            PRIMARY KEY (day, from_provider, to_provider)
+        )
+        """,
+        sha256="bbe49d12788c05a359fc4a916506efd860a8623f1b959665c18c3870045b16d3",
+    ),
 )
-
-ROLLUP_SCHEMA = """;
-CREATE TABLE rollup_attempts (
-    day TEXT NOT NULL, model TEXT NOT NULL, provider TEXT NOT NULL, priority INTEGER NOT NULL,
-    stage TEXT NOT NULL, workflow TEXT NOT NULL, experiment TEXT NOT NULL, arm TEXT NOT NULL, escalated INTEGER NOT NULL,
-    n BIGINT NOT NULL, ok BIGINT NOT NULL, first BIGINT NOT NULL, opened BIGINT NOT NULL, completed BIGINT NOT NULL,
-    cost_pico BIGINT NOT NULL, input_tokens BIGINT NOT NULL, output_tokens BIGINT NOT NULL,
-    cache_read_tokens BIGINT NOT NULL, cache_write_tokens BIGINT NOT NULL, reasoning_tokens BIGINT NOT NULL,
-    latency_ms BIGINT NOT NULL,
-    PRIMARY KEY (day, model, provider, priority, stage, workflow, experiment, arm, escalated)
-);
-CREATE TABLE rollup_latency (
-    dim TEXT NOT NULL, value TEXT NOT NULL, day TEXT NOT NULL, bucket INTEGER NOT NULL, n BIGINT NOT NULL,
-    PRIMARY KEY (dim, value, day, bucket)
-);
-CREATE TABLE rollup_labels (
-    day TEXT NOT NULL, label TEXT NOT NULL, model TEXT NOT NULL,
-    n BIGINT NOT NULL, ok BIGINT NOT NULL, first BIGINT NOT NULL, opened BIGINT NOT NULL, completed BIGINT NOT NULL,
-    cost_pico BIGINT NOT NULL, input_tokens BIGINT NOT NULL, output_tokens BIGINT NOT NULL,
-    cache_read_tokens BIGINT NOT NULL, cache_write_tokens BIGINT NOT NULL, reasoning_tokens BIGINT NOT NULL,
-    latency_ms BIGINT NOT NULL,
-    PRIMARY KEY (day, label, model)
-);
-CREATE TABLE rollup_failovers (
-    day TEXT NOT NULL, from_provider TEXT NOT NULL, to_provider TEXT NOT NULL, n BIGINT NOT NULL,
-    PRIMARY KEY (day, from_provider, to_provider)
-)
-"""
 
 
 def day_of(ms: int) -> str:
@@ -77,6 +90,166 @@ def day_of(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d")
 
 
+# --------------------------------------------------------------------------- figures
+@record
+class Sums:
+    """The additive figures of a set of attempts: one rollup row, a scan of `attempts`, or a sum of those.
+
+    Each field is a column of `rollup_attempts` and `rollup_labels`; `_SCAN` says how
+    SQL computes it from `attempts` rows, `Sums.of` how one attempt adds to it.
+    """
+
+    n: int = 0
+    ok: int = 0
+    first: int = 0  # the task's very first attempt: tasks are counted where they started
+    opened: int = 0  # a routing decision's first attempt (first candidate, first try)
+    completed: int = 0  # the attempt that finished its task
+    cost_pico: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+    latency_ms: int = 0
+
+    @classmethod
+    def of(cls, rec: AttemptRecord) -> Sums:
+        """What one attempt adds."""
+        return cls(
+            1,
+            1 if rec.status == "ok" else 0,
+            1 if rec.first else 0,
+            1 if not rec.candidate_index and not rec.try_index else 0,
+            1 if rec.completed else 0,
+            rec.cost_pico,
+            rec.input_tokens,
+            rec.output_tokens,
+            rec.cache_read_tokens,
+            rec.cache_write_tokens,
+            rec.reasoning_tokens,
+            rec.latency_ms,
+        )
+
+    @classmethod
+    def from_sql(cls, values: Sequence[Any]) -> Sums:
+        """From the columns of `SUMS_SQL` or `SCAN_SUMS_SQL` (NULL sums are zero)."""
+        return cls(*(int(v or 0) for v in values))
+
+    def values(self) -> tuple[int, ...]:
+        return tuple(getattr(self, name) for name in SUMS)
+
+    def __add__(self, other: Sums) -> Sums:
+        return Sums(*(a + b for a, b in zip(self.values(), other.values(), strict=True)))
+
+    @property
+    def usage(self) -> Usage:
+        """The summed tokens (in the ledger's convention: input excludes cache reads and writes)."""
+        return Usage(
+            self.input_tokens,
+            self.output_tokens,
+            self.cache_read_tokens,
+            self.cache_write_tokens,
+            self.reasoning_tokens,
+        )
+
+
+SUMS = tuple(f.name for f in fields(Sums))
+_SCAN = {
+    "n": "COUNT(*)",
+    "ok": "SUM(CASE WHEN a.status = 'ok' THEN 1 ELSE 0 END)",
+    "first": "SUM(a.first)",
+    "opened": "SUM(CASE WHEN a.candidate_index = 0 AND a.try_index = 0 THEN 1 ELSE 0 END)",
+    "completed": "SUM(a.completed)",
+}
+SUMS_SQL = ", ".join(f"SUM({name})" for name in SUMS)  # over a rollup table
+SCAN_SUMS_SQL = ", ".join(_SCAN.get(name, f"SUM(a.{name})") for name in SUMS)  # over `attempts a`
+
+
+# --------------------------------------------------------------------------- dimensions
+def _dash(value: str) -> str:
+    return value or "-"
+
+
+@record
+class Dimension:
+    """A way to group a report (`switchyard report --by NAME`), defined once for every source.
+
+    `rollup` is its value in `rollup_attempts` (and in `rollup_labels` when `in_labels`),
+    `scan` the same value computed from an `attempts` row `a` (`scan_pg` where PostgreSQL
+    needs other SQL), `values` the same as text from an attempt, for its latency histogram.
+    """
+
+    name: str
+    rollup: str
+    scan: str
+    values: Callable[[AttemptRecord, str], tuple[str, ...]]  # (attempt, its day) -> histogram keys
+    scan_pg: str | None = None
+    in_labels: bool = False
+    show: Callable[[str], str] = field(default=_dash)
+
+    def scan_sql(self, dialect: str) -> str:
+        return self.scan_pg if dialect == "postgres" and self.scan_pg is not None else self.scan
+
+
+def _show_priority(value: str) -> str:
+    return "-" if value in ("", "-1") else f"P{value}"
+
+
+def _show_experiment(value: str) -> str:
+    return "-" if value.strip() == "/" else value
+
+
+def _priority(rec: AttemptRecord) -> int:
+    return -1 if rec.priority is None else rec.priority
+
+
+# The order is the order `switchyard report --by` lists them in.
+DIMENSIONS: tuple[Dimension, ...] = (
+    Dimension("model", "model", "a.model", lambda r, day: (r.model,), in_labels=True),
+    Dimension("provider", "provider", "a.provider", lambda r, day: (r.provider,)),
+    Dimension("label", "label", "l.value", lambda r, day: tuple(r.labels), in_labels=True),
+    Dimension(
+        "priority", "priority", "COALESCE(a.priority, -1)", lambda r, day: (str(_priority(r)),), show=_show_priority
+    ),
+    Dimension("stage", "stage", "COALESCE(a.stage, '')", lambda r, day: (r.stage or "",)),
+    Dimension("workflow", "workflow", "COALESCE(a.workflow, '')", lambda r, day: (r.workflow or "",)),
+    Dimension(
+        "day",
+        "day",
+        "date(a.started_ms / 1000, 'unixepoch')",
+        lambda r, day: (day,),
+        scan_pg="to_char(to_timestamp(a.started_ms / 1000.0) AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
+        in_labels=True,
+    ),
+    Dimension(
+        "experiment",
+        "experiment || ' / ' || arm",
+        "COALESCE(a.experiment, '') || ' / ' || COALESCE(a.arm, '')",
+        lambda r, day: (f"{r.experiment or ''} / {r.arm or ''}",),
+        show=_show_experiment,
+    ),
+)
+BY_NAME = {d.name: d for d in DIMENSIONS}
+
+# The key columns of `rollup_attempts`, and an attempt's values for them.
+KEYS = ("day", "model", "provider", "priority", "stage", "workflow", "experiment", "arm", "escalated")
+
+
+def _keys(rec: AttemptRecord) -> tuple[Any, ...]:
+    return (
+        day_of(rec.started_ms),
+        rec.model,
+        rec.provider,
+        _priority(rec),
+        rec.stage or "",
+        rec.workflow or "",
+        rec.experiment or "",
+        rec.arm or "",
+        1 if rec.task_retry else 0,
+    )
+
+
+# --------------------------------------------------------------------------- writing
 def _upsert(table: str, keys: Sequence[str], sums: Sequence[str]) -> str:
     cols = [*keys, *sums]
     updates = ", ".join(f"{s} = {table}.{s} + excluded.{s}" for s in sums)
@@ -86,75 +259,40 @@ def _upsert(table: str, keys: Sequence[str], sums: Sequence[str]) -> str:
     )
 
 
-_ATTEMPTS = _upsert("rollup_attempts", DIMS, SUMS)
+_ATTEMPTS = _upsert("rollup_attempts", KEYS, SUMS)
 _LATENCY = _upsert("rollup_latency", ("dim", "value", "day", "bucket"), ("n",))
-LATENCY_DIMS = ("model", "provider", "priority", "stage", "workflow", "experiment")
 _LABELS = _upsert("rollup_labels", ("day", "label", "model"), SUMS)
 _FAILOVERS = _upsert("rollup_failovers", ("day", "from_provider", "to_provider"), ("n",))
 
 
-def _keys(row: dict[str, Any]) -> list[Any]:
-    return [
-        day_of(row["started_ms"]),
-        row["model"],
-        row["provider"],
-        -1 if row["priority"] is None else row["priority"],
-        row["stage"] or "",
-        row["workflow"] or "",
-        row["experiment"] or "",
-        row["arm"] or "",
-        1 if row["task_retry"] else 0,
-    ]
-
-
-def _sums(row: dict[str, Any]) -> list[Any]:
-    return [
-        1,
-        1 if row["status"] == "ok" else 0,
-        1 if row["first"] else 0,
-        1 if not row["candidate_index"] and not row["try_index"] else 0,  # a routing decision's first attempt
-        1 if row["completed"] else 0,
-        row["cost_pico"],
-        row["input_tokens"],
-        row["output_tokens"],
-        row["cache_read_tokens"],
-        row["cache_write_tokens"],
-        row["reasoning_tokens"],
-        row["latency_ms"],
-    ]
-
-
-def add_attempt(db: Database, rows: Sequence[dict[str, Any]]) -> None:
+def add_attempts(db: Database, recs: Sequence[AttemptRecord]) -> None:
     """Add newly inserted attempts to every rollup (call inside the inserting transaction)."""
     attempts, latency, labels, failovers = [], [], [], []
-    for row in rows:
-        keys = _keys(row)
-        sums = _sums(row)
+    for rec in recs:
+        keys = _keys(rec)
+        sums = Sums.of(rec).values()
         attempts.append([*keys, *sums])
-        day, bucket = keys[0], row["latency_bucket"]
+        day, bucket = keys[0], rec.latency_bucket
         latency.append(["all", "all", day, bucket, 1])
-        latency.append(["day", day, day, bucket, 1])
-        for dim, value in zip(
-            LATENCY_DIMS, (keys[1], keys[2], str(keys[3]), keys[4], keys[5], f"{keys[6]} / {keys[7]}"), strict=True
-        ):
-            latency.append([dim, value, day, bucket, 1])
-        for label in row["labels"]:
-            labels.append([day, label, row["model"], *sums])
-            latency.append(["label", label, day, bucket, 1])
-        if row["failover_from"]:
-            failovers.append([keys[0], row["failover_from"], row["provider"], 1])
+        for dim in DIMENSIONS:
+            for value in dim.values(rec, day):
+                latency.append([dim.name, value, day, bucket, 1])
+        for label in rec.labels:
+            labels.append([day, label, rec.model, *sums])
+        if rec.failover_from:
+            failovers.append([day, rec.failover_from, rec.provider, 1])
     for sql, values in ((_ATTEMPTS, attempts), (_LATENCY, latency), (_LABELS, labels), (_FAILOVERS, failovers)):
         if values:
             db.executemany(sql, values)
 
 
-def mark_completed(db: Database, row: dict[str, Any]) -> None:
-    """Count `row` (an attempt already in the rollups) as the one that completed its task."""
-    keys = _keys(row)
-    where = " AND ".join(f"{d} = ?" for d in DIMS)
+def mark_completed(db: Database, rec: AttemptRecord) -> None:
+    """Count `rec` (an attempt already in the rollups) as the one that completed its task."""
+    keys = _keys(rec)
+    where = " AND ".join(f"{k} = ?" for k in KEYS)
     db.execute(f"UPDATE rollup_attempts SET completed = completed + 1 WHERE {where}", keys)
-    for label in row["labels"]:
+    for label in rec.labels:
         db.execute(
             "UPDATE rollup_labels SET completed = completed + 1 WHERE day = ? AND label = ? AND model = ?",
-            (keys[0], label, row["model"]),
+            (keys[0], label, rec.model),
         )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -20,10 +20,9 @@ from typing import Any
 
 from switchyard.catalog import Usage
 from switchyard.ledger import rollup
-from switchyard.ledger.db import Database, Migration, connect
-from switchyard.ledger.rollup import ROLLUP_SCHEMA
+from switchyard.ledger.db import Database, Migration, connect, schema
 
-__all__ = ["MIGRATIONS", "PICO", "AttemptRecord", "BreakerRow", "Ledger", "from_ms", "to_ms"]
+__all__ = ["MIGRATIONS", "PICO", "SCHEMA", "AttemptRecord", "BreakerRow", "Ledger", "from_ms", "to_ms"]
 
 PICO = Decimal(10) ** 12
 
@@ -38,6 +37,7 @@ def from_ms(ms: int) -> datetime:
 
 
 def to_pico(value: Decimal | None) -> int | None:
+    """Integer picodollars (rounded half to even), or None."""
     return None if value is None else int((value * PICO).to_integral_value())
 
 
@@ -103,6 +103,18 @@ class AttemptRecord:
     def started_at(self) -> datetime:
         return from_ms(self.started_ms)
 
+    @property
+    def cost_pico(self) -> int:
+        """The cost in integer picodollars (stored next to the exact text, for exact sums in SQL)."""
+        pico = to_pico(self.cost_usd)
+        assert pico is not None
+        return pico
+
+    @property
+    def latency_bucket(self) -> int:
+        """The latency's log-scale histogram bucket (stored, for percentiles from rollups)."""
+        return latency_bucket(self.latency_ms)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready (decimals as strings, times as ISO 8601)."""
         d = asdict(self)
@@ -114,10 +126,35 @@ class AttemptRecord:
         return d
 
 
-_COLUMNS = [f.name for f in fields(AttemptRecord)]
-_COST_AT = _COLUMNS.index("cost_usd") + 1
-_DECIMALS = {"cost_usd", "reported_cost_usd"}
-_BOOLS = {"first", "completed"}
+def _column_codec(name: str, annotation: str) -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
+    """(to the column, from the column) for a field of `AttemptRecord`, chosen by its type."""
+    if annotation.startswith("Decimal"):
+        return (lambda v: None if v is None else str(v)), (lambda v: None if v is None else Decimal(v))
+    if annotation.startswith("tuple[str"):
+        return (lambda v: json.dumps(list(v))), (lambda v: tuple(json.loads(v or "[]")))
+    if annotation.startswith("dict["):
+        return (lambda v: json.dumps(v, sort_keys=True, default=str)), (lambda v: json.loads(v or "{}"))
+    if annotation == "bool":
+        return (lambda v: 1 if v else 0), bool
+    if annotation in ("str", "int", "str | None", "int | None"):
+        return (lambda v: v), (lambda v: v)
+    raise TypeError(f"AttemptRecord.{name}: no column type for {annotation!r} (add one to _column_codec)")
+
+
+# Every field of the record is a column of the same name; `cost_pico` and `latency_bucket` are
+# stored too, computed from the record (its properties), for SQL sums and histograms.
+_FIELDS = [(f.name, *_column_codec(f.name, str(f.type))) for f in fields(AttemptRecord)]
+_DERIVED = ("cost_pico", "latency_bucket")
+_INSERT_COLUMNS = [name for name, _, _ in _FIELDS] + list(_DERIVED)
+_SELECT = "SELECT " + ", ".join(name for name, _, _ in _FIELDS) + " FROM attempts"
+
+
+def _encode(rec: AttemptRecord) -> list[Any]:
+    return [enc(getattr(rec, name)) for name, enc, _ in _FIELDS] + [getattr(rec, name) for name in _DERIVED]
+
+
+def _decode(row: Sequence[Any]) -> AttemptRecord:
+    return AttemptRecord(**{name: dec(v) for (name, _, dec), v in zip(_FIELDS, row, strict=True)})
 
 
 TASK_STATES = ("queued", "running", "retrying", "blocked", "done", "dead", "interrupted")
@@ -153,55 +190,60 @@ class BreakerRow:
     updated_ms: int = 0
 
 
-_ATTEMPT_COLUMNS_SQL = """
-    attempt_id TEXT PRIMARY KEY,
-    task_id TEXT NOT NULL,
-    provider TEXT NOT NULL,
-    model TEXT NOT NULL,
-    status TEXT NOT NULL,
-    started_ms BIGINT NOT NULL,
-    ended_ms BIGINT NOT NULL,
-    stage TEXT,
-    workflow TEXT,
-    rule INTEGER,
-    reason TEXT,
-    experiment TEXT,
-    arm TEXT,
-    candidate_index INTEGER NOT NULL DEFAULT 0,
-    try_index INTEGER NOT NULL DEFAULT 0,
-    task_retry INTEGER NOT NULL DEFAULT 0,
-    priority INTEGER,
-    labels TEXT NOT NULL DEFAULT '[]',
-    input_tokens BIGINT NOT NULL DEFAULT 0,
-    output_tokens BIGINT NOT NULL DEFAULT 0,
-    cache_read_tokens BIGINT NOT NULL DEFAULT 0,
-    cache_write_tokens BIGINT NOT NULL DEFAULT 0,
-    reasoning_tokens BIGINT NOT NULL DEFAULT 0,
-    cost_usd TEXT NOT NULL,
-    cost_pico BIGINT NOT NULL,
-    reported_cost_usd TEXT,
-    latency_ms BIGINT NOT NULL DEFAULT 0,
-    error_class TEXT,
-    error_message TEXT,
-    http_status INTEGER,
-    exit_code INTEGER,
-    usage_problem TEXT,
-    prompt_bytes BIGINT NOT NULL DEFAULT 0,
-    prompt_sha256 TEXT,
-    run_id TEXT,
-    hold_id TEXT,
-    extra TEXT NOT NULL DEFAULT '{}'
-"""
-
-MIGRATIONS: list[Migration] = [
+# The tables this module reads and writes, as frozen migrations (see `ledger/db.py`): a shipped
+# migration's SQL never changes. To add a column to `attempts`, add a field to `AttemptRecord` and
+# append `Migration("NNNN_name", "ALTER TABLE attempts ADD COLUMN ...", sha256=...)` with the next
+# free number across every module's list (`SCHEMA` below checks that). The budget tables are
+# here because every process that opens the ledger must create them, and the ledger does not
+# import `switchyard.budgets` (which owns the queries on them).
+MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         "0001_attempts",
-        f"""
-        CREATE TABLE attempts ({_ATTEMPT_COLUMNS_SQL});
+        """
+        CREATE TABLE attempts (
+            attempt_id TEXT PRIMARY KEY,
+            task_id TEXT NOT NULL,
+            provider TEXT NOT NULL,
+            model TEXT NOT NULL,
+            status TEXT NOT NULL,
+            started_ms BIGINT NOT NULL,
+            ended_ms BIGINT NOT NULL,
+            stage TEXT,
+            workflow TEXT,
+            rule INTEGER,
+            reason TEXT,
+            experiment TEXT,
+            arm TEXT,
+            candidate_index INTEGER NOT NULL DEFAULT 0,
+            try_index INTEGER NOT NULL DEFAULT 0,
+            task_retry INTEGER NOT NULL DEFAULT 0,
+            priority INTEGER,
+            labels TEXT NOT NULL DEFAULT '[]',
+            input_tokens BIGINT NOT NULL DEFAULT 0,
+            output_tokens BIGINT NOT NULL DEFAULT 0,
+            cache_read_tokens BIGINT NOT NULL DEFAULT 0,
+            cache_write_tokens BIGINT NOT NULL DEFAULT 0,
+            reasoning_tokens BIGINT NOT NULL DEFAULT 0,
+            cost_usd TEXT NOT NULL,
+            cost_pico BIGINT NOT NULL,
+            reported_cost_usd TEXT,
+            latency_ms BIGINT NOT NULL DEFAULT 0,
+            error_class TEXT,
+            error_message TEXT,
+            http_status INTEGER,
+            exit_code INTEGER,
+            usage_problem TEXT,
+            prompt_bytes BIGINT NOT NULL DEFAULT 0,
+            prompt_sha256 TEXT,
+            run_id TEXT,
+            hold_id TEXT,
+            extra TEXT NOT NULL DEFAULT '{}'
+        );
         CREATE INDEX attempts_started ON attempts (started_ms);
         CREATE INDEX attempts_task ON attempts (task_id, started_ms);
         CREATE INDEX attempts_provider ON attempts (provider, started_ms)
         """,
+        sha256="4a64f12549bae69837871382886a3b406f863a4bb82284fb897b422c671f5d67",
     ),
     Migration(
         "0002_breakers",
@@ -216,6 +258,7 @@ MIGRATIONS: list[Migration] = [
             updated_ms BIGINT NOT NULL
         )
         """,
+        sha256="3c39083727e15e93131778e1a25a7ebea02fa2e6ee1490eddf8707695664b006",
     ),
     Migration(
         "0003_tasks",
@@ -235,6 +278,7 @@ MIGRATIONS: list[Migration] = [
         );
         CREATE INDEX tasks_state ON tasks (state)
         """,
+        sha256="894f7674916a2c17d9aed5b2253ebf2745790c55e873624060f6a14825ce06d5",
     ),
     Migration(
         "0004_budgets",
@@ -261,25 +305,12 @@ MIGRATIONS: list[Migration] = [
         );
         CREATE INDEX budget_holds_state ON budget_holds (state)
         """,
+        sha256="54c982975327a9288c64943c9b9e0a3b7bde4e03014990a51efea49df2f1fa90",
     ),
-    Migration(
-        "0005_reporting",
-        """
-        ALTER TABLE attempts ADD COLUMN first INTEGER NOT NULL DEFAULT 0;
-        ALTER TABLE attempts ADD COLUMN completed INTEGER NOT NULL DEFAULT 0;
-        ALTER TABLE attempts ADD COLUMN failover_from TEXT;
-        ALTER TABLE attempts ADD COLUMN latency_bucket INTEGER NOT NULL DEFAULT 0;
-        CREATE TABLE breaker_events (
-            provider TEXT NOT NULL,
-            at_ms BIGINT NOT NULL,
-            state TEXT NOT NULL,
-            reason TEXT NOT NULL
-        );
-        CREATE INDEX breaker_events_at ON breaker_events (at_ms);
-        """
-        + ROLLUP_SCHEMA,
-    ),
-]
+)
+
+# Every module's migrations, in order: what `Ledger` applies.
+SCHEMA: tuple[Migration, ...] = schema(MIGRATIONS, rollup.MIGRATIONS)
 
 
 def latency_bucket(ms: int) -> int:
@@ -295,53 +326,12 @@ def bucket_value(bucket: int) -> float:
 _LOG_STEP = math.log(1.1)
 
 
-def _encode(rec: AttemptRecord) -> list[Any]:
-    values: list[Any] = []
-    for name in _COLUMNS:
-        v = getattr(rec, name)
-        if name in _DECIMALS:
-            v = None if v is None else str(v)
-        elif name == "labels":
-            v = json.dumps(list(v))
-        elif name == "extra":
-            v = json.dumps(v, sort_keys=True, default=str)
-        elif name in _BOOLS:
-            v = 1 if v else 0
-        values.append(v)
-    values.insert(_COST_AT, to_pico(rec.cost_usd))
-    values.append(latency_bucket(rec.latency_ms))
-    return values
-
-
-def _decode(row: Sequence[Any]) -> AttemptRecord:
-    values = list(row)
-    del values[_COST_AT]  # cost_pico
-    del values[-1]  # latency_bucket
-    kwargs: dict[str, Any] = {}
-    for name, v in zip(_COLUMNS, values, strict=True):
-        if name in _DECIMALS:
-            v = None if v is None else Decimal(v)
-        elif name == "labels":
-            v = tuple(json.loads(v or "[]"))
-        elif name == "extra":
-            v = json.loads(v or "{}")
-        elif name in _BOOLS:
-            v = bool(v)
-        kwargs[name] = v
-    return AttemptRecord(**kwargs)
-
-
-# The stored columns: the record's fields with cost_pico right after cost_usd.
-_INSERT_COLUMNS = [*_COLUMNS[:_COST_AT], "cost_pico", *_COLUMNS[_COST_AT:], "latency_bucket"]
-_SELECT = "SELECT " + ", ".join(_INSERT_COLUMNS) + " FROM attempts"
-
-
 class Ledger:
     """Append-only attempt records plus small state tables (breakers)."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        self.db.migrate(MIGRATIONS)
+        self.db.migrate(SCHEMA)
         placeholders = ", ".join("?" for _ in _INSERT_COLUMNS)
         conflict = "ON CONFLICT (attempt_id) DO NOTHING"
         self._insert = f"INSERT INTO attempts ({', '.join(_INSERT_COLUMNS)}) VALUES ({placeholders}) {conflict}"
@@ -363,21 +353,17 @@ class Ledger:
     # attempts ------------------------------------------------------------------
     def record(self, rec: AttemptRecord) -> bool:
         """Insert one attempt (and add it to the rollups); False if that attempt id was already recorded."""
-        values = _encode(rec)
         with self.db.transaction():
-            if self.db.execute(self._insert, values) == 0:
+            if self.db.execute(self._insert, _encode(rec)) == 0:
                 return False
-            rollup.add_attempt(self.db, [dict(zip(_INSERT_COLUMNS, values, strict=True)) | {"labels": rec.labels}])
+            rollup.add_attempts(self.db, [rec])
         return True
 
     def record_many(self, recs: Iterable[AttemptRecord]) -> None:
         """Bulk insert of new attempts (benchmarks, imports), rollups included; call inside a transaction."""
-        encoded = [_encode(r) for r in recs]
-        self.db.executemany(self._insert, encoded)
-        rows = []
-        for rec, values in zip(recs if isinstance(recs, list) else list(recs), encoded, strict=True):
-            rows.append(dict(zip(_INSERT_COLUMNS, values, strict=True)) | {"labels": rec.labels})
-        rollup.add_attempt(self.db, rows)
+        recs = list(recs)
+        self.db.executemany(self._insert, [_encode(r) for r in recs])
+        rollup.add_attempts(self.db, recs)
 
     def mark_completed(self, attempt_id: str) -> bool:
         """Note that this (successful) attempt finished its task; idempotent."""
@@ -389,11 +375,9 @@ class Ledger:
                 == 0
             ):
                 return False
-            row = self.db.one(_SELECT + " WHERE attempt_id = ?", (attempt_id,))
-            assert row is not None
-            data = dict(zip(_INSERT_COLUMNS, row, strict=True))
-            data["labels"] = json.loads(data["labels"] or "[]")
-            rollup.mark_completed(self.db, data)
+            rec = self.get(attempt_id)
+            assert rec is not None
+            rollup.mark_completed(self.db, rec)
         return True
 
     def get(self, attempt_id: str) -> AttemptRecord | None:
