@@ -23,7 +23,27 @@ from switchyard.catalog import Usage  # noqa: E402
 from switchyard.config import load_config  # noqa: E402
 from switchyard.ledger import AttemptRecord, Ledger  # noqa: E402
 
-CONFIG = (ROOT / "src" / "switchyard" / "examples" / "demo.toml").read_text()
+# The demo config, plus a model with a long-context tier and an off-peak window, so
+# `report --baseline bench-tiered` re-prices every attempt in the database (bench_report.py).
+CONFIG = (
+    (ROOT / "src" / "switchyard" / "examples" / "demo.toml").read_text()
+    + """
+[[models]]
+name = "bench-tiered"
+provider = "openrouter"
+cost_per_million_input = 1.25
+cost_per_million_output = 10.0
+[[models.tiers]]
+above_input_tokens = 20000
+cost_per_million_input = 2.5
+cost_per_million_output = 15.0
+[[models.off_peak]]
+start = "16:30"
+end = "00:30"
+cost_per_million_input = 0.625
+cost_per_million_output = 5.0
+"""
+)
 MODELS = [
     ("claude-opus-4", "claude-cli", 0.05),
     ("claude-sonnet-4-5", "claude-cli", 0.40),
