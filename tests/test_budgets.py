@@ -185,7 +185,7 @@ def test_blocked_until_the_day_rolls_over(tmp_path: Path) -> None:
     assert "the period ends 2026-03-05T00:00:00+00:00" in blocked.why
     clock.t += 120  # 00:01 the next day
     assert runner.run(Task("T-2"), prompt="p", run_id="c").ok
-    days = {r["period_start"]: r["spent_usd"] for r in budgets.report(datetime(2026, 3, 5, 0, 1, tzinfo=UTC))}
+    days = {r.period_start: r.spent_usd for r in budgets.report(datetime(2026, 3, 5, 0, 1, tzinfo=UTC))}
     assert days == {"2026-03-05": CALL}
 
 

@@ -24,7 +24,6 @@ import time
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta, tzinfo
 from decimal import Decimal
-from typing import Any
 
 from switchyard._records import record
 from switchyard.config import LoadedConfig
@@ -33,7 +32,7 @@ from switchyard.errors import RunError
 from switchyard.facts import BudgetView, PeriodFacts, routing_zone
 from switchyard.ledger.store import PICO, Ledger, to_pico
 
-__all__ = ["BudgetExceeded", "Budgets", "Counter", "Hold", "period_bounds"]
+__all__ = ["BudgetExceeded", "BudgetLine", "Budgets", "Counter", "Hold", "period_bounds"]
 
 
 def period_bounds(period: str, at: datetime) -> tuple[str, datetime]:
@@ -68,6 +67,22 @@ class Hold:
     hold_id: str
     amount: Decimal
     counters: tuple[str, ...]
+
+
+@record
+class BudgetLine:
+    """One limit in its current period, as `switchyard budget` and the dashboard show it."""
+
+    scope: str
+    period: str
+    period_start: str
+    period_end: str  # ISO 8601
+    limit_usd: Decimal
+    spent_usd: Decimal
+    held_usd: Decimal
+    remaining_usd: Decimal
+    fraction: Decimal  # (spent + held) / limit
+    on_exceed: str
 
 
 class BudgetExceeded(RunError):
@@ -272,7 +287,7 @@ class Budgets:
             scopes=scopes,
         )
 
-    def report(self, at: datetime | None = None) -> list[dict[str, Any]]:
+    def report(self, at: datetime | None = None) -> list[BudgetLine]:
         """Every limit: spent, held, remaining, period end (for `switchyard budget`)."""
         counters = self.counters(at=at, everything=True)
         rows = self._rows(counters)
@@ -281,17 +296,17 @@ class Budgets:
             spent, held = rows.get(c.key, (Decimal(0), Decimal(0)))
             lim = c.limit
             out.append(
-                {
-                    "scope": lim.scope,
-                    "period": lim.period,
-                    "period_start": c.period_start,
-                    "period_end": c.period_end.isoformat(),
-                    "limit_usd": lim.limit_usd,
-                    "spent_usd": spent,
-                    "held_usd": held,
-                    "remaining_usd": max(Decimal(0), lim.limit_usd - spent - held),
-                    "fraction": (spent + held) / lim.limit_usd if lim.limit_usd else Decimal(0),
-                    "on_exceed": lim.on_exceed,
-                }
+                BudgetLine(
+                    scope=lim.scope,
+                    period=lim.period,
+                    period_start=c.period_start,
+                    period_end=c.period_end.isoformat(),
+                    limit_usd=lim.limit_usd,
+                    spent_usd=spent,
+                    held_usd=held,
+                    remaining_usd=max(Decimal(0), lim.limit_usd - spent - held),
+                    fraction=(spent + held) / lim.limit_usd if lim.limit_usd else Decimal(0),
+                    on_exceed=lim.on_exceed,
+                )
             )
         return out

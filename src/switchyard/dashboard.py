@@ -28,7 +28,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from switchyard._records import record
-from switchyard.budgets import Budgets
+from switchyard.budgets import BudgetLine, Budgets
 from switchyard.config import LoadedConfig
 from switchyard.health import Health
 from switchyard.ledger.store import Ledger, from_ms
@@ -136,7 +136,7 @@ class Dashboard:
             by = "model"
         return spend_by_day(self.ledger.db, self._window(q).since_ms or 0, by)
 
-    def budgets(self, q: dict[str, list[str]]) -> list[dict[str, Any]]:
+    def budgets(self, q: dict[str, list[str]]) -> list[BudgetLine]:
         return Budgets(self.loaded, self.ledger, clock=self.clock).report()
 
     def providers(self, q: dict[str, list[str]]) -> Providers:

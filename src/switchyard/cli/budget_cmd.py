@@ -15,27 +15,28 @@ __all__ = ["budget"]
 def budget(config_path: str | None, as_json: bool) -> None:
     """Show every budget limit: spent, held by running calls, remaining, and when the period ends."""
     from switchyard.budgets import Budgets
+    from switchyard.report import jsonable
 
     loaded = load(config_path)
     with open_ledger(loaded) as ledger:
         rows = Budgets(loaded, ledger).report()
     if as_json:
-        echo_json(rows)
+        echo_json(jsonable(rows))
         return
     if not rows:
         click.echo("no budgets configured: add [budgets] daily_usd = ... or [[budgets.limits]] to the config")
         return
     out = [
         [
-            r["scope"],
-            r["period"],
-            money(r["limit_usd"], 2),
-            money(r["spent_usd"], 4),
-            money(r["held_usd"], 4),
-            money(r["remaining_usd"], 4),
-            f"{float(r['fraction']) * 100:.0f}%",
-            r["on_exceed"],
-            r["period_end"][:16].replace("T", " "),
+            r.scope,
+            r.period,
+            money(r.limit_usd, 2),
+            money(r.spent_usd, 4),
+            money(r.held_usd, 4),
+            money(r.remaining_usd, 4),
+            f"{float(r.fraction) * 100:.0f}%",
+            r.on_exceed,
+            r.period_end[:16].replace("T", " "),
         ]
         for r in rows
     ]

@@ -138,7 +138,7 @@ def demo(workdir: str, n: int) -> None:
     click.echo("\nBudgets:")
     for line in budget_rows:
         click.echo(
-            f"  {line['scope']} per {line['period']}: {money(line['spent_usd'], 4)} of {money(line['limit_usd'], 2)} spent, {money(line['remaining_usd'], 2)} left ({line['on_exceed']})"
+            f"  {line.scope} per {line.period}: {money(line.spent_usd, 4)} of {money(line.limit_usd, 2)} spent, {money(line.remaining_usd, 2)} left ({line.on_exceed})"
         )
 
     click.echo(
