@@ -1,7 +1,7 @@
 """The model catalog: prices and capabilities, and exact cost arithmetic.
 
 Prices are per million tokens, as `Decimal`. The cost formula is written once,
-as data (`COST_FORMULA`), and follows LiteLLM's `generic_cost_per_token` so our
+as `_cost_formula`, and follows LiteLLM's `generic_cost_per_token` so our
 numbers match what people already reconcile against:
 
 * uncached input, cache reads and cache writes are priced separately (a missing
@@ -281,7 +281,7 @@ class CatalogModel:
     def cost_sql(self, column: Callable[[str], str], minute: str) -> tuple[str, int]:
         """(SQL, exponent): the exact cost of a row's tokens on this model is SQL * 10**exponent USD.
 
-        `column(name)` is the SQL for a `Usage` token count of the row (`COST_FORMULA`'s names),
+        `column(name)` is the SQL for a `Usage` token count of the row (the names `_cost_formula` reads),
         `minute` an integer SQL expression for the row's minute of the UTC day. The SQL walks
         `price_rules` as `rates_for` does, with each rule's own `sql` condition.
         """

@@ -9,9 +9,10 @@ log-scale histogram, so a median is within ±5 %.
 `--baseline MODEL` re-prices the *recorded tokens* of every attempt as if it had
 run on MODEL (with that model's tiers and off-peak windows, per attempt). It is
 arithmetic on what happened, not a measured run: the other model might have
-needed more or fewer tokens, or attempts. The database only picks which of the
-model's rates applies to each attempt (`CatalogModel.pricing_sql`) and sums the
-tokens per choice; the catalog's one cost formula prices those sums exactly.
+needed more or fewer tokens, or attempts. For a model with tiers or off-peak
+windows the database prices every attempt with the catalog's formula
+(`CatalogModel.cost_sql`, exact integers); for one with flat rates the same
+formula prices the rollups' token sums.
 
 Every result is a typed record; `jsonable` turns one into the JSON that
 `switchyard report --json` prints and the dashboard serves (money as strings).
