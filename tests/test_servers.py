@@ -11,6 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
+from servers import gemini_wire as gw
+from servers import responses_wire as rw
 from servers.anthropic_wire import AnthropicWireServer
 from servers.anthropic_wire import ErrorReply as AnthropicError
 from servers.anthropic_wire import Usage as AnthropicUsage
@@ -408,3 +410,264 @@ def test_anthropic_errors_then_success(anthropic: AnthropicWireServer, bare: htt
     assert bare.post(anthropic.base_url + "/v1/messages", json=body, timeout=2).status_code == 200
     assert [r.status for r in anthropic.message_requests()] == [429, 529, 200]
     assert anthropic.returned_usage() == anthropic.usage
+
+
+# ------------------------------------------------------------ OpenAI Responses (Codex)
+
+RESPONSES_BODY: dict[str, Any] = {
+    "model": "gpt-5.1-codex",
+    "input": [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hi"}]}],
+    "tools": [{"type": "function", "name": "exec_command", "parameters": {}}],
+    "stream": True,
+}
+
+
+def _sse_events(resp: httpx.Response) -> list[tuple[str, dict[str, Any]]]:
+    """``(event name, data)`` of each event of an SSE reply."""
+    events: list[tuple[str, dict[str, Any]]] = []
+    name = ""
+    for line in resp.iter_lines():
+        if line.startswith("event: "):
+            name = line[len("event: ") :]
+        elif line.startswith("data: "):
+            events.append((name, json.loads(line[len("data: ") :])))
+            name = ""
+    return events
+
+
+@pytest.fixture(scope="module")
+def responses_srv() -> Iterator[rw.ResponsesWireServer]:
+    with rw.ResponsesWireServer(reply_text="all done") as server:
+        yield server
+
+
+@pytest.fixture
+def responses(responses_srv: rw.ResponsesWireServer) -> rw.ResponsesWireServer:
+    """The module's server, reset: no recorded requests, errors, script or key."""
+    responses_srv.reset()
+    responses_srv.clear_errors()
+    responses_srv.script = []
+    responses_srv.api_key = None
+    responses_srv.models = None
+    responses_srv.served_model = {}
+    responses_srv.usage = rw.Usage(input_tokens=10, output_tokens=5)
+    return responses_srv
+
+
+def test_responses_stream_events_and_usage(responses: rw.ResponsesWireServer, bare: httpx.Client) -> None:
+    responses.usage = rw.Usage(input_tokens=900, output_tokens=70, cached_tokens=600, reasoning_tokens=20)
+    with bare.stream("POST", responses.base_url + "/responses", json=RESPONSES_BODY, timeout=2) as resp:
+        assert resp.status_code == 200
+        assert resp.headers["content-type"] == "text/event-stream"
+        assert resp.headers["openai-model"] == "gpt-5.1-codex"
+        events = _sse_events(resp)
+    names = [name for name, _ in events]
+    assert names[:2] == ["response.created", "response.in_progress"]
+    assert names[-1] == "response.completed"
+    assert all(name == data["type"] for name, data in events)
+    assert [data["sequence_number"] for _, data in events] == list(range(len(events)))
+    text = "".join(d["delta"] for n, d in events if n == "response.output_text.delta")
+    assert text == "all done"
+    [done] = [d["item"] for n, d in events if n == "response.output_item.done"]
+    assert done["type"] == "message" and done["content"][0]["text"] == "all done"
+    completed = events[-1][1]["response"]
+    assert completed["status"] == "completed" and completed["model"] == "gpt-5.1-codex"
+    assert completed["usage"] == {
+        "input_tokens": 900,
+        "input_tokens_details": {"cached_tokens": 600},
+        "output_tokens": 70,
+        "output_tokens_details": {"reasoning_tokens": 20},
+        "total_tokens": 970,
+    }
+    [req] = responses.model_requests()
+    assert (req.status, req.model, req.usage) == (200, "gpt-5.1-codex", responses.usage)
+    assert responses.returned_usage() == responses.usage
+
+
+def test_responses_script_function_call_then_message(responses: rw.ResponsesWireServer, bare: httpx.Client) -> None:
+    responses.script = [[rw.reasoning("thinking"), rw.ShellCall("touch x", workdir="/w")], [rw.message("made x")]]
+    with bare.stream("POST", responses.base_url + "/responses", json=RESPONSES_BODY, timeout=2) as resp:
+        events = _sse_events(resp)
+    items = [d["item"] for n, d in events if n == "response.output_item.done"]
+    assert [i["type"] for i in items] == ["reasoning", "function_call"]
+    call = items[1]
+    assert call["name"] == "exec_command"  # the shell tool this request offered
+    assert json.loads(call["arguments"]) == {"cmd": "touch x", "workdir": "/w"}
+    args = "".join(d["delta"] for n, d in events if n == "response.function_call_arguments.delta")
+    assert args == call["arguments"]
+    follow_up = {
+        **RESPONSES_BODY,
+        "input": [
+            *RESPONSES_BODY["input"],
+            call,
+            {"type": "function_call_output", "call_id": call["call_id"], "output": "ok"},
+        ],
+    }
+    with bare.stream("POST", responses.base_url + "/responses", json=follow_up, timeout=2) as resp:
+        events = _sse_events(resp)
+    assert [d["item"]["content"][0]["text"] for n, d in events if n == "response.output_item.done"] == ["made x"]
+    assert rw.tool_outputs(responses.model_requests()[1].body) == ["ok"]
+    # The script is used up: the default reply again.
+    plain = bare.post(responses.base_url + "/responses", json={**RESPONSES_BODY, "stream": False}, timeout=2).json()
+    assert plain["output"][0]["content"][0]["text"] == "all done"
+    assert responses.returned_usage() == rw.Usage(30, 15)
+
+
+@pytest.mark.parametrize(
+    ("tools", "name", "args"),
+    [
+        (["shell_command"], "shell_command", {"command": "ls"}),
+        (["shell"], "shell", {"command": ["bash", "-lc", "ls"]}),
+    ],
+)
+def test_shell_call_fits_the_offered_tool(tools: list[str], name: str, args: dict[str, Any]) -> None:
+    body = {"tools": [{"type": "function", "name": t} for t in tools]}
+    call = rw.shell_call(body, "ls")
+    assert (call["name"], json.loads(call["arguments"])) == (name, args)
+    with pytest.raises(LookupError, match="no shell tool"):
+        rw.shell_call({"tools": []}, "ls")
+
+
+def test_responses_errors_key_and_unknown_model(responses: rw.ResponsesWireServer, bare: httpx.Client) -> None:
+    url = responses.base_url + "/responses"
+    responses.queue_errors(rw.ErrorReply(429, "slow down", retry_after=7), rw.ErrorReply(500, times=2))
+    first = bare.post(url, json=RESPONSES_BODY, timeout=2)
+    assert first.status_code == 429 and first.headers["retry-after"] == "7"
+    assert first.json()["error"] == {
+        "message": "slow down",
+        "type": "requests",
+        "param": None,
+        "code": "rate_limit_exceeded",
+    }
+    assert [bare.post(url, json=RESPONSES_BODY, timeout=2).status_code for _ in range(3)] == [500, 500, 200]
+    responses.api_key = SECRET
+    denied = bare.post(url, json=RESPONSES_BODY, timeout=2)
+    assert denied.status_code == 401 and denied.json()["error"]["code"] == "invalid_api_key"
+    allowed = bare.post(url, json=RESPONSES_BODY, headers={"authorization": f"Bearer {SECRET}"}, timeout=2)
+    assert allowed.status_code == 200
+    responses.models = ["gpt-other"]
+    unknown = bare.post(url, json=RESPONSES_BODY, headers={"authorization": f"Bearer {SECRET}"}, timeout=2)
+    assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "model_not_found"
+    assert "`gpt-5.1-codex` does not exist" in unknown.json()["error"]["message"]
+    listed = bare.get(responses.base_url + "/models", timeout=2).json()
+    assert [m["id"] for m in listed["data"]] == ["gpt-other"] and listed["models"] == []
+    reqs = responses.model_requests()
+    assert [r.status for r in reqs] == [429, 500, 500, 200, 401, 200, 404]
+    assert [r.key_matches for r in reqs][-3:] == [False, True, True]
+    assert all("authorization" not in r.headers and SECRET.encode() not in r.raw_body for r in responses.requests())
+
+
+def test_responses_served_model(responses: rw.ResponsesWireServer, bare: httpx.Client) -> None:
+    responses.served_model = {"gpt-5.1-codex": "gpt-5.1-codex-2026-01-01"}
+    with bare.stream("POST", responses.base_url + "/responses", json=RESPONSES_BODY, timeout=2) as resp:
+        assert resp.headers["openai-model"] == "gpt-5.1-codex-2026-01-01"
+        events = _sse_events(resp)
+    assert events[-1][1]["response"]["model"] == "gpt-5.1-codex-2026-01-01"
+    assert responses.model_requests()[0].model == "gpt-5.1-codex"  # what was asked for
+
+
+# --------------------------------------------------------------------- Gemini API
+
+GEMINI_BODY: dict[str, Any] = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
+
+
+@pytest.fixture(scope="module")
+def gemini_srv() -> Iterator[gw.GeminiWireServer]:
+    with gw.GeminiWireServer(reply_text="hello gemini") as server:
+        yield server
+
+
+@pytest.fixture
+def gemini(gemini_srv: gw.GeminiWireServer) -> gw.GeminiWireServer:
+    """The module's server, reset: no recorded requests, errors, script or key."""
+    gemini_srv.reset()
+    gemini_srv.clear_errors()
+    gemini_srv.script = []
+    gemini_srv.api_key = None
+    gemini_srv.models = None
+    gemini_srv.served_model = {}
+    gemini_srv.usage = gw.Usage(prompt_tokens=10, candidates_tokens=5)
+    return gemini_srv
+
+
+def _gemini_url(srv: gw.GeminiWireServer, model: str = "gemini-2.5-pro", method: str = "streamGenerateContent") -> str:
+    return f"{srv.base_url}/v1beta/models/{model}:{method}" + ("?alt=sse" if method.startswith("stream") else "")
+
+
+def test_gemini_stream_text_and_usage(gemini: gw.GeminiWireServer, bare: httpx.Client) -> None:
+    gemini.usage = gw.Usage(
+        prompt_tokens=800, candidates_tokens=60, cached_tokens=500, thoughts_tokens=40, tool_use_prompt_tokens=9
+    )
+    gemini.served_model = {"gemini-2.5-pro": "gemini-2.5-pro-002"}
+    with bare.stream("POST", _gemini_url(gemini), json=GEMINI_BODY, timeout=2) as resp:
+        assert resp.status_code == 200 and resp.headers["content-type"] == "text/event-stream"
+        chunks = [json.loads(d) for d in _sse_data(resp.iter_lines())]
+    assert len(chunks) == 2  # the text comes in two pieces
+    assert "".join(c["candidates"][0]["content"]["parts"][0]["text"] for c in chunks) == "hello gemini"
+    assert [c["candidates"][0].get("finishReason") for c in chunks] == [None, "STOP"]
+    assert "usageMetadata" not in chunks[0]
+    assert chunks[-1]["usageMetadata"] == {
+        "promptTokenCount": 800,
+        "candidatesTokenCount": 60,
+        "totalTokenCount": 909,
+        "cachedContentTokenCount": 500,
+        "thoughtsTokenCount": 40,
+        "toolUsePromptTokenCount": 9,
+    }
+    assert {c["modelVersion"] for c in chunks} == {"gemini-2.5-pro-002"}
+    [req] = gemini.model_requests()
+    assert (req.model, req.query, req.usage) == ("gemini-2.5-pro", "alt=sse", gemini.usage)
+    assert gemini.returned_usage() == gemini.usage
+
+
+def test_gemini_function_call_script_and_side_requests(gemini: gw.GeminiWireServer, bare: httpx.Client) -> None:
+    gemini.script = [[gw.function_call("write_file", {"file_path": "a.txt", "content": "x"})], [gw.text("wrote it")]]
+    side = {**GEMINI_BODY, "generationConfig": {"responseMimeType": "application/json", "responseSchema": {}}}
+    side_reply = bare.post(_gemini_url(gemini, "gemini-2.5-flash", "generateContent"), json=side, timeout=2).json()
+    assert json.loads(side_reply["candidates"][0]["content"]["parts"][0]["text"])["next_speaker"] == "user"
+    with bare.stream("POST", _gemini_url(gemini), json=GEMINI_BODY, timeout=2) as resp:
+        [chunk] = [json.loads(d) for d in _sse_data(resp.iter_lines())]
+    assert chunk["candidates"][0]["content"]["parts"] == [
+        {"functionCall": {"name": "write_file", "args": {"file_path": "a.txt", "content": "x"}}}
+    ]
+    answered = {
+        "contents": [
+            *GEMINI_BODY["contents"],
+            chunk["candidates"][0]["content"],
+            {"role": "user", "parts": [{"functionResponse": {"name": "write_file", "response": {"output": "ok"}}}]},
+        ]
+    }
+    second = bare.post(_gemini_url(gemini, method="generateContent"), json=answered, timeout=2).json()
+    assert second["candidates"][0]["content"]["parts"] == [{"text": "wrote it"}]
+    assert gw.function_responses(gemini.model_requests()[-1].body) == [
+        {"name": "write_file", "response": {"output": "ok"}}
+    ]
+    assert len(gemini.agent_requests()) == 2 and len(gemini.model_requests()) == 3
+    assert gemini.returned_usage() == gemini.usage + gemini.usage  # side calls report zero usage
+    count = bare.post(_gemini_url(gemini, method="countTokens"), json=GEMINI_BODY, timeout=2)
+    assert count.status_code == 200 and count.json()["totalTokens"] > 0
+
+
+def test_gemini_errors_key_and_unknown_model(gemini: gw.GeminiWireServer, bare: httpx.Client) -> None:
+    url = _gemini_url(gemini, method="generateContent")
+    gemini.queue_errors(gw.ErrorReply(429, "Resource has been exhausted", retry_after=7), gw.ErrorReply(500))
+    limited = bare.post(url, json=GEMINI_BODY, timeout=2)
+    assert limited.status_code == 429 and limited.headers["retry-after"] == "7"
+    error = limited.json()["error"]
+    assert (error["code"], error["status"]) == (429, "RESOURCE_EXHAUSTED")
+    assert error["details"] == [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "7s"}]
+    assert bare.post(url, json=GEMINI_BODY, timeout=2).json()["error"]["status"] == "INTERNAL"
+    gemini.api_key = SECRET
+    bad = bare.post(url, json=GEMINI_BODY, headers={"x-goog-api-key": "wrong-key-value"}, timeout=2)
+    assert bad.status_code == 400 and bad.json()["error"]["details"][0]["reason"] == "API_KEY_INVALID"
+    assert bare.post(url, json=GEMINI_BODY, headers={"x-goog-api-key": SECRET}, timeout=2).status_code == 200
+    assert bare.post(url + f"?key={SECRET}", json=GEMINI_BODY, timeout=2).status_code == 200
+    gemini.models = ["gemini-other"]
+    missing = bare.post(url, json=GEMINI_BODY, headers={"x-goog-api-key": SECRET}, timeout=2)
+    assert missing.status_code == 404
+    assert "models/gemini-2.5-pro is not found for API version v1beta" in missing.json()["error"]["message"]
+    assert bare.get(gemini.base_url + "/v1beta/models", timeout=2).json()["models"][0]["name"] == "models/gemini-other"
+    reqs = gemini.model_requests()
+    assert [r.status for r in reqs] == [429, 500, 400, 200, 200, 404]
+    assert [r.key_matches for r in reqs][2:] == [False, True, True, True]
+    assert all(SECRET not in r.query and "x-goog-api-key" not in r.headers for r in gemini.requests())
