@@ -135,7 +135,7 @@ CASES: list[tuple[str, str, dict[str, object]]] = [
         {
             "usage": None,
             "is_error": True,
-            "error_status": None,
+            "error_status": 429,  # "exceeded retry limit, last status: 429 ...": codex's only sign of the status
             "retry_after_s": 2.786,
             "problem": None,
         },

@@ -13,7 +13,7 @@
 | out_of_credits  | 402, insufficient_quota, spend limit       | failover | yes                    |
 | not_found       | 404: this provider lacks the model         | failover | no                     |
 | bad_request     | 400, 413, 422                              | fatal    | no                     |
-| auth            | 401, 403                                   | disable  | yes                    |
+| auth            | 401, 403, a rejected key (Gemini's 400)    | disable  | yes                    |
 | interrupted     | we were asked to stop                      | fatal    | no                     |
 
 `retry` tries the same provider again (up to its `max_retries`), then fails
@@ -102,6 +102,8 @@ def classify_http(status: int, error_code: str | None = None, error_type: str | 
     etype = (error_type or "").lower()
     if code in ("insufficient_quota", "enforced_spend_limit_reached", "billing_hard_limit_reached"):
         return FailureKind.OUT_OF_CREDITS
+    if code in ("invalid_api_key", "api_key_invalid"):  # Google answers a bad key with 400 API_KEY_INVALID
+        return FailureKind.AUTH
     if status == 402:
         return FailureKind.OUT_OF_CREDITS
     if status == 429:

@@ -19,14 +19,22 @@ token convention of each one, and the source it was checked against:
   *cumulative* ``total_token_usage`` (codex-rs/exec event processor:
   ``usage_from_last_total``), so the last event is the run's total and summing
   events would double count (and after ``codex exec resume`` it includes the
-  thread's earlier runs). ``input_tokens`` includes ``cached_input_tokens``
-  (OpenAI convention); reasoning is not reported. An ``error`` event is not fatal by itself (codex goes on
+  thread's earlier runs). ``input_tokens`` includes ``cached_input_tokens`` and
+  ``cache_write_input_tokens`` (OpenAI convention); ``reasoning_output_tokens`` is inside
+  ``output_tokens``. An ``error`` event is not fatal by itself (codex goes on
   retrying); ``turn.failed``, or an ``error`` with no later ``turn.completed``,
-  is.
+  is. Codex prints no HTTP status field: its error texts carry it
+  (``unexpected status 401 …``, ``exceeded retry limit, last status: 429 …``) or
+  are fixed texts for one status (`_CODEX_ERRORS`, from codex 0.171's own
+  messages). The model is only named when the server rerouted the request
+  (``model rerouted: A -> B``).
 * ``gemini-json``: ``stats.models[*].tokens``; ``prompt`` includes ``cached``
   (uiTelemetry.ts sets ``input = prompt - cached``), so OpenAI convention;
   ``candidates`` excludes ``thoughts``, so output is their sum; ``tool``
   (toolUsePromptTokenCount) is prompt the API adds on top, counted as input.
+  The models are keyed by the ``modelVersion`` the API answered with. On a
+  failure the CLI writes its JSON (``error.code`` the HTTP status when it has
+  one) to stderr, not stdout: it is read from ``files["stderr"]``.
 * ``opencode-jsonl``: sum of ``step_finish`` parts. opencode's ``getUsage``
   subtracts cache reads and writes from ``input`` (Anthropic convention) and,
   since anomalyco/opencode#21047, keeps ``reasoning`` out of ``output``; a step
@@ -79,7 +87,9 @@ class ParsedOutput:
 
     `usage` is None when none could be read; then `problem` says why, unless the tool
     reported a failure (`is_error`) without usage. `problem` set implies `usage` None.
-    `error_status` is an HTTP status (400-599) only; `text` is the agent's final answer.
+    `error_status` is an HTTP status (400-599) only; `error_code` the API's error code
+    (``insufficient_quota``, ``API_KEY_INVALID``…) when the output names one, for
+    `switchyard.failures.classify_http`; `text` is the agent's final answer.
     """
 
     usage: Usage | None
@@ -91,6 +101,7 @@ class ParsedOutput:
     model: str | None
     problem: str | None
     retry_after_s: float | None = None
+    error_code: str | None = None
 
 
 class _Bad(Exception):
@@ -108,6 +119,7 @@ class _Draft:
     model: str | None = None
     problem: str | None = None
     retry_after_s: float | None = None
+    error_code: str | None = None
 
     def fail(self, reason: str) -> None:
         if self.problem is None:
@@ -115,12 +127,14 @@ class _Draft:
                 reason = reason[:_MAX_REASON_CHARS] + "…"
             self.problem = PROBLEM_PREFIX + reason
 
-    def error(self, message: str | None, status: int | None = None) -> None:
+    def error(self, message: str | None, status: int | None = None, code: str | None = None) -> None:
         self.is_error = True
         if message and self.error_message is None:
             self.error_message = message
         if status is not None and self.error_status is None:
             self.error_status = status
+        if code and self.error_code is None:
+            self.error_code = code
 
     def done(self, missing: str) -> ParsedOutput:
         """Freeze; `missing` is the problem to report when a successful run gave no usage.
@@ -147,6 +161,7 @@ class _Draft:
             model=self.model,
             problem=self.problem,
             retry_after_s=retry,
+            error_code=self.error_code,
         )
 
 
@@ -535,6 +550,39 @@ def _parse_claude_stream_json(stdout: str, files: Mapping[str, str]) -> ParsedOu
 
 # --- Codex CLI ----------------------------------------------------------------------------------------------------
 
+_CODEX_STATUS = re.compile(r"(?:unexpected status|last status:)\s+(\d{3})\b")
+# Codex's own texts for API errors whose status it does not print (codex 0.171: codex-api api_bridge.rs
+# map_api_error and the CodexErr messages): (text, HTTP status, API error code).
+_CODEX_ERRORS: tuple[tuple[str, int, str | None], ...] = (
+    ("Quota exceeded. Check your plan and billing details", 429, "insufficient_quota"),
+    ("currently experiencing high demand, which may cause temporary errors", 500, None),
+    ("Selected model is at capacity", 503, "server_is_overloaded"),
+    ("does not exist or you do not have access to it", 404, "model_not_found"),  # the API's model_not_found text
+)
+_CODEX_REROUTED = re.compile(r"^model rerouted: (\S+) -> (\S+)")
+
+
+def _codex_error(d: _Draft, message: str) -> None:
+    """Record a Codex error text with the HTTP status and error code it stands for."""
+    status: int | None = None
+    code: str | None = None
+    m = _CODEX_STATUS.search(message)
+    if m is not None:
+        status = _http_status(int(m.group(1)))
+    else:
+        for text, known_status, known_code in _CODEX_ERRORS:
+            if text in message:
+                status, code = known_status, known_code
+                break
+        else:
+            body = _loads(message.strip()) if message.lstrip().startswith("{") else None
+            error = _get(body, "error")
+            if isinstance(error, dict):  # a 400's body, printed as is (CodexErr::InvalidRequest)
+                status = 400
+                code = _str(error.get("code"))
+                message = _str(error.get("message")) or message
+    d.error(message, status, code)
+
 
 def _parse_codex_jsonl(stdout: str, files: Mapping[str, str]) -> ParsedOutput:
     d = _Draft()
@@ -554,13 +602,17 @@ def _parse_codex_jsonl(stdout: str, files: Mapping[str, str]) -> ParsedOutput:
             pending_error = None
         elif kind == "turn.failed":
             open_turn = False
-            d.error(_str(_get(event, "error", "message")) or "turn failed")
+            _codex_error(d, _str(_get(event, "error", "message")) or "turn failed")
         elif kind == "error":
             pending_error = _str(event.get("message")) or "error"
         elif kind == "item.completed" and _get(event, "item", "type") == "agent_message":
             d.text = _str(_get(event, "item", "text")) or d.text
+        elif kind == "item.completed" and _get(event, "item", "type") == "error":
+            rerouted = _CODEX_REROUTED.match(_str(_get(event, "item", "message")) or "")
+            if rerouted is not None:
+                d.model = rerouted.group(2)
     if pending_error is not None:
-        d.error(pending_error)
+        _codex_error(d, pending_error)
     if not seen:
         d.fail("no JSON lines")
     elif open_turn and not d.is_error:
@@ -575,9 +627,10 @@ def _parse_codex_jsonl(stdout: str, files: Mapping[str, str]) -> ParsedOutput:
                 inp="input_tokens",
                 out="output_tokens",
                 read="cached_input_tokens",
+                write="cache_write_input_tokens",
                 reasoning="reasoning_output_tokens",
             )
-            d.usage = _usage("openai", c["inp"], c["out"], c["read"], 0, c["reasoning"])
+            d.usage = _usage("openai", c["inp"], c["out"], c["read"], c["write"], c["reasoning"])
         except _Bad as e:
             d.fail(str(e))
     return d.done("no turn.completed event")
@@ -623,16 +676,44 @@ def _gemini_model(models: JsonObject) -> str | None:
     return _biggest(models, lambda e: _safe_size(e, "tokens.prompt", "tokens.candidates", "tokens.thoughts"))
 
 
+# The API's text for an unknown model; the CLI (0.61) loses that error's 404 and reports exit code 1.
+_GEMINI_NOT_FOUND = re.compile(r"models/\S+ is not found for API version")
+
+
+def _gemini_error(d: _Draft, error: JsonObject) -> None:
+    """Record the CLI's `error` object: `code` is an HTTP status for API errors but a process exit
+    code (41 auth, 52 config...) otherwise; an API error's `message` may be the API's JSON body."""
+    message = _str(error.get("message")) or _str(error.get("type")) or "error"
+    status = _http_status(error.get("code"))
+    code: str | None = None
+    body = _loads(message.strip()) if message.lstrip().startswith("{") else None
+    inner = _get(body, "error")
+    if isinstance(inner, dict):
+        status = status or _http_status(inner.get("code"))
+        details = inner.get("details")
+        for detail in details if isinstance(details, list) else ():
+            code = code or _str(_get(detail, "reason"))  # google.rpc.ErrorInfo, e.g. API_KEY_INVALID
+        code = code or _str(inner.get("status"))
+        message = _str(inner.get("message")) or message
+    if status is None and _GEMINI_NOT_FOUND.search(message):
+        status = 404
+    d.error(message, status, code)
+
+
 def _parse_gemini_json(stdout: str, files: Mapping[str, str]) -> ParsedOutput:
     d = _Draft()
     obj, reason = _load_object(stdout)
+    if obj is None:
+        # A failed run prints its JSON on stderr (gemini-cli handleError), and nothing on stdout.
+        on_stderr, _ = _load_object(files.get("stderr", ""))
+        if on_stderr is not None and isinstance(on_stderr.get("error"), dict):
+            obj = on_stderr
     if obj is None:
         d.fail(reason)
         return d.done(reason)
     error = obj.get("error")
     if isinstance(error, dict):
-        # `code` is an HTTP status for API errors but a process exit code (41 auth, 52 config...) otherwise.
-        d.error(_str(error.get("message")) or _str(error.get("type")) or "error", _http_status(error.get("code")))
+        _gemini_error(d, error)
     elif isinstance(error, str) and error:
         d.error(error)
     d.text = _str(obj.get("response"))
@@ -935,7 +1016,8 @@ def parse_output(fmt: str, stdout: str, *, files: Mapping[str, str] | None = Non
     """Read one run's output in format `fmt` (a key of `FORMATS`). Never raises.
 
     `files` maps a role to the text of a file the tool wrote (the runner reads it);
-    aider's analytics log is ``files["output_file"]``.
+    aider's analytics log is ``files["output_file"]``, the tool's stderr ``files["stderr"]``
+    (where the Gemini CLI puts its JSON when it fails).
     """
     parser = FORMATS.get(fmt) if isinstance(fmt, str) else None
     if parser is None:

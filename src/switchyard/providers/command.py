@@ -178,13 +178,17 @@ class CommandRunner:
                 failure=Failure(FailureKind.TIMEOUT, f"no result within {call.timeout_s:g}s; process group killed"),
                 exit_code=proc.returncode,
             )
-        files = {"output_file": _read_capped(output_path)} if output_path.exists() else {}
+        files = {"stderr": stderr}  # some CLIs (Gemini) print their error JSON there
+        if output_path.exists():
+            files["output_file"] = _read_capped(output_path)
         parsed = parse_output(self.config.usage_format, stdout, files=files)
         exit_code = proc.returncode
         failure = None
         if exit_code != 0 or parsed.is_error:
             message = parsed.error_message or stderr_tail.strip() or f"exited with status {exit_code}"
-            kind = classify_http(parsed.error_status) if parsed.error_status else FailureKind.CLI_ERROR
+            kind = (
+                classify_http(parsed.error_status, parsed.error_code) if parsed.error_status else FailureKind.CLI_ERROR
+            )
             failure = Failure(
                 kind,
                 redact(message)[-2000:],
