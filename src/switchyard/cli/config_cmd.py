@@ -58,19 +58,43 @@ def check(config_path: str | None, as_json: bool) -> None:
     click.echo(f"{path}: ok ({parts})")
 
 
-def starter_text() -> str:
-    """The commented starter config shipped with the package."""
-    return resources.files("switchyard.examples").joinpath("starter.toml").read_text(encoding="utf-8")
+#: `init --agent NAME` -> (the starter shipped for that agent CLI, what to do before the first run).
+STARTERS: dict[str, tuple[str, str]] = {
+    "claude": (
+        "starter.toml",
+        "install Claude Code (npm install -g @anthropic-ai/claude-code) and set ANTHROPIC_API_KEY",
+    ),
+    "codex": ("starter-codex.toml", "install the Codex CLI (npm install -g @openai/codex) and set OPENAI_API_KEY"),
+    "gemini": (
+        "starter-gemini.toml",
+        "install the Gemini CLI (npm install -g @google/gemini-cli), set GEMINI_API_KEY "
+        "and see the top of the file for ~/.gemini/settings.json",
+    ),
+}
+
+
+def starter_text(agent: str = "claude") -> str:
+    """The commented starter config shipped with the package for `agent` (a key of `STARTERS`)."""
+    name = STARTERS[agent][0]
+    return resources.files("switchyard.examples").joinpath(name).read_text(encoding="utf-8")
 
 
 @click.command()
 @click.argument("path", required=False, default=DEFAULT_CONFIG, type=click.Path(dir_okay=False))
+@click.option(
+    "--agent",
+    type=click.Choice(sorted(STARTERS)),
+    default="claude",
+    show_default=True,
+    help="The agent CLI the starter runs tasks with.",
+)
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
-def init(path: str, force: bool) -> None:
-    """Write a commented starter config to PATH (default ./switchyard.toml)."""
+def init(path: str, agent: str, force: bool) -> None:
+    """Write a commented starter config to PATH (default ./switchyard.toml) for one agent CLI."""
     target = Path(path)
     if target.exists() and not force:
         raise InputError(f"{target} already exists; pass --force to overwrite it")
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(starter_text(), encoding="utf-8")
+    target.write_text(starter_text(agent), encoding="utf-8")
     click.echo(f"wrote {target}; check it with: switchyard config check --config {target}")
+    click.echo(f"before the first run: {STARTERS[agent][1]}")
