@@ -1,15 +1,14 @@
 """The real Claude Code CLI as a command provider, offline, against a local Anthropic-compatible server.
 
-The CLI (npm `@anthropic-ai/claude-code`, pinned) is installed into `.ci-cache/`
-on first use. With SWITCHYARD_REQUIRE_REAL_CLI=1 (set by `.ci/run`) a missing
-CLI fails the test instead of skipping it.
+The CLI (npm `@anthropic-ai/claude-code`, pinned in `agent_clis.py`) is installed
+into `.ci-cache/` on first use. With SWITCHYARD_REQUIRE_REAL_CLI=1 (set by `.ci/run`)
+a missing CLI fails the test instead of skipping it.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from decimal import Decimal
@@ -17,53 +16,16 @@ from pathlib import Path
 
 import pytest
 
+from agent_clis import CLAUDE, require
 from servers.anthropic_wire import ZERO_USAGE, AnthropicWireServer, ErrorReply, Usage
 from switchyard.catalog import Usage as SyUsage
 from switchyard.config import load_config
 from switchyard.ledger import Ledger
 
-ROOT = Path(__file__).resolve().parent.parent
-VERSION = "2.1.332"
-PREFIX = ROOT / ".ci-cache" / "claude-code"
-CLAUDE = PREFIX / "node_modules" / ".bin" / "claude"
-
-
-def _installed_version() -> str | None:
-    if not CLAUDE.exists():
-        return None
-    try:
-        out = subprocess.run([str(CLAUDE), "--version"], capture_output=True, text=True, timeout=60, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return out.stdout.split()[0] if out.returncode == 0 and out.stdout.strip() else None
-
 
 @pytest.fixture(scope="module")
 def claude() -> Path:
-    if _installed_version() != VERSION:
-        npm = shutil.which("npm")
-        if npm is not None:
-            subprocess.run(
-                [
-                    npm,
-                    "install",
-                    "--prefix",
-                    str(PREFIX),
-                    f"@anthropic-ai/claude-code@{VERSION}",
-                    "--save-exact",
-                    "--no-audit",
-                    "--no-fund",
-                ],
-                capture_output=True,
-                timeout=900,
-                check=False,
-            )
-    if _installed_version() != VERSION:
-        message = f"Claude Code {VERSION} is not installed in {PREFIX} (and npm could not install it)"
-        if os.environ.get("SWITCHYARD_REQUIRE_REAL_CLI") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
-    return CLAUDE
+    return require(CLAUDE)
 
 
 def write_config(tmp_path: Path, claude: Path, base_url: str, extra_env: str = "") -> Path:
