@@ -104,6 +104,13 @@ def test_recorded_gemini_api_body_gives_the_real_message() -> None:
     assert (parsed.error_status, parsed.error_code) == (400, "API_KEY_INVALID")
 
 
+def test_gemini_error_json_is_found_after_other_objects_on_stderr() -> None:
+    logged = "".join(f'{{"debug": {n}}}\n' for n in range(8))  # more than the generic reader tries
+    stderr = logged + (DATA / "gemini_real_429.stderr.txt").read_text()
+    parsed = parse_output("gemini-json", "", files={"stderr": stderr})
+    assert (parsed.error_status, parsed.retry_after_s) == (429, 7.0)
+
+
 def test_gemini_stderr_is_not_read_when_stdout_has_the_result() -> None:
     stdout = (DATA / "gemini_real_success.json").read_text()
     stderr = (DATA / "gemini_real_500.stderr.txt").read_text()

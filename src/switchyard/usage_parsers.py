@@ -704,8 +704,10 @@ def _parse_gemini_json(stdout: str, files: Mapping[str, str]) -> ParsedOutput:
     d = _Draft()
     obj, reason = _load_object(stdout)
     if obj is None:
-        # A failed run prints its JSON on stderr (gemini-cli handleError), and nothing on stdout.
-        on_stderr, _ = _load_object(files.get("stderr", ""))
+        # A failed run prints its JSON on stderr (gemini-cli handleError), after whatever it logged
+        # (stack traces...), and nothing on stdout: read from the last line that opens an object.
+        stderr = files.get("stderr", "")
+        on_stderr, _ = _load_object(stderr[stderr.rfind("\n{") + 1 :])
         if on_stderr is not None and isinstance(on_stderr.get("error"), dict):
             obj = on_stderr
     if obj is None:
