@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from agent_clis import CLAUDE, cli_env, require, starter
+from agent_clis import CLAUDE, AgentCli, cli_env, require, starter
 from servers.anthropic_wire import ZERO_USAGE, AnthropicWireServer, RecordedRequest, text_block, tool_use_block
 from servers.anthropic_wire import Usage as AnthropicUsage
 from switchyard.cli import cli
@@ -56,6 +56,17 @@ def test_init_defaults_to_claude_and_refuses_unknown_agents(tmp_path: Path) -> N
     bad = CliRunner().invoke(cli, ["init", "--agent", "aider", str(tmp_path / "x.toml")])
     assert bad.exit_code == 2 and "'aider' is not one of" in bad.stderr
     assert sorted(STARTERS) == ["claude", "codex", "gemini"]
+
+
+def test_a_missing_cli_fails_under_ci_and_skips_otherwise(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    missing = AgentCli("Nothing", "@example/nothing", "1.0.0", str(tmp_path / "absent"), "nothing")
+    monkeypatch.setenv("PATH", str(tmp_path))  # no npm to install it with
+    monkeypatch.setenv("SWITCHYARD_REQUIRE_REAL_CLI", "1")
+    with pytest.raises(pytest.fail.Exception, match=r"Nothing 1\.0\.0 is not installed"):
+        require(missing)
+    monkeypatch.delenv("SWITCHYARD_REQUIRE_REAL_CLI")
+    with pytest.raises(pytest.skip.Exception):
+        require(missing)
 
 
 def test_claude_starter_edits_a_file_in_its_working_directory(tmp_path: Path) -> None:
