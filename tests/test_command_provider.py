@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import stat
+import subprocess
 import sys
+import threading
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -17,7 +21,7 @@ from switchyard.config import loads_config
 from switchyard.errors import ConfigError
 from switchyard.failures import FailureKind
 from switchyard.providers.base import Call, ProviderContext
-from switchyard.providers.command import CommandRunner, render_argv, safe_output_path
+from switchyard.providers.command import KEEP_BYTES, CommandRunner, render_argv, safe_output_path
 from switchyard.redact import Redactor
 from switchyard.task import Task
 
@@ -26,14 +30,18 @@ SECRET = "sk-test-SUPERSECRET-0123456789abcdef"
 
 
 def provider(
-    tmp_path: Path, extra: str = "", env: dict[str, str] | None = None, template: str | None = None
+    tmp_path: Path,
+    extra: str = "",
+    env: dict[str, str] | None = None,
+    template: str | None = None,
+    usage_format: str = "claude-json",
 ) -> CommandRunner:
     tmpl = template or json.dumps([sys.executable, FAKE, "-p", "--model", "{model}", "--task", "{task_id}"])
     text = f"""
 [providers.agent]
 command_template = {tmpl}
 stdin = "{{prompt_file}}"
-usage_format = "claude-json"
+usage_format = "{usage_format}"
 api_key_env = "AGENT_KEY"
 env = {{ FAKE_RECORD = "{tmp_path / "record.json"}" }}
 {extra}
@@ -94,7 +102,8 @@ def test_child_gets_a_minimal_environment(tmp_path: Path) -> None:
     assert env["AGENT_KEY"] == SECRET  # the provider's own key, by environment only
     assert "UNRELATED_TOKEN" not in env
     assert env["HOME"] == str(tmp_path)
-    assert set(env) <= {"PATH", "HOME", "AGENT_KEY", "FAKE_RECORD", "LC_CTYPE", "PWD", "SHLVL", "_"}
+    assert set(env) <= {"PATH", "HOME", "AGENT_KEY", "FAKE_RECORD", "LC_CTYPE", "PWD", "SHLVL", "_", "SWITCHYARD_AGENT"}
+    assert env["SWITCHYARD_AGENT"]  # the mark that tells its descendants apart
 
 
 def test_prompt_file_is_private_and_removed(tmp_path: Path) -> None:
@@ -108,8 +117,7 @@ def test_prompt_file_is_private_and_removed(tmp_path: Path) -> None:
     )
     result = provider(tmp_path, template=template).execute(call(tmp_path))
     assert result.text == "0o600 0o700"
-    leftovers = list((tmp_path / "run" / ".private").iterdir())
-    assert leftovers == []
+    assert not (tmp_path / "run" / ".prompt.txt").exists()
 
 
 def test_hang_is_killed_with_its_whole_group(tmp_path: Path) -> None:
@@ -229,3 +237,152 @@ def test_output_file_placeholder_points_into_the_run_dir(tmp_path: Path) -> None
     assert result.output_path == (tmp_path / "run").resolve() / "output.txt"
     assert result.output_path.read_text() == "hi"
     assert stat.S_ISREG(result.output_path.stat().st_mode)
+
+
+_FORKS: list[int] = []
+_COUNT_FORKS = threading.Event()
+os.register_at_fork(before=lambda: _COUNT_FORKS.is_set() and _FORKS.append(os.getpid()))
+
+
+def test_spawning_an_agent_never_forks_this_python_process(tmp_path: Path) -> None:
+    """No `preexec_fn`: Python starts the agent by vfork, not by copying the whole parent (at-fork
+    hooks run only on that path). From a 120 MiB coordinator the copy cost 8 ms a spawn instead of 1."""
+    p = provider(tmp_path)
+    _COUNT_FORKS.set()
+    try:
+        result = p.execute(call(tmp_path))
+    finally:
+        _COUNT_FORKS.clear()
+    assert result.ok, result.failure
+    assert _FORKS == []
+
+
+def test_no_thread_per_call(tmp_path: Path) -> None:
+    p = _with_env(provider(tmp_path), FAKE_MODE="threads")
+    p.execute(call(tmp_path))  # the first call may start process-wide helpers; count from the second
+    before = len(os.listdir("/proc/self/task"))
+    result = p.execute(call(tmp_path))
+    assert result.text == str(before)  # what the agent saw while it ran: no timer thread waiting on it
+
+
+def test_run_directory_is_private_and_holds_only_what_is_needed(tmp_path: Path) -> None:
+    result = provider(tmp_path).execute(call(tmp_path))
+    assert result.ok
+    run = tmp_path / "run"
+    assert sorted(os.listdir(run)) == ["stdout.txt"]  # no prompt file, no empty stderr.txt
+    assert stat.S_IMODE(run.stat().st_mode) == 0o700
+    assert stat.S_IMODE((run / "stdout.txt").stat().st_mode) == 0o600
+
+
+def _pids(pidfile: Path) -> list[int]:
+    return [int(x) for x in pidfile.read_text().split()]
+
+
+def _wait_all_dead(pids: list[int], what: str) -> None:
+    deadline = time.monotonic() + 30  # SIGKILL is delivered asynchronously
+    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    alive = [pid for pid in pids if _alive(pid)]
+    assert alive == [], (
+        f"{what}: processes {alive} of {pids} (agent, group child, setsid child, env-less child, daemon)"
+    )
+
+
+def _kill_quietly(pids: list[int]) -> None:
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_timeout_kills_every_descendant_setsid_and_daemons_included(tmp_path: Path) -> None:
+    pidfile = tmp_path / "pids"
+    p = _with_env(provider(tmp_path), FAKE_MODE="escape", FAKE_PIDFILE=str(pidfile))
+    result = p.execute(call(tmp_path, timeout_s=5))
+    assert result.failure is not None and result.failure.kind is FailureKind.TIMEOUT
+    assert pidfile.exists(), "the agent had not started its processes when the timeout hit: raise timeout_s"
+    pids = _pids(pidfile)
+    try:
+        _wait_all_dead(pids, "outlived the timeout")
+    finally:
+        _kill_quietly(pids)
+    assert p.context.children.running() == []
+
+
+_HOST = """
+import sys
+from pathlib import Path
+sys.path.insert(0, {tests!r})
+from test_command_provider import _with_env, call, provider
+tmp = Path({tmp!r})
+p = _with_env(provider(tmp), FAKE_MODE="escape", FAKE_PIDFILE=str(tmp / "pids"))
+p.execute(call(tmp, timeout_s=600))
+"""
+
+
+def test_kill_dash_nine_of_switchyard_kills_the_agent_and_all_it_started(tmp_path: Path) -> None:
+    pidfile = tmp_path / "pids"
+    script = _HOST.format(tests=str(Path(__file__).parent), tmp=str(tmp_path))
+    host = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE)
+    pids: list[int] = []
+    try:
+        deadline = time.monotonic() + 120
+        while not pidfile.exists() and host.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert pidfile.exists(), f"the agent never got going: {host.stderr.read() if host.poll() is not None else ''}"  # type: ignore[union-attr]
+        pids = _pids(pidfile)
+        host.kill()  # SIGKILL: nothing of switchyard's own code runs after this
+        host.wait()
+        _wait_all_dead(pids, "outlived switchyard")
+    finally:
+        host.kill()
+        host.wait()
+        _kill_quietly(pids)
+
+
+def test_secrets_echoed_into_the_output_file_and_the_answer_are_masked(tmp_path: Path) -> None:
+    template = json.dumps([sys.executable, FAKE, "--out", "{output_file}"])
+    p = _with_env(provider(tmp_path, template=template), FAKE_MODE="leak", LEAK=SECRET)
+    result = p.execute(call(tmp_path))
+    assert result.ok, result.failure
+    assert result.text == "done; my key is [REDACTED]"
+    assert result.output_path is not None
+    assert result.output_path.read_text() == "notes\nkey=[REDACTED]\n"
+    assert stat.S_IMODE(result.output_path.stat().st_mode) == 0o600
+    for path in (tmp_path / "run").rglob("*"):
+        assert SECRET.encode() not in path.read_bytes(), path
+
+
+def test_a_replaced_stdout_file_does_not_change_what_is_priced(tmp_path: Path) -> None:
+    result = _with_env(provider(tmp_path), FAKE_MODE="swap").execute(call(tmp_path))
+    assert result.ok, result.failure
+    assert result.usage == Usage(1000, 500, 4000, 2000)
+    assert result.reported_cost_usd == Decimal("0.0192")
+    saved = json.loads((tmp_path / "run" / "stdout.txt").read_text())
+    assert saved["usage"]["input_tokens"] == 1000  # what it printed, not the file it left
+
+
+FLOOD = 70 * 1024 * 1024  # more than the 64 MiB kept
+
+
+def test_long_output_is_priced_from_its_tail_and_saved_bounded_and_masked(tmp_path: Path) -> None:
+    p = _with_env(provider(tmp_path), FAKE_MODE="flood", FAKE_FLOOD_BYTES=str(FLOOD), LEAK=SECRET)
+    result = p.execute(call(tmp_path, timeout_s=300))
+    assert result.ok, result.failure
+    assert result.usage == Usage(1000, 500, 4000, 2000)  # printed after the first 64 MiB
+    saved = (tmp_path / "run" / "stdout.txt").read_bytes()
+    assert len(saved) <= 2 * KEEP_BYTES + 100
+    assert b" bytes of output not kept]" in saved
+    assert SECRET.encode() not in saved
+    assert b"key [REDACTED]" in saved  # the key's line was in the tail: kept, masked
+
+
+def test_long_output_of_a_summed_format_is_not_priced_from_a_part(tmp_path: Path) -> None:
+    p = _with_env(
+        provider(tmp_path, usage_format="opencode-jsonl"),
+        FAKE_MODE="flood",
+        FAKE_FLOOD_BYTES=str(FLOOD),
+        FAKE_FLOOD_FORMAT="opencode",
+    )
+    result = p.execute(call(tmp_path, timeout_s=300))
+    assert result.usage is None  # one step at each end: either part alone would undercount
+    assert result.usage_problem is not None and "too long to keep whole" in result.usage_problem

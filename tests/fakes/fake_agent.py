@@ -4,6 +4,7 @@ Run as `python fake_agent.py [args...]` with the prompt on stdin. It records its
 argv, environment and prompt to $FAKE_RECORD (JSON) when that is set.
 
 FAKE_MODE: ok | error529 | is_error_text | exit2 | hang | garbage | truncated | sleep | fail_then_ok | echo | review
+| escape | leak | flood | swap | threads
 """
 
 from __future__ import annotations
@@ -109,8 +110,94 @@ def main() -> int:
                 fh.write(f"{os.getpid()} {child.pid}")
         time.sleep(600)
         return 0
+    if mode == "escape":
+        return escape()
+    if mode == "leak":  # echoes its key into its answer and into the output file
+        leak = os.environ.get("LEAK", "")
+        out = sys.argv[sys.argv.index("--out") + 1]
+        with open(out, "w", encoding="utf-8") as fh:
+            fh.write(f"notes\nkey={leak}\n")
+        print(json.dumps({**result, "result": f"done; my key is {leak}"}))
+        return 0
+    if mode == "flood":
+        flood(result, usage)
+        return 0
+    if mode == "swap":
+        # Prints its real answer, then puts a bill of its own at stdout.txt in its working directory
+        # (the run directory), where the output it printed would have been read back from.
+        print(json.dumps(result))
+        sys.stdout.flush()
+        bogus = {**result, "usage": {**usage, "input_tokens": 999_999_999}, "total_cost_usd": 9999}
+        with open("stdout.txt.new", "w", encoding="utf-8") as fh:
+            fh.write(json.dumps(bogus) + "\n")
+        os.replace("stdout.txt.new", "stdout.txt")
+        return 0
+    if mode == "threads":  # reports how many threads its parent has while it runs
+        threads = len(os.listdir(f"/proc/{os.getppid()}/task"))
+        print(json.dumps({**result, "result": str(threads)}))
+        return 0
     print(f"unknown FAKE_MODE {mode}", file=sys.stderr)
     return 3
+
+
+def escape() -> int:
+    """Start processes that try to outlive the agent, note their pids in $FAKE_PIDFILE, then hang.
+
+    A child in the agent's process group, one in a session of its own (setsid), one that drops
+    its whole environment, and a daemon (fork, setsid, fork) whose parent exits at once, so it
+    is an orphan in no session of ours.
+    """
+    pids = [os.getpid()]
+    for kind in ("group", "setsid", "noenv"):
+        pid = os.fork()
+        if pid == 0:
+            if kind == "setsid":
+                os.setsid()
+            if kind == "noenv":
+                os.execve(sys.executable, [sys.executable, "-c", "import time; time.sleep(600)"], {})
+            time.sleep(600)
+            os._exit(0)
+        pids.append(pid)
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.setsid()
+        if os.fork():
+            os._exit(0)
+        os.write(w, str(os.getpid()).encode())
+        time.sleep(600)
+        os._exit(0)
+    os.waitpid(pid, 0)  # the daemon's parent is gone: it is an orphan now
+    os.close(w)
+    pids.append(int(os.read(r, 64)))
+    pidfile = os.environ["FAKE_PIDFILE"]
+    with open(pidfile + ".tmp", "w", encoding="utf-8") as fh:
+        fh.write(" ".join(map(str, pids)))
+    os.replace(pidfile + ".tmp", pidfile)  # all at once: a reader never sees half the list
+    time.sleep(600)
+    return 0
+
+
+def flood(result: dict, usage: dict) -> None:  # type: ignore[type-arg]
+    """FAKE_FLOOD_BYTES of filler lines, then a line with $LEAK, then the answer (claude-json, or opencode-jsonl
+    steps at both ends when FAKE_FLOOD_FORMAT=opencode)."""
+    out = sys.stdout.buffer
+    step = {"type": "step_finish", "part": {"type": "step-finish", "tokens": {"input": 10, "output": 5}}}
+    opencode = os.environ.get("FAKE_FLOOD_FORMAT") == "opencode"
+    if opencode:
+        out.write(json.dumps(step).encode() + b"\n")
+    line = b"." * 1023 + b"\n"
+    chunk = line * 1024
+    left = int(os.environ["FAKE_FLOOD_BYTES"])
+    while left > 0:
+        out.write(chunk[:left])
+        left -= len(chunk)
+    out.write(b"\nkey " + os.environ.get("LEAK", "").encode() + b"\n")
+    if opencode:
+        out.write(json.dumps(step).encode() + b"\n")
+    else:
+        out.write(json.dumps({**result, "usage": usage}).encode() + b"\n")
+    out.flush()
 
 
 if __name__ == "__main__":

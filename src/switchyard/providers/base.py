@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib
 import os
-import signal
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -23,6 +22,7 @@ from typing import Any, Protocol
 from switchyard.catalog import Usage
 from switchyard.config.provider_kinds import PROVIDER_KINDS, ProviderConfig
 from switchyard.failures import Failure
+from switchyard.providers.processes import ChildProcesses
 from switchyard.redact import Redactor
 from switchyard.task import Task
 
@@ -70,76 +70,6 @@ class Result:
     @property
     def ok(self) -> bool:
         return self.failure is None
-
-
-def _start_time(pid: int) -> str | None:
-    """The kernel's start time of `pid` (field 22 of /proc/PID/stat): tells a pid apart from a recycled one."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return None
-
-
-class ChildProcesses:
-    """Process groups of running agent CLIs, so a shutdown can kill every one of them.
-
-    With a `state_dir`, each group is also noted on disk, so the next start after a
-    crash (`reap_stale`) kills whatever the dead coordinator left running.
-    """
-
-    def __init__(self, state_dir: Path | None = None) -> None:
-        self._lock = threading.Lock()
-        self._groups: set[int] = set()
-        self.state_dir = state_dir
-        if state_dir is not None:
-            state_dir.mkdir(parents=True, exist_ok=True)
-
-    def add(self, pgid: int) -> None:
-        with self._lock:
-            self._groups.add(pgid)
-        if self.state_dir is not None:
-            (self.state_dir / str(pgid)).write_text(_start_time(pgid) or "", encoding="ascii")
-
-    def discard(self, pgid: int) -> None:
-        with self._lock:
-            self._groups.discard(pgid)
-        if self.state_dir is not None:
-            (self.state_dir / str(pgid)).unlink(missing_ok=True)
-
-    def reap_stale(self) -> int:
-        """Kill groups a previous, crashed process left behind; returns how many were killed."""
-        if self.state_dir is None:
-            return 0
-        killed = 0
-        for entry in self.state_dir.iterdir():
-            if not entry.name.isdigit() or int(entry.name) in self._groups:
-                continue
-            pgid = int(entry.name)
-            recorded = entry.read_text(encoding="ascii").strip()
-            if recorded and _start_time(pgid) == recorded:
-                try:
-                    os.killpg(pgid, signal.SIGKILL)
-                    killed += 1
-                except (ProcessLookupError, PermissionError):
-                    pass
-            entry.unlink(missing_ok=True)
-        return killed
-
-    def running(self) -> list[int]:
-        with self._lock:
-            return sorted(self._groups)
-
-    def kill_all(self, sig: int = signal.SIGKILL) -> int:
-        """Signal every group; returns how many were signalled."""
-        n = 0
-        for pgid in self.running():
-            try:
-                os.killpg(pgid, sig)
-                n += 1
-            except (ProcessLookupError, PermissionError):
-                self.discard(pgid)
-        return n
 
 
 @dataclass
