@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -137,3 +138,46 @@ def test_masking_finds_every_match_the_regex_engine_finds(text: str) -> None:
         expected = shape.pattern.sub(_masked, expected)
     assert Redactor().redact(text) == expected
 
+
+def test_an_agent_echoing_its_key_leaves_it_in_no_saved_file(tmp_path: Path) -> None:
+    """Into its answer (result.txt), its output file (output.txt) and its stdout: all masked, all private."""
+    cfg = tmp_path / "switchyard.toml"
+    cfg.write_text(
+        f"""
+[providers.agent]
+command_template = {json.dumps([sys.executable, FAKE, "--out", "{output_file}"])}
+stdin = "{{prompt_file}}"
+usage_format = "claude-json"
+api_key_env = "AGENT_KEY"
+env = {{ FAKE_MODE = "leak" }}
+pass_env = ["LEAK"]
+
+[[models]]
+name = "a"
+provider = "agent"
+
+[routing]
+default_model = "a"
+"""
+    )
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "AGENT_KEY": AGENT_SECRET, "LEAK": AGENT_SECRET}
+    exe = Path(sys.executable).parent / "switchyard"
+    proc = subprocess.run(
+        [str(exe), "exec", "--task", '{"id": "T-1", "title": "leak"}', "--config", str(cfg)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert AGENT_SECRET not in proc.stdout + proc.stderr
+    runs = tmp_path / ".switchyard" / "runs"
+    saved = {p.name: p for p in runs.rglob("*") if p.is_file()}
+    assert {"result.txt", "output.txt", "stdout.txt"} <= set(saved)
+    assert "my key is [REDACTED]" in saved["result.txt"].read_text()
+    for path in saved.values():
+        assert AGENT_SECRET.encode() not in path.read_bytes(), path
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    for path in [p for p in runs.rglob("*") if p.is_dir()]:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o700, path

@@ -36,7 +36,7 @@ from switchyard.failures import Failure, FailureKind
 from switchyard.health import Health
 from switchyard.ledger.store import AttemptRecord, Ledger
 from switchyard.providers.base import Call, Provider, ProviderContext, Result, make_provider
-from switchyard.redact import Redactor
+from switchyard.redact import Redactor, private_dir, write_private
 from switchyard.router import Candidate, Route, Router
 from switchyard.task import Task
 
@@ -370,8 +370,8 @@ class Runner:
             completed=completes and result.ok,
         )
         if result.ok and result.text is not None:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            (run_dir / "result.txt").write_text(result.text, encoding="utf-8")
+            private_dir(run_dir)
+            write_private(run_dir / "result.txt", self.context.redactor.redact(result.text).encode("utf-8"))
         self.ledger.record(record)
         if hold is not None:
             assert self.budgets is not None
