@@ -117,8 +117,11 @@ class Redactor:
         return text
 
 
-def private_dir(path: Path) -> Path:
-    """Make `path` (and any missing parent) a directory only its owner can enter (0700)."""
+def private_dir(path: Path) -> bool:
+    """Make `path` (and any missing parent) a directory only its owner can enter (0700).
+
+    Returns True when it was made now (so it is empty), False when it was already there.
+    """
     try:
         os.mkdir(path, 0o700)
     except FileNotFoundError:
@@ -126,13 +129,14 @@ def private_dir(path: Path) -> Path:
         os.mkdir(path, 0o700)
     except FileExistsError:
         os.chmod(path, 0o700)  # made before, perhaps by an older version with the default mode
-    return path
+        return False
+    return True
 
 
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
-def write_private(path: Path, data: bytes) -> None:
+def write_private(path: str | Path, data: bytes) -> None:
     """Save `data` as a new owner-only (0600) file at `path`.
 
     Whatever is already at `path` (a file an agent wrote, a symlink or hard link it
@@ -141,12 +145,13 @@ def write_private(path: Path, data: bytes) -> None:
     try:
         fd = os.open(path, _NEW_FILE, 0o600)
     except FileExistsError:
-        tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+        head, name = os.path.split(path)
+        tmp = os.path.join(head, f".{name}.{secrets.token_hex(6)}.tmp")
         _write_fd(os.open(tmp, _NEW_FILE, 0o600), data)
         try:
             os.replace(tmp, path)
         except OSError:
-            tmp.unlink(missing_ok=True)
+            os.unlink(tmp)
             raise
         return
     _write_fd(fd, data)

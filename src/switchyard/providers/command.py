@@ -51,14 +51,19 @@ TOTAL_AT_END = frozenset(
 )
 
 
-def safe_output_path(run_dir: Path, name: str) -> Path:
-    """`run_dir/name`, refusing absolute paths, `..` and symlinks that lead out of `run_dir`."""
+def _plain_name(name: str) -> Path:
     p = Path(name)
     if p.is_absolute() or ".." in p.parts or not name.strip():
         raise ConfigError.single(
             f"output_file {name!r} must be a plain relative name inside the run directory",
             hint='use a name such as "output.txt"',
         )
+    return p
+
+
+def safe_output_path(run_dir: Path, name: str) -> Path:
+    """`run_dir/name`, refusing absolute paths, `..` and symlinks that lead out of `run_dir`."""
+    p = _plain_name(name)
     base = run_dir.resolve()
     target = (base / p).resolve()
     if not target.is_relative_to(base):
@@ -133,8 +138,11 @@ class CommandRunner:
     def execute(self, call: Call) -> Result:
         """Run the CLI for `call` and read its usage."""
         cfg = self.config
-        run_dir = private_dir(call.run_dir)
-        output_path = safe_output_path(run_dir, cfg.output_file)
+        run_dir = call.run_dir
+        if private_dir(run_dir):  # new, so empty: nothing in it can be a symlink leading out
+            output_path = Path(os.path.abspath(run_dir), _plain_name(cfg.output_file))
+        else:
+            output_path = safe_output_path(run_dir, cfg.output_file)
         workdir = Path(cfg.workdir).expanduser() if cfg.workdir else (call.workdir or run_dir)
         prompt = call.prompt.encode("utf-8")
         prompt_in_argv = any("{prompt_file}" in e for e in (*cfg.command_template, *cfg.max_cost_flag))
@@ -160,9 +168,20 @@ class CommandRunner:
                 prompt_file.unlink(missing_ok=True)
 
     def _stdin(self, prompt: bytes) -> int:
-        """A descriptor for the child's stdin: the prompt in an anonymous file, or /dev/null."""
+        """A descriptor for the child's stdin: the prompt in a pipe (whole, written end closed) or,
+        when it does not fit in one, in an anonymous file; else /dev/null."""
         if self.config.stdin != "{prompt_file}":
             return os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        r, w = os.pipe()
+        try:
+            os.set_blocking(w, False)
+            if os.write(w, prompt) == len(prompt):
+                return r
+        except BlockingIOError:
+            pass
+        finally:
+            os.close(w)
+        os.close(r)
         memfd_create = getattr(os, "memfd_create", None)
         if memfd_create is not None:
             fd: int = memfd_create("switchyard-prompt", os.MFD_CLOEXEC)
@@ -198,16 +217,18 @@ class CommandRunner:
             finally:
                 for fd in (stdin, out_w, err_w):
                     os.close(fd)
+            exited = False
             try:
                 out, err, timed_out = self._collect(agent, out_r, err_r, call.timeout_s)
+                exited = not timed_out
             finally:
-                exit_code = agent.release()  # kills it (after a timeout) and whatever it left; reaps it
+                exit_code = agent.release(exited=exited)  # kills it (if still there) and all it left; reaps it
         finally:
             os.close(out_r)
             os.close(err_r)
 
-        stdout, cut = _save(run_dir / "stdout.txt", out, redact)
-        stderr, _ = _save(run_dir / "stderr.txt", err, redact)
+        stdout, cut = _save(os.path.join(run_dir, "stdout.txt"), out, redact)
+        stderr, _ = _save(os.path.join(run_dir, "stderr.txt"), err, redact)
         stderr_tail = redact(stderr[-4000:])
         if self.context.hard_stop.is_set() and exit_code < 0:
             return Result(failure=Failure(FailureKind.INTERRUPTED, "stopped by shutdown"), exit_code=exit_code)
@@ -317,7 +338,7 @@ def _drain(fd: int, capture: _Capture) -> None:
 Redact = Callable[[str | None], str]
 
 
-def _save(path: Path, capture: _Capture, redact: Redact) -> tuple[str, bool]:
+def _save(path: str, capture: _Capture, redact: Redact) -> tuple[str, bool]:
     """Save a stream, redacted and bounded (nothing when it was empty); return (text to read, was it cut).
 
     The text to read is the whole stream, or its tail when it was cut.

@@ -272,12 +272,10 @@ class _Host:
         with self.lock:
             self.strays = left
 
-    def sweep(self, agent: Agent) -> None:
-        """Kill what `agent` left behind (and the agent itself if it still runs), then reap it all.
-
-        The agent's own exit status is left for its `Popen` to collect.
-        """
-        roots = [agent.pid] if (st := proc_stat(agent.pid)) is not None and st.state not in ("Z", "X") else []
+    def sweep(self, agent: Agent, *, exited: bool) -> None:
+        """Kill what `agent` left behind (and the agent itself unless it is known to have exited), then reap
+        it all. The agent's own exit status is left for its `Popen` to collect."""
+        roots = [] if exited else [agent.pid]
         killed: dict[int, int] = {}
         for _ in range(16):  # each round waits for the last one's victims: their orphans come to us
             for pid, st in self.orphans():
@@ -335,11 +333,12 @@ class Agent:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pid, signal.SIGTERM)
 
-    def release(self) -> int:
-        """Kill the agent if it still runs and everything it left behind, reap it, forget it; its exit status."""
+    def release(self, *, exited: bool = False) -> int:
+        """Kill the agent (unless it is known to have `exited`) and everything it left behind, reap it,
+        forget it; returns its exit status."""
         host = _host()
         try:
-            host.sweep(self)
+            host.sweep(self, exited=exited)
         finally:
             returncode = self.proc.wait()
             with host.lock:
