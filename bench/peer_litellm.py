@@ -1,20 +1,15 @@
-"""Peer benchmark: LiteLLM's router pick and cost lookup, measured in its own venv.
+"""The LiteLLM peer's virtual environment, for bench_core.py.
 
 LiteLLM is never imported into switchyard's environment. This module creates
 (or reuses) a dedicated virtual environment under ``<repo>/.bench-venv/litellm``
-with ``python3 -m venv`` + pip, installs ``litellm==VERSION`` there only when
-that exact version is not already present, then runs ``bench/_litellm_probe.py``
-with the venv's interpreter and parses the one JSON object it prints.
+with ``python3 -m venv`` + pip and installs ``litellm==VERSION`` there only when
+that exact version is not already present; bench_core.py then runs
+``bench/_litellm_probe.py`` with the venv's interpreter as LiteLLM's side.
 
 Stdlib only.  Usage::
 
-    python bench/peer_litellm.py                # prints the JSON result
-    python bench/peer_litellm.py --version 1.110.2 --iterations 20000
-
-or from Python::
-
-    from bench.peer_litellm import measure_litellm
-    result = measure_litellm("1.110.2")
+    python bench/peer_litellm.py                # builds/reuses the venv, prints what it did
+    python bench/peer_litellm.py --version 1.110.2
 
 Every subprocess runs with ``LITELLM_LOCAL_MODEL_COST_MAP=True`` so LiteLLM
 reads the cost map bundled in the wheel instead of fetching it.
@@ -27,7 +22,6 @@ import contextlib
 import json
 import os
 import re
-import statistics
 import subprocess
 import sys
 import time
@@ -37,12 +31,9 @@ DEFAULT_VERSION = "1.110.2"
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
-PROBE = BENCH_DIR / "_litellm_probe.py"
 DEFAULT_VENV = REPO_ROOT / ".bench-venv" / "litellm"
 
 PIP_TIMEOUT_S = 900
-PROBE_TIMEOUT_S = 900
-IMPORT_TIMEOUT_S = 120
 
 
 class LiteLLMBenchError(RuntimeError):
@@ -245,125 +236,17 @@ def ensure_venv(version: str = DEFAULT_VERSION, venv: Path | str = DEFAULT_VENV)
     return info
 
 
-# ------------------------------------------------------------------- measuring
-
-
-def measure_import_ms(py: Path | str, runs: int = 5) -> dict:
-    """Wall time of ``python -c 'import litellm'`` (fresh process each run)."""
-    py = str(py)
-    env = _child_env()
-    # One untimed run first: it writes any missing .pyc and warms the page
-    # cache, so the median reflects a normal, already-installed import.
-    warm = _run([py, "-c", "import litellm"], timeout=IMPORT_TIMEOUT_S, env=env, what="import litellm")
-    if warm.returncode != 0:
-        raise LiteLLMBenchError(f"`import litellm` failed:\n{_tail(warm.stderr)}")
-    baseline = []
-    samples = []
-    cpu_samples = []
-    for _ in range(runs):
-        t0 = time.perf_counter_ns()
-        proc = _run([py, "-c", "pass"], timeout=IMPORT_TIMEOUT_S, env=env, what="python -c pass")
-        baseline.append((time.perf_counter_ns() - t0) / 1e6)
-        ru0 = _children_cpu_s()
-        t0 = time.perf_counter_ns()
-        proc = _run([py, "-c", "import litellm"], timeout=IMPORT_TIMEOUT_S, env=env, what="import litellm")
-        samples.append((time.perf_counter_ns() - t0) / 1e6)
-        ru1 = _children_cpu_s()
-        if ru0 is not None and ru1 is not None:
-            cpu_samples.append((ru1 - ru0) * 1000.0)
-        if proc.returncode != 0:
-            raise LiteLLMBenchError(f"`import litellm` failed:\n{_tail(proc.stderr)}")
-    return {
-        "median": round(statistics.median(samples), 1),
-        "samples": [round(s, 1) for s in samples],
-        # user+sys CPU of the child: steadier than wall time on a busy host
-        "cpu_median": round(statistics.median(cpu_samples), 1) if cpu_samples else None,
-        "bare_interpreter_median": round(statistics.median(baseline), 1),
-        "runs": runs,
-    }
-
-
-def _children_cpu_s():
-    try:
-        import resource
-    except ImportError:  # pragma: no cover - non-POSIX
-        return None
-    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return ru.ru_utime + ru.ru_stime
-
-
-def run_probe(py: Path | str, iterations: int = 20_000, warmup: int = 2_000) -> dict:
-    proc = _run(
-        [py, str(PROBE), "--iterations", str(iterations), "--warmup", str(warmup)],
-        timeout=PROBE_TIMEOUT_S,
-        what="litellm probe",
-    )
-    if proc.returncode != 0:
-        raise LiteLLMBenchError(f"probe exited {proc.returncode}:\n{_tail(proc.stderr)}\n{_tail(proc.stdout)}")
-    lines = [ln for ln in proc.stdout.splitlines() if ln.strip().startswith("{")]
-    if not lines:
-        raise LiteLLMBenchError(f"probe printed no JSON:\n{_tail(proc.stdout)}\n{_tail(proc.stderr)}")
-    try:
-        result = json.loads(lines[-1])
-    except json.JSONDecodeError as exc:
-        raise LiteLLMBenchError(f"probe JSON did not parse: {exc}\n{lines[-1][:500]}") from None
-    stderr_lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-    result["probe_stderr_lines"] = len(stderr_lines)
-    if stderr_lines:
-        result["probe_stderr_head"] = stderr_lines[:5]
-    return result
-
-
-def _loadavg():
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except OSError:  # pragma: no cover
-        return None
-
-
-def measure_litellm(
-    version: str = DEFAULT_VERSION,
-    *,
-    iterations: int = 20_000,
-    warmup: int = 2_000,
-    import_runs: int = 5,
-    venv: Path | str = DEFAULT_VENV,
-) -> dict:
-    """Build/reuse the peer venv, run the probe and time ``import litellm``.
-
-    Returns the probe's JSON (``pick_us``, ``cost_us``, ``litellm_version``,
-    ...) plus ``import_ms`` and ``install`` metadata.
-    """
-    install = ensure_venv(version, venv)
-    py = install["python"]
-    load_before = _loadavg()
-    result = run_probe(py, iterations=iterations, warmup=warmup)
-    if result.get("litellm_version") != version:
-        raise LiteLLMBenchError(f"probe ran litellm {result.get('litellm_version')!r}, expected {version!r}")
-    result["import_ms"] = measure_import_ms(py, runs=import_runs)
-    result["install"] = install
-    result["requested_version"] = version
-    # The machine is shared: record how busy it was, to judge noisy p99s.
-    result["host"] = {"cpu_count": os.cpu_count(), "loadavg_before": load_before, "loadavg_after": _loadavg()}
-    return result
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--version", default=DEFAULT_VERSION)
-    ap.add_argument("--iterations", type=int, default=20_000)
-    ap.add_argument("--warmup", type=int, default=2_000)
-    ap.add_argument("--import-runs", type=int, default=5)
     ap.add_argument("--venv", default=str(DEFAULT_VENV))
     args = ap.parse_args(argv)
     try:
-        res = measure_litellm(
-            args.version, iterations=args.iterations, warmup=args.warmup, import_runs=args.import_runs, venv=args.venv
-        )
+        info = ensure_venv(args.version, args.venv)
     except LiteLLMBenchError as exc:
         print(f"peer_litellm: {exc}", file=sys.stderr)
         return 1
-    print(json.dumps(res, indent=2, sort_keys=True))
+    print(json.dumps(info, indent=2, sort_keys=True))
     return 0
 
 
