@@ -333,10 +333,29 @@ def test_kill_dash_nine_of_switchyard_kills_the_agent_and_all_it_started(tmp_pat
         host.kill()  # SIGKILL: nothing of switchyard's own code runs after this
         host.wait()
         _wait_all_dead(pids, "outlived switchyard")
+        _wait_all_dead(_watchdogs_of(host.pid), "the watchdog stayed after its work")
     finally:
         host.kill()
         host.wait()
         _kill_quietly(pids)
+
+
+def _watchdogs_of(host_pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                argv = (entry / "cmdline").read_bytes().split(b"\0")
+                if argv[-2:-1] and argv[-2].startswith(f"{host_pid}.".encode()) and b"processes.py" in argv[-3]:
+                    found.append(int(entry.name))
+    return found
+
+
+def test_a_prompt_larger_than_a_pipe_reaches_stdin_whole(tmp_path: Path) -> None:
+    prompt = "".join(f"line {i} of a long prompt\n" for i in range(20_000))  # ~500 KB
+    c = Call("att-1", Task(id="gh-1", title="t"), "m", "model-x", prompt, tmp_path / "run", 30.0)
+    assert provider(tmp_path).execute(c).ok
+    assert record(tmp_path)["prompt"] == prompt
 
 
 def test_secrets_echoed_into_the_output_file_and_the_answer_are_masked(tmp_path: Path) -> None:

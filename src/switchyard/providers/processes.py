@@ -451,6 +451,7 @@ def _watch(prefix: str) -> None:
     """The watchdog: block until the host's pipe closes, then kill every process carrying its mark."""
     for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGPIPE):
         signal.signal(sig, signal.SIG_IGN)
+    os.closerange(3, 1 << 16)  # hold nothing of the host's open (a pipe someone waits on to close)
     while os.read(0, 4096):
         pass
     for _ in range(16):
