@@ -21,9 +21,10 @@ from switchyard.config import loads_config
 from switchyard.errors import ConfigError
 from switchyard.failures import FailureKind
 from switchyard.providers.base import Call, ProviderContext
-from switchyard.providers.command import KEEP_BYTES, CommandRunner, render_argv, safe_output_path
+from switchyard.providers.command import KEEP_BYTES, TOTAL_AT_END, CommandRunner, render_argv, safe_output_path
 from switchyard.redact import Redactor
 from switchyard.task import Task
+from switchyard.usage_formats import USAGE_FORMATS
 
 FAKE = str(Path(__file__).parent / "fakes" / "fake_agent.py")
 SECRET = "sk-test-SUPERSECRET-0123456789abcdef"
@@ -405,3 +406,8 @@ def test_long_output_of_a_summed_format_is_not_priced_from_a_part(tmp_path: Path
     result = p.execute(call(tmp_path, timeout_s=300))
     assert result.usage is None  # one step at each end: either part alone would undercount
     assert result.usage_problem is not None and "too long to keep whole" in result.usage_problem
+
+
+def test_formats_priced_from_the_tail_are_real_formats() -> None:
+    assert set(USAGE_FORMATS) >= TOTAL_AT_END
+    assert "opencode-jsonl" not in TOTAL_AT_END and "aider" not in TOTAL_AT_END  # they sum lines
