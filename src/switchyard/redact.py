@@ -158,5 +158,9 @@ def write_private(path: str | Path, data: bytes) -> None:
 
 
 def _write_fd(fd: int, data: bytes) -> None:
-    with open(fd, "wb", closefd=True) as fh:
-        fh.write(data)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)

@@ -62,11 +62,22 @@ class ProcStat(NamedTuple):
     start: int  # in clock ticks since boot: tells a process apart from a later one with the same pid
 
 
+def _read(path: str) -> bytes:
+    """A small /proc file, in as few system calls as it takes (open, read, close)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        chunks = [os.read(fd, 1 << 16)]
+        while chunks[-1]:
+            chunks.append(os.read(fd, 1 << 16))
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
 def proc_stat(pid: int) -> ProcStat | None:
     """`pid`'s state, parent, session and start time; None if it is gone."""
     try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            data = fh.read()
+        data = _read(f"/proc/{pid}/stat")
         f = data[data.rindex(b")") + 2 :].split()
         return ProcStat(f[0].decode(), int(f[1]), int(f[3]), int(f[19]))
     except (OSError, ValueError, IndexError):
@@ -79,8 +90,7 @@ def proc_children(pid: int, *, main_thread_only: bool = False) -> list[int]:
     out: list[int] = []
     for tid in tids:
         try:
-            with open(f"/proc/{pid}/task/{tid}/children", "rb") as fh:
-                out.extend(map(int, fh.read().split()))
+            out.extend(map(int, _read(f"/proc/{pid}/task/{tid}/children").split()))
         except OSError:
             continue
     return out
@@ -89,8 +99,7 @@ def proc_children(pid: int, *, main_thread_only: bool = False) -> list[int]:
 def proc_mark(pid: int) -> str | None:
     """The value of `MARK` in `pid`'s environment (None if absent or unreadable, as for a zombie)."""
     try:
-        with open(f"/proc/{pid}/environ", "rb") as fh:
-            data = fh.read()
+        data = _read(f"/proc/{pid}/environ")
     except OSError:
         return None
     at = data.find(_MARK_KEY)
