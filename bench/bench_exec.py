@@ -190,13 +190,20 @@ def main() -> None:
     ap.add_argument("--calls", type=int, default=300)
     ap.add_argument("--ballast-mib", type=int, default=120, help="touch this much memory first (0: none)")
     ap.add_argument("--rows", type=int, default=20_000, help="ledger rows (0: skip the ledger)")
+    ap.add_argument(
+        "--dir",
+        type=Path,
+        default=ROOT / ".bench-data",
+        help="where the run directories go (default: under the checkout, as .switchyard/runs is)",
+    )
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     ballast = bytearray(args.ballast_mib * 1024 * 1024)
     for i in range(0, len(ballast), 4096):
         ballast[i] = 1
     results: dict[str, object] = {"rss_mib": _rss_mib()}
-    with tempfile.TemporaryDirectory() as tmp:
+    args.dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         results["spawn_ms"] = bench_spawn(args.calls)
         results["command"] = bench_command(args.calls, Path(tmp))
         if args.rows:
