@@ -13,7 +13,15 @@ import import_graph as ig
 # it never imports itself (the provider registry its implementations, the CLI group its commands).
 LAYERS: list[list[set[str]]] = [
     # foundations: no domain knowledge
-    [{"switchyard", "_records", "errors"}, {"usage_formats"}, {"redact"}, {"failures"}, {"progress"}, {"examples"}],
+    [
+        {"switchyard", "_records", "errors"},
+        {"patterns"},
+        {"usage_formats"},
+        {"redact"},
+        {"failures"},
+        {"progress"},
+        {"examples"},
+    ],
     # values and languages
     [{"catalog", "catalog_import"}, {"task"}, {"rules", "rules.*"}, {"providers.command_template"}],
     # what is built on them

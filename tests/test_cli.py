@@ -193,3 +193,29 @@ def test_console_script_runs_as_a_process(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("claude-opus-4 (claude-cli): Critical tasks get best model")
+
+
+def _modules_after_route(config: Path) -> set[str]:
+    script = (
+        "import json, sys\n"
+        "from switchyard.cli import main\n"
+        "try:\n"
+        f"    main(['route', '--config', {str(config)!r}, '--task', '{{\"id\": \"t\", \"title\": \"feat: x\"}}'])\n"
+        "except SystemExit as e:\n"
+        "    assert not e.code, e.code\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
+    return set(json.loads(proc.stdout.splitlines()[-1]))
+
+
+def test_route_imports_re2_only_for_a_config_with_patterns(tmp_path: Path) -> None:
+    plain = tmp_path / "plain.toml"
+    plain.write_text(
+        '[providers.p]\nkind = "simulated"\n[[models]]\nname = "m"\nprovider = "p"\n'
+        '[routing]\ndefault_model = "m"\n[[routing.rules]]\ncondition = "task.title starts_with \'feat\'"\nmodel = "m"\n'
+    )
+    patterned = tmp_path / "patterned.toml"
+    patterned.write_text(plain.read_text().replace("starts_with 'feat'", "matches '^feat'"))
+    assert "re2" not in _modules_after_route(plain)
+    assert "re2" in _modules_after_route(patterned)

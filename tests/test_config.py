@@ -209,3 +209,23 @@ def test_locator_handles_array_tables_and_inline_arrays() -> None:
     assert idx[("a", 1, "sub", "y")].line == 6
     assert idx[("w", "s", "stages", 1, "name")].line == 10
     assert idx[("w", "s", "stages", 0, "model")].value_col == 25
+
+
+# --- user-written patterns: RE2 syntax, rejected at load with the reason -------------------------------------------------
+
+
+def test_a_condition_pattern_re2_cannot_run_names_the_rule_and_the_reason() -> None:
+    text = BASE + '\n[[routing.rules]]\ncondition = "task.title matches \'(x)\\\\\\\\1\'"\nmodel = "small"\n'
+    [msg] = problems(text)
+    assert msg.startswith("cfg.toml:21:33: routing.rules[0].condition: invalid regular expression: ")
+    assert "invalid escape sequence" in msg and "hint: RE2 has no backreferences" in msg
+
+
+def test_a_reject_if_pattern_re2_cannot_run_is_a_config_error() -> None:
+    text = BASE + (
+        '\n[workflows.w]\nstages = [{ name = "a", model = "big" },'
+        ' { name = "b", model = "small", loop_to = "a", reject_if = "(?!LGTM)" }]\n'
+    )
+    [msg] = problems(text)
+    assert "workflows.w.stages[1].reject_if: invalid regular expression" in msg
+    assert "invalid perl operator: (?!" in msg and "RE2 has no lookahead" in msg

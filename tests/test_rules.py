@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -274,3 +276,75 @@ def test_fuzz_token_soup_only_raises_config_error(tokens: list[str]) -> None:
     # Whatever compiles evaluates to a bool without raising.
     assert isinstance(cond.test(facts()), bool)
     assert isinstance(cond.test(facts(stage="plan", metadata={}, labels=[])), bool)
+
+
+# --- `matches` runs user patterns in linear time (RE2) -----------------------------------------------------------------
+
+
+def test_a_backtracking_pattern_does_not_hang_the_router() -> None:
+    # With Python's re, '(a+)+$' on 40 a's and a '!' backtracks for longer than anyone waits: run it in a child with a
+    # deadline so a regression fails loudly instead of hanging the suite.
+    script = (
+        "from datetime import UTC, datetime\n"
+        "from switchyard.facts import Facts, build_schema\n"
+        "from switchyard.rules import compile_condition\n"
+        "from switchyard.task import Task\n"
+        "cond = compile_condition(\"task.title matches '(a+)+$'\", build_schema(providers=[], models=[], workflows=[]))\n"
+        "facts = Facts(Task(id='t', title='a' * 40 + '!'), now=datetime(2026, 1, 1, tzinfo=UTC), tz=UTC)\n"
+        "print(cond.test(facts))\n"
+    )
+    try:
+        proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
+    except subprocess.TimeoutExpired:
+        pytest.fail("'(a+)+$' did not finish on 41 characters: conditions must not backtrack")
+    assert proc.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize(
+    ("pattern", "reason", "hint"),
+    [
+        (r"(a)\\1", "invalid escape sequence", "no backreferences"),
+        ("(?=x)y", "invalid perl operator: (?=", "no lookahead"),
+        ("(?<!x)y", "invalid perl operator: (?<!", "no lookbehind"),
+        (r"done\\Z", "invalid escape sequence", r"\z"),
+        ("(unclosed", "missing )", None),
+    ],
+)
+def test_a_pattern_re2_cannot_run_is_a_config_error_with_the_reason(
+    pattern: str, reason: str, hint: str | None
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        compile_condition(f"task.title matches '{pattern}'", SCHEMA)
+    [problem] = info.value.problems
+    assert problem.message.startswith("invalid regular expression")
+    assert reason in problem.message
+    if hint is not None:
+        assert hint in (problem.hint or "")
+    start, end = problem.span or (0, 0)
+    assert problem.source is not None and problem.source[start:end] == f"'{pattern}'"
+
+
+@pytest.mark.parametrize(
+    ("source", "title", "expected"),
+    [
+        ("task.title matches '^Fix'", "Fix it", True),
+        ("task.title matches 'it$'", "Fix it", True),
+        ("task.title matches '(?i)LOGIN'", "the login page", True),
+        ("task.title matches '\\\\bbug\\\\b'", "a bug here", True),
+        ("task.title matches '\\\\bbug\\\\b'", "debugging", False),
+        ("task.title matches 'é+'", "café", True),  # text is matched as characters, not bytes
+        ("task.title matches '^.{4}$'", "café", True),
+        ("task.title not matches 'x'", "abc", True),
+        ("task.title matches ''", "", True),
+        ("task.title matches 'a'", "\ud800 a", True),  # a lone surrogate (valid JSON) does not raise
+    ],
+)
+def test_matches_searches_like_re(source: str, title: str, expected: bool) -> None:
+    cond = compile_condition(source, SCHEMA)
+    assert cond.test(facts(title=title)) is expected
+
+
+def test_matches_on_a_missing_value_is_false() -> None:
+    cond = compile_condition("task.metadata.team matches 'core'", SCHEMA)
+    assert cond.test(facts(metadata={})) is False
+    assert cond.test(facts(metadata={"team": 3})) is False

@@ -25,6 +25,7 @@ from switchyard.config.provider_kinds import (
     SimulatedProvider,
 )
 from switchyard.config.validate import check, fraction, non_negative, positive
+from switchyard.patterns import PatternError, compile_pattern
 
 __all__ = [
     "PROVIDER_KINDS",
@@ -55,12 +56,13 @@ _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 
 
 def _regex(v: str | None) -> str | None:
+    """A user pattern must compile with RE2 (`switchyard.patterns`): it will run in linear time on agent output."""
     if v is None:
         return None
     try:
-        re.compile(v)
-    except re.error as exc:
-        return f"invalid regular expression: {exc}"
+        compile_pattern(v)
+    except PatternError as exc:
+        return f"invalid regular expression: {exc.reason}" + (f"; {exc.hint}" if exc.hint else "")
     return None
 
 

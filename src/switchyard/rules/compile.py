@@ -2,7 +2,8 @@
 
 One pass does both: every node is resolved to a type (a mismatch is a
 `ConfigError` with a caret under the offending part) and to a Python callable
-taking the `Facts` object. Evaluation never parses and never calls `eval`.
+taking the `Facts` object. Evaluation never parses and never calls `eval`;
+`matches` runs its pattern with RE2 (`switchyard.patterns`), in linear time.
 
 Missing values (a stage when no stage is set, an absent metadata key) read as
 `None`: a positive comparison with `None` is false, a negated one (`!=`,
@@ -12,13 +13,13 @@ Missing values (a stage when no stage is set, an absent metadata key) read as
 from __future__ import annotations
 
 import operator
-import re
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, NoReturn
 
 from switchyard._records import record
 from switchyard.errors import ConfigError, Problem, did_you_mean
+from switchyard.patterns import PatternError, compile_pattern
 from switchyard.rules.ast import Attr, BoolOp, Compare, Index, ListLit, Literal, Name, Node, Not, Span
 from switchyard.rules.parse import parse
 from switchyard.rules.types import ANY, BOOL, NUMBER, TEXT, FactType, ListOf, MapOf, Record, Scalar, describe
@@ -249,15 +250,14 @@ class _Compiler:
             if not (right.is_const and isinstance(right.const, str)):
                 self.fail("'matches' needs a regular expression in quotes on its right", right.span)
             try:
-                rx = re.compile(str(right.const))
-            except re.error as exc:
-                self.fail(f"invalid regular expression: {exc.msg}", right.span)
-            search = rx.search
+                search = compile_pattern(str(right.const)).search  # RE2: linear in the text, never backtracks
+            except PatternError as exc:
+                self.fail(f"invalid regular expression: {exc.reason}", right.span, exc.hint)
             g = left.get
 
             def matches(f: Any) -> bool:
                 v = g(f)
-                return isinstance(v, str) and search(v) is not None
+                return isinstance(v, str) and search(v)
 
             return _negate(matches) if node.negated else matches
         self.fail(f"unknown operator '{op}'", node.op_span)  # pragma: no cover - parser rejects it
