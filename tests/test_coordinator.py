@@ -226,7 +226,7 @@ def test_github_and_beads_sources(tmp_path: Path) -> None:
     env = {"PATH": f"{bin_dir}:{os.environ['PATH']}"}
     proc = run(cfg, "--source", "github:o/r:agent", "--source", "beads", "--once", env=env)
     assert proc.returncode == 0, proc.stderr
-    assert "github:o/r:agent[2].number: expected the issue number" in proc.stderr
+    assert "github:o/r:agent: issue 3 of the list: number: expected the issue number" in proc.stderr
     rows = {r["task"]: r for r in status(cfg)}
     assert set(rows) == {"gh-7", "gh-8", "bd-a1"}
     assert rows["gh-7"]["priority"] == 0 and rows["gh-8"]["priority"] == 2 and rows["bd-a1"]["priority"] == 1
@@ -266,8 +266,8 @@ def test_bad_task_entry_is_skipped_with_its_location(tmp_path: Path) -> None:
     f.write_text('{"id": "A"}\n{"id": "B", "priority": "urgent"}\n{oops\n{"id": "C"}\n')
     proc = run(cfg, "--tasks", str(f), "--once")
     assert proc.returncode == 0
-    assert f"{f}[1].priority: expected an integer 0-4" in proc.stderr
-    assert f"{f}:3: not valid JSON" in proc.stderr
+    assert f"{f}:2: task.priority: expected an integer 0-4" in proc.stderr  # lines counted from 1, one way
+    assert f"{f}:3:2: not valid JSON" in proc.stderr
     assert {r["task"] for r in status(cfg)} == {"A", "C"}
 
 

@@ -11,9 +11,16 @@ from typing import Any
 from switchyard._records import record
 from switchyard.errors import InputError, did_you_mean
 
-__all__ = ["Task", "load_task_arg", "parse_priority"]
+__all__ = ["MAX_NESTING", "Task", "decode_utf8", "load_task_arg", "loads_json", "parse_priority"]
 
 _PRIORITY = re.compile(r"^[Pp]([0-4])$")
+
+# A task document is a few levels deep; one nested deeper is hostile, and would exhaust the
+# recursion of json.loads (or, later, json.dumps) with a RecursionError instead of an answer.
+MAX_NESTING = 64
+# Where to look while finding how deep a document nests: brackets, and the quotes that start strings.
+_JSON_MARK = re.compile(r'["\[\]{}]')
+_JSON_STRING_REST = re.compile(r'(?:[^"\\]|\\.)*+"')  # possessive: never backtracks into a string
 _KNOWN = frozenset(
     {
         "id",
@@ -32,6 +39,91 @@ _KNOWN = frozenset(
         "url",
     }
 )
+
+
+def _position(text: str | bytes, offset: int) -> tuple[int, int]:
+    """1-based (line, column) of `offset`: columns count characters of text, bytes of bytes."""
+    nl = "\n" if isinstance(text, str) else b"\n"
+    line = text.count(nl, 0, offset) + 1  # type: ignore[arg-type]
+    return line, offset - (text.rfind(nl, 0, offset) + 1) + 1  # type: ignore[arg-type]
+
+
+def _at(where: str, line: int, col: int, inline: bool) -> str:
+    return f"{where}: line {line}, column {col}" if inline else f"{where}:{line}:{col}"
+
+
+def decode_utf8(data: bytes, where: str, *, inline: bool = False) -> str:
+    """`data` as text; invalid UTF-8 is an `InputError` naming the line and column of the first bad byte."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line, col = _position(data, exc.start)
+        raise InputError(
+            f"{_at(where, line, col, inline)}: not valid UTF-8 (byte 0x{data[exc.start]:02x}); save it as UTF-8"
+        ) from None
+
+
+def _too_deep(text: str) -> int | None:
+    """Offset of the first bracket nested deeper than `MAX_NESTING`, skipping strings; linear in the text."""
+    depth = pos = 0
+    while (m := _JSON_MARK.search(text, pos)) is not None:
+        c, pos = m.group(), m.end()
+        if c == '"':
+            rest = _JSON_STRING_REST.match(text, pos)
+            if rest is None:
+                return None  # an unterminated string: json.loads says where
+            pos = rest.end()
+        elif c in "[{":
+            depth += 1
+            if depth > MAX_NESTING:
+                return m.start()
+        else:
+            depth -= 1
+    return None
+
+
+def loads_json(text: str, where: str, *, inline: bool = False, first_line: int = 1) -> Any:
+    """Parse JSON; a syntax error or a document nested too deep is an `InputError` with its line and column.
+
+    `where` is a file name (`path:line:col: ...`), or with `inline` a flag such as `--task` (`--task: line 1, ...`);
+    `text` starts on line `first_line` of it (a line of a JSONL file). Nesting past `MAX_NESTING` that json.loads
+    still reads is caught by `Task.from_dict`.
+    """
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        at = _at(where, exc.lineno + first_line - 1, exc.colno, inline)
+        raise InputError(f"{at}: not valid JSON: {exc.msg}") from None
+    except RecursionError:
+        offset = _too_deep(text)
+        line, col = _position(text, offset) if offset is not None else (1, 1)
+        raise InputError(
+            f"{_at(where, line + first_line - 1, col, inline)}: nested more than {MAX_NESTING} levels deep; "
+            "a task is an object of a few levels"
+        ) from None
+
+
+def _check_text(value: Any, where: str) -> None:
+    """Every string in `value` encodes as UTF-8 (no lone surrogate from a `\\ud800` escape); nesting is bounded."""
+    stack: list[tuple[Any, str, int]] = [(value, where, 0)]
+    while stack:
+        v, at, depth = stack.pop()
+        if depth > MAX_NESTING:
+            raise InputError(f"{at}: nested more than {MAX_NESTING} levels deep")
+        if isinstance(v, str):
+            try:
+                v.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise InputError(
+                    f"{at}: not valid Unicode text (a lone surrogate at character {exc.start + 1}); "
+                    "a \\uD800-\\uDFFF escape must be half of a pair"
+                ) from None
+        elif isinstance(v, Mapping):
+            for k, item in v.items():
+                stack.append((k, f"{at} (a key)", depth + 1))
+                stack.append((item, f"{at}.{k}" if depth < 3 and isinstance(k, str) else at, depth + 1))
+        elif isinstance(v, (list, tuple)):
+            stack.extend((item, f"{at}[{i}]" if depth < 3 else at, depth + 1) for i, item in enumerate(v))
 
 
 def parse_priority(value: object, where: str = "task.priority") -> int:
@@ -111,6 +203,7 @@ class Task:
         """Validate a task document; every error names the offending field."""
         if not isinstance(data, Mapping):
             raise InputError(f"{where}: expected a JSON object, got {type(data).__name__}")
+        _check_text(data, where)
         unknown = sorted(set(data) - _KNOWN)
         if unknown:
             extra = did_you_mean(unknown[0], _KNOWN) or "; put free-form fields under 'metadata'"
@@ -187,15 +280,9 @@ def load_task_arg(arg: str) -> Task:
     if arg.startswith("@"):
         path = arg[1:]
         try:
-            with open(path, encoding="utf-8") as fh:
-                text = fh.read()
+            with open(path, "rb") as fh:
+                data = fh.read()
         except OSError as exc:
             raise InputError(f"--task {arg}: cannot read {path}: {exc.strerror}") from None
-        where = path
-    else:
-        text, where = arg, "--task"
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{where}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
-    return Task.from_dict(data, "task")
+        return Task.from_dict(loads_json(decode_utf8(data, path), path), f"{path}: task")
+    return Task.from_dict(loads_json(arg, "--task", inline=True), "--task: task")

@@ -126,7 +126,10 @@ def run(
     from switchyard.sources import Source, TasksFile, parse_source
 
     cfg = loaded.coordinator
-    srcs: list[Source] = [TasksFile(f) for f in task_files]
+    files = [TasksFile(f) for f in task_files]
+    for tasks_file in files:
+        tasks_file.check()  # an unreadable tasks file is a usage error: exit 2 before the engine starts
+    srcs: list[Source] = [*files]
     srcs += [
         parse_source(s, priority_labels=cfg.priority_labels, default_priority=cfg.default_priority) for s in sources
     ]

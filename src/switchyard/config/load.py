@@ -265,6 +265,12 @@ class _Loader:
             raise ConfigError(
                 [Problem(f"not valid TOML: {_TOML_POS.sub('', msg).strip()}", file=self.file, line=line, col=col)]
             ) from None
+        except RecursionError:
+            raise ConfigError.single(
+                "arrays or inline tables are nested too deeply to read",
+                file=self.file,
+                hint="a config nests a few levels at most: look for a run of '[' or '{'",
+            ) from None
 
         for key in data:
             if key not in _CORE and key not in SECTIONS:
