@@ -229,3 +229,103 @@ def test_a_reject_if_pattern_re2_cannot_run_is_a_config_error() -> None:
     [msg] = problems(text)
     assert "workflows.w.stages[1].reject_if: invalid regular expression" in msg
     assert "invalid perl operator: (?!" in msg and "RE2 has no lookahead" in msg
+
+
+# --- numbers that would overflow later stop at load, with the bound ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        # seen: passed check, then OverflowError in SQLite when the first call was held
+        (
+            "[budgets]\ndaily_usd = 10000000",
+            "budgets.daily_usd: must be at most 1,000,000 (dollars: the ledger counts pico-dollars",
+        ),
+        ("[budgets]\ndaily_usd = 1e999999", "budgets.daily_usd: must be at most 1,000,000"),
+        ("[budgets]\nweekly_usd = inf", "budgets.weekly_usd: expected a finite number, got Infinity"),
+        ("[budgets]\nmonthly_usd = nan", "budgets.monthly_usd: expected a finite number, got NaN"),  # was a traceback
+        ("[budgets]\ncli_hold_usd = 1e30", "budgets.cli_hold_usd: must be at most 1,000,000"),
+        (
+            "[[budgets.limits]]\nscope = 'global'\nperiod = 'day'\nlimit_usd = 2e6",
+            "limit_usd: must be at most 1,000,000",
+        ),
+        ("[budgets]\nprompt_token_margin = 1e30", "budgets.prompt_token_margin: must be at most 100"),
+        ("[budgets]\ndefault_max_output_tokens = 99999999999999999999", "must be at most 1,000,000,000 (tokens"),
+        (
+            "[runner]\ndefault_timeout_s = 1e300",
+            "runner.default_timeout_s: must be at most 31,536,000 (seconds, a year",
+        ),
+        ("[runner]\ndefault_timeout_s = 1" + "0" * 400, "runner.default_timeout_s: is too large to compute with"),
+        ("[runner]\nbackoff_max_s = inf", "runner.backoff_max_s: expected a finite number, got Infinity"),
+        (
+            "[runner]\nmax_attempts = 5000",
+            "runner.max_attempts: must be at most 1,000 (the backoff doubles with each try)",
+        ),
+        ("[health]\ncooldown_s = 1e20", "health.cooldown_s: must be at most 31,536,000"),
+        ("[coordinator]\nmax_workers = 100000", "coordinator.max_workers: must be at most 256"),
+        ("[coordinator]\ngrace_s = nan", "coordinator.grace_s: expected a finite number, got NaN"),
+        ("[[routing.rules]]\nsplit = { big = 1e999999, small = 1 }", "split weights are shares, at most 1,000,000"),
+        ("[[routing.rules]]\nsplit = { big = nan, small = 1 }", "routing.rules[0].split.big: expected a finite number"),
+    ],
+)
+def test_numbers_that_would_overflow_later_are_config_errors(extra: str, message: str) -> None:
+    assert message in "\n".join(problems(BASE + "\n" + extra + "\n"))
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        (
+            "cost_per_million_input = 3.0",
+            "cost_per_million_input = 1e30",
+            "models[0].cost_per_million_input: must be at most",
+        ),
+        ("cost_per_million_input = 3.0", "cost_per_million_input = nan", "expected a finite number, got NaN"),
+        (
+            "cost_per_million_input = 3.0",
+            "cost_per_million_input = 3.0\ncontext_window = 10000000000",
+            "must be at most",
+        ),
+        (
+            'command_template = ["agent", "--model", "{model}"]',
+            'command_template = ["a"]\ntimeout_s = inf',
+            "timeout_s",
+        ),
+        (
+            'command_template = ["agent", "--model", "{model}"]',
+            'command_template = ["a"]\nmax_cost_usd = 1e9',
+            "max_cost_usd",
+        ),
+        (
+            'command_template = ["agent", "--model", "{model}"]',
+            'command_template = ["a"]\nmax_retries = 2000',
+            "max_retries",
+        ),
+    ],
+)
+def test_model_and_provider_numbers_are_bounded(old: str, new: str, message: str) -> None:
+    assert message in "\n".join(problems(BASE.replace(old, new, 1)))
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ("latency_ms = 1e300", "providers.sim.latency_ms: must be at most 31,536,000,000 (milliseconds"),
+        ("output_tokens = [1, 99999999999999999999]", "providers.sim.output_tokens: must be at most 1,000,000,000"),
+        ("retry_after_s = inf", "providers.sim.retry_after_s: expected a finite number"),
+        ("outages = [{ after_s = 1e300, for_s = 1 }]", "providers.sim.outages[0].after_s: must be at most"),
+    ],
+)
+def test_simulated_provider_numbers_are_bounded(table: str, message: str) -> None:
+    text = BASE + f'\n[providers.sim]\nkind = "simulated"\n{table}\n'
+    assert message in "\n".join(problems(text))
+
+
+def test_the_bounds_still_admit_real_values() -> None:
+    text = BASE + (
+        "\n[budgets]\ndaily_usd = 1000000\nmonthly_usd = 0.000001\n[runner]\ndefault_timeout_s = 86400\n"
+        "[coordinator]\nmax_workers = 256\n"
+    )
+    loaded = loads_config(text)
+    assert loaded.budgets.daily_usd == Decimal(1_000_000)

@@ -26,7 +26,17 @@ from decimal import ROUND_CEILING, Decimal
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from switchyard._records import record
-from switchyard.config.validate import check, fraction, non_negative, positive
+from switchyard.config.validate import (
+    ATTEMPTS,
+    MILLISECONDS,
+    SECONDS,
+    SECONDS_POSITIVE,
+    TOKENS,
+    TOKENS_POSITIVE,
+    USD_POSITIVE,
+    check,
+    fraction,
+)
 from switchyard.errors import did_you_mean
 from switchyard.usage_formats import USAGE_FORMATS
 
@@ -65,7 +75,7 @@ def _usage_format(v: str) -> str | None:
 
 def _token_range(v: tuple[int, ...]) -> str | None:
     if len(v) == 2 and 0 <= v[0] <= v[1]:
-        return None
+        return TOKENS(v[1])
     return "expected [low, high] with 0 <= low <= high"
 
 
@@ -78,10 +88,10 @@ class ProviderConfig:
     kind: str = "command"
     enabled: bool = True
     api_key_env: str | None = field(default=None, metadata=check(_env_name))
-    timeout_s: float | None = field(default=None, metadata=check(positive))
-    max_retries: int = field(default=2, metadata=check(non_negative))
-    retry_after_cap_s: float = field(default=60.0, metadata=check(non_negative))
-    max_cost_usd: Decimal | None = field(default=None, metadata=check(positive))
+    timeout_s: float | None = field(default=None, metadata=check(SECONDS_POSITIVE))
+    max_retries: int = field(default=2, metadata=check(ATTEMPTS))
+    retry_after_cap_s: float = field(default=60.0, metadata=check(SECONDS))
+    max_cost_usd: Decimal | None = field(default=None, metadata=check(USD_POSITIVE))
     description: str = ""
 
 
@@ -105,7 +115,7 @@ class HTTPProvider(ProviderConfig):
 
     base_url: str = ""
     headers: dict[str, str] = field(default_factory=dict)
-    connect_timeout_s: float = field(default=10.0, metadata=check(positive))
+    connect_timeout_s: float = field(default=10.0, metadata=check(SECONDS_POSITIVE))
 
 
 @record
@@ -113,7 +123,7 @@ class OpenAIProvider(HTTPProvider):
     """An OpenAI-compatible chat-completions endpoint."""
 
     base_url: str = "https://api.openai.com/v1"
-    max_output_tokens: int | None = field(default=None, metadata=check(positive))
+    max_output_tokens: int | None = field(default=None, metadata=check(TOKENS_POSITIVE))
 
 
 @record
@@ -123,15 +133,15 @@ class AnthropicProvider(HTTPProvider):
     api_key_env: str | None = field(default="ANTHROPIC_API_KEY", metadata=check(_env_name))
     base_url: str = "https://api.anthropic.com"
     anthropic_version: str = "2023-06-01"
-    max_output_tokens: int = field(default=4096, metadata=check(positive))
+    max_output_tokens: int = field(default=4096, metadata=check(TOKENS_POSITIVE))
 
 
 @record
 class Outage:
     """A window, in seconds after the provider is first used, during which every call fails."""
 
-    after_s: float = field(metadata=check(non_negative))
-    for_s: float = field(metadata=check(positive))
+    after_s: float = field(metadata=check(SECONDS))
+    for_s: float = field(metadata=check(SECONDS_POSITIVE))
     error_kind: Literal["500", "529", "timeout", "connection"] = "529"
 
 
@@ -140,15 +150,15 @@ class SimulatedProvider(ProviderConfig):
     """An offline stand-in: deterministic per task id and attempt, for demos and tests."""
 
     seed: int = 0
-    latency_ms: float = field(default=50.0, metadata=check(non_negative))
-    latency_jitter_ms: float = field(default=0.0, metadata=check(non_negative))
+    latency_ms: float = field(default=50.0, metadata=check(MILLISECONDS))
+    latency_jitter_ms: float = field(default=0.0, metadata=check(MILLISECONDS))
     input_tokens: tuple[int, ...] = field(default=(800, 3000), metadata=check(_token_range))
     output_tokens: tuple[int, ...] = field(default=(200, 1200), metadata=check(_token_range))
     cache_read_tokens: tuple[int, ...] = field(default=(0, 0), metadata=check(_token_range))
     cache_write_tokens: tuple[int, ...] = field(default=(0, 0), metadata=check(_token_range))
     failure_rate: float = field(default=0.0, metadata=check(fraction))
     error_kind: Literal["429", "500", "529", "402", "401", "400", "timeout", "malformed", "connection"] = "500"
-    retry_after_s: float = field(default=1.0, metadata=check(non_negative))
+    retry_after_s: float = field(default=1.0, metadata=check(SECONDS))
     outages: tuple[Outage, ...] = ()
 
 

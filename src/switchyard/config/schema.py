@@ -24,7 +24,19 @@ from switchyard.config.provider_kinds import (
     ProviderConfig,
     SimulatedProvider,
 )
-from switchyard.config.validate import check, fraction, non_negative, positive
+from switchyard.config.validate import (
+    SECONDS,
+    SECONDS_POSITIVE,
+    TOKENS,
+    TOKENS_POSITIVE,
+    USD,
+    USD_POSITIVE,
+    check,
+    fraction,
+    non_negative,
+    positive,
+    up_to,
+)
 from switchyard.patterns import PatternError, compile_pattern
 
 __all__ = [
@@ -79,7 +91,7 @@ def _hhmm(v: str) -> str | None:
     return None if _HHMM.match(v) else f"expected a UTC time as 'HH:MM', got {v!r}"
 
 
-PRICE = check(non_negative)
+PRICE = check(USD)  # per million tokens
 
 
 # --------------------------------------------------------------------------- state and execution
@@ -96,10 +108,10 @@ class RunnerConfig:
     """`[runner]`: retries, backoff and where each attempt's files go."""
 
     runs_dir: str = ".switchyard/runs"
-    max_attempts: int = field(default=8, metadata=check(positive))
-    backoff_base_s: float = field(default=0.5, metadata=check(non_negative))
-    backoff_max_s: float = field(default=8.0, metadata=check(non_negative))
-    default_timeout_s: float = field(default=1800.0, metadata=check(positive))
+    max_attempts: int = field(default=8, metadata=check(up_to(1000, "the backoff doubles with each try", positive)))
+    backoff_base_s: float = field(default=0.5, metadata=check(SECONDS))
+    backoff_max_s: float = field(default=8.0, metadata=check(SECONDS))
+    default_timeout_s: float = field(default=1800.0, metadata=check(SECONDS_POSITIVE))
 
 
 @record
@@ -108,10 +120,10 @@ class HealthConfig:
 
     consecutive_failures: int = field(default=5, metadata=check(positive))
     failure_rate: float = field(default=0.5, metadata=check(fraction))
-    window_s: float = field(default=60.0, metadata=check(positive))
+    window_s: float = field(default=60.0, metadata=check(SECONDS_POSITIVE))
     min_calls: int = field(default=10, metadata=check(positive))
-    cooldown_s: float = field(default=30.0, metadata=check(non_negative))
-    probe_timeout_s: float = field(default=900.0, metadata=check(positive))
+    cooldown_s: float = field(default=30.0, metadata=check(SECONDS))
+    probe_timeout_s: float = field(default=900.0, metadata=check(SECONDS_POSITIVE))
 
 
 # --------------------------------------------------------------------------- models
@@ -119,7 +131,7 @@ class HealthConfig:
 class PriceTier:
     """Above `above_input_tokens` prompt tokens the whole request is billed at these rates."""
 
-    above_input_tokens: int = field(metadata=check(non_negative))
+    above_input_tokens: int = field(metadata=check(TOKENS))
     cost_per_million_input: Decimal = field(metadata=PRICE)
     cost_per_million_output: Decimal = field(metadata=PRICE)
     cost_per_million_cached_input: Decimal | None = field(default=None, metadata=PRICE)
@@ -151,8 +163,8 @@ class ModelConfig:
     cost_per_million_cache_write: Decimal | None = field(default=None, metadata=PRICE)
     cost_per_million_reasoning: Decimal | None = field(default=None, metadata=PRICE)
     capabilities: tuple[str, ...] = ()
-    context_window: int | None = field(default=None, metadata=check(positive))
-    max_output_tokens: int | None = field(default=None, metadata=check(positive))
+    context_window: int | None = field(default=None, metadata=check(TOKENS_POSITIVE))
+    max_output_tokens: int | None = field(default=None, metadata=check(TOKENS_POSITIVE))
     provider_model: str | None = None
     tiers: tuple[PriceTier, ...] = ()
     off_peak: tuple[OffPeakWindow, ...] = ()
@@ -160,12 +172,18 @@ class ModelConfig:
 
 
 # --------------------------------------------------------------------------- routing
+_MAX_WEIGHT = 1_000_000
+
+
 def _split_weights(v: dict[str, Decimal]) -> str | None:
     if not v:
         return "a split needs at least one model"
     bad = [k for k, w in v.items() if w <= 0]
     if bad:
         return f"split weights must be greater than zero (check {', '.join(repr(b) for b in bad)})"
+    big = [k for k, w in v.items() if w > _MAX_WEIGHT]
+    if big:
+        return f"split weights are shares, at most {_MAX_WEIGHT:,} (check {', '.join(repr(b) for b in big)})"
     return None
 
 
@@ -208,8 +226,8 @@ def default_priority_labels() -> dict[str, int]:
 class CoordinatorConfig:
     """`[coordinator]`: how `switchyard run` pulls, queues and runs tasks."""
 
-    max_workers: int = field(default=2, metadata=check(positive))
-    max_attempts: int = field(default=3, metadata=check(positive))
+    max_workers: int = field(default=2, metadata=check(up_to(256, "tasks at once, as --workers", positive)))
+    max_attempts: int = field(default=3, metadata=check(up_to(1000, "escalations of one task", positive)))
     prompt_template: str | None = None
     worktree: bool = False
     worktree_dir: str = ".switchyard/worktrees"
@@ -217,8 +235,8 @@ class CoordinatorConfig:
     branch_prefix: str = "switchyard/"
     system_db: str | None = None
     executor_id: str = "local"
-    poll_interval_s: float = field(default=0.2, metadata=check(positive))
-    grace_s: float = field(default=30.0, metadata=check(non_negative))
+    poll_interval_s: float = field(default=0.2, metadata=check(SECONDS_POSITIVE))
+    grace_s: float = field(default=30.0, metadata=check(SECONDS))
     priority_labels: dict[str, int] = field(default_factory=default_priority_labels, metadata=check(_priorities))
     default_priority: int = field(default=2, metadata=check(lambda v: None if 0 <= v <= 4 else "priorities are 0-4"))
 
@@ -234,7 +252,7 @@ class StageConfig:
     prompt: str | None = None
     prompt_file: str | None = None
     requires: tuple[str, ...] = ()
-    timeout_s: float | None = field(default=None, metadata=check(positive))
+    timeout_s: float | None = field(default=None, metadata=check(SECONDS_POSITIVE))
     # A review stage can send the task back: when its output matches `reject_if` (a regex), or
     # its JSON output's `verdict_field` holds one of `reject_values`, go back to stage `loop_to`.
     loop_to: str | None = None
@@ -260,7 +278,7 @@ class BudgetLimit:
 
     scope: str = field(metadata=check(_scope))
     period: Literal["day", "week", "month"]
-    limit_usd: Decimal = field(metadata=check(non_negative))
+    limit_usd: Decimal = field(metadata=check(USD))
     on_exceed: Literal["block", "downgrade"] = "block"
 
 
@@ -268,14 +286,16 @@ class BudgetLimit:
 class BudgetsConfig:
     """`[budgets]`: spend limits per period and scope, held exactly under concurrency."""
 
-    daily_usd: Decimal | None = field(default=None, metadata=check(non_negative))
-    weekly_usd: Decimal | None = field(default=None, metadata=check(non_negative))
-    monthly_usd: Decimal | None = field(default=None, metadata=check(non_negative))
+    daily_usd: Decimal | None = field(default=None, metadata=check(USD))
+    weekly_usd: Decimal | None = field(default=None, metadata=check(USD))
+    monthly_usd: Decimal | None = field(default=None, metadata=check(USD))
     limits: tuple[BudgetLimit, ...] = ()
-    cli_hold_usd: Decimal = field(default=Decimal("1.00"), metadata=check(positive))
-    prompt_token_margin: Decimal = field(default=Decimal("1.25"), metadata=check(positive))
-    default_max_output_tokens: int = field(default=4096, metadata=check(positive))
-    recheck_s: float = field(default=30.0, metadata=check(positive))
+    cli_hold_usd: Decimal = field(default=Decimal("1.00"), metadata=check(USD_POSITIVE))
+    prompt_token_margin: Decimal = field(
+        default=Decimal("1.25"), metadata=check(up_to(100, "a factor on the prompt's estimated size", positive))
+    )
+    default_max_output_tokens: int = field(default=4096, metadata=check(TOKENS_POSITIVE))
+    recheck_s: float = field(default=30.0, metadata=check(SECONDS_POSITIVE))
 
     def all_limits(self) -> tuple[BudgetLimit, ...]:
         """The shorthand daily/weekly/monthly totals as global limits, then the explicit ones."""

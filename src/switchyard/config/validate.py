@@ -16,6 +16,7 @@ of it we need.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Callable
@@ -27,7 +28,24 @@ from switchyard.errors import did_you_mean
 if TYPE_CHECKING:
     from switchyard.config.locate import PathKey
 
-__all__ = ["Reader", "check", "fraction", "non_negative", "path_str", "positive"]
+__all__ = [
+    "ATTEMPTS",
+    "MAX_USD",
+    "MILLISECONDS",
+    "SECONDS",
+    "SECONDS_POSITIVE",
+    "TOKENS",
+    "TOKENS_POSITIVE",
+    "USD",
+    "USD_POSITIVE",
+    "Reader",
+    "check",
+    "fraction",
+    "non_negative",
+    "path_str",
+    "positive",
+    "up_to",
+]
 
 Check = Callable[[Any], str | None]
 
@@ -50,6 +68,38 @@ def positive(v: Decimal | float | int | None) -> str | None:
 
 def fraction(v: float | Decimal) -> str | None:
     return "must be between 0 and 1" if not 0 <= v <= 1 else None
+
+
+def up_to(limit: Decimal | int, why: str, low: Check = non_negative) -> Check:
+    """`low`, then at most `limit`: numbers that would overflow later (in the ledger, a timer, a float) stop at load."""
+    shown = f"{limit:,}"
+
+    def check_(v: Decimal | float | int | None) -> str | None:
+        problem = low(v)
+        if problem is None and v is not None and v > limit:
+            problem = f"must be at most {shown} ({why})"
+        return problem
+
+    return check_
+
+
+# The bounds, each with the reason a user reads when they pass it.
+# Money: the ledger and the budget counters hold pico-dollars in signed 64-bit integers (at most about
+# $9.2 million), and a counter adds a period's spend, its holds and the next hold before comparing them
+# with the limit; a million dollars per amount leaves room for those sums.
+MAX_USD = Decimal(1_000_000)
+_USD_WHY = "dollars: the ledger counts pico-dollars in 64-bit integers, about $9.2 million at most"
+USD = up_to(MAX_USD, _USD_WHY)
+USD_POSITIVE = up_to(MAX_USD, _USD_WHY, positive)
+# Durations are added to clocks and handed to timers and sleeps, which overflow long before a float does.
+_DAY = 24 * 3600
+SECONDS = up_to(365 * _DAY, "seconds, a year: durations are added to clocks and given to timers")
+SECONDS_POSITIVE = up_to(365 * _DAY, "seconds, a year: durations are added to clocks and given to timers", positive)
+MILLISECONDS = up_to(365 * _DAY * 1000, "milliseconds, a year: durations are given to timers")
+TOKENS = up_to(1_000_000_000, "tokens: more than any model reads or writes in one call; counts are priced into money")
+TOKENS_POSITIVE = up_to(1_000_000_000, "tokens: more than any model reads or writes in one call", positive)
+# The backoff doubles with each try: past ~1,000 tries the delay no longer fits in a float.
+ATTEMPTS = up_to(1000, "the backoff doubles with each try")
 
 
 def path_str(path: PathKey) -> str:
@@ -215,8 +265,20 @@ class Reader:
                 return value
         elif tp is Decimal:
             if isinstance(value, (int, Decimal)) and not isinstance(value, bool):
-                return Decimal(value)
+                number = Decimal(value)
+                if number.is_finite():
+                    return number
+                self.error(path, f"expected a finite number, got {value}")
+                return _FAIL
         elif tp is float and isinstance(value, (int, Decimal, float)) and not isinstance(value, bool):
-            return float(value)
+            finite = not isinstance(value, Decimal) or value.is_finite()
+            try:
+                real = float(value)  # an integer past 1e308 raises; a Decimal past it becomes inf
+            except OverflowError:
+                real = math.inf
+            if math.isfinite(real):
+                return real
+            self.error(path, "is too large to compute with" if finite else f"expected a finite number, got {value}")
+            return _FAIL
         self.error(path, f"expected {_type_name(tp)}, got {_got(value)}")
         return _FAIL
