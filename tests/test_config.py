@@ -59,11 +59,25 @@ def test_seed_examples_load_as_written() -> None:
         "deepseek/deepseek-chat",
         "claude-haiku-4",
     ]
-    # The seed passes {prompt_file} right after -p: a lint warning, not an error.
-    [warning] = loaded.warnings
-    assert warning.key_path == "providers.claude-cli.command_template[2]"
-    assert 'stdin = "{prompt_file}"' in (warning.hint or "")
-    assert warning.line == 7
+    # The seed's templates are sketches (the seed elides them with `...`): claude-cli passes the prompt
+    # file's path as the prompt, openrouter (curl) and openai never pass the prompt. Each gets a warning,
+    # and so does each one's missing usage_format, which is an error for a template that can run.
+    warnings = {w.key_path: w for w in loaded.warnings}
+    assert list(warnings) == [
+        "providers.claude-cli",
+        "providers.claude-cli.command_template[2]",
+        "providers.openrouter",
+        "providers.openrouter.command_template",
+        "providers.openai",
+        "providers.openai.command_template",
+    ]
+    trap = warnings["providers.claude-cli.command_template[2]"]
+    assert 'stdin = "{prompt_file}"' in (trap.hint or "")
+    assert trap.line == 7
+    assert "has no usage_format" in warnings["providers.claude-cli"].message
+    assert 'usage_format = "claude-json"' in (warnings["providers.claude-cli"].hint or "")
+    assert 'kind = "openai"' in (warnings["providers.openrouter"].hint or "")
+    assert "never gives the agent the task's prompt" in warnings["providers.openai.command_template"].message
 
 
 def test_prices_are_exact_decimals() -> None:
@@ -324,8 +338,250 @@ def test_simulated_provider_numbers_are_bounded(table: str, message: str) -> Non
 
 def test_the_bounds_still_admit_real_values() -> None:
     text = BASE + (
-        "\n[budgets]\ndaily_usd = 1000000\nmonthly_usd = 0.000001\n[runner]\ndefault_timeout_s = 86400\n"
+        "\n[budgets]\ndaily_usd = 1000000\nmonthly_usd = 1.5\n[runner]\ndefault_timeout_s = 86400\n"
         "[coordinator]\nmax_workers = 256\n"
     )
     loaded = loads_config(text)
     assert loaded.budgets.daily_usd == Decimal(1_000_000)
+
+
+# --- command providers: usage_format, output options, shell variables ----------------------------------------------------
+
+AGENT = """
+[providers.agent]
+command_template = {template}
+stdin = "{{prompt_file}}"
+{extra}
+
+[[models]]
+name = "m"
+provider = "agent"
+
+[routing]
+default_model = "m"
+"""
+
+
+def agent(template: list[str], extra: str = "") -> str:
+    import json
+
+    return AGENT.format(template=json.dumps(template), extra=extra)
+
+
+def test_a_command_provider_without_usage_format_is_an_error_that_names_the_format() -> None:
+    # seen: Claude Code with --output-format stream-json and no usage_format recorded 0 tokens and $0
+    [msg] = problems(agent(["claude", "-p", "--output-format", "stream-json", "--verbose"]))
+    assert "providers.agent: command provider 'agent' has no usage_format" in msg
+    assert (
+        'hint: its template asks claude for --output-format stream-json: set usage_format = "claude-stream-json"' in msg
+    )
+    assert 'or usage_format = "none" to run it without reading usage (a warning)' in msg
+    [msg] = problems(agent(["claude", "-p"]))  # text output: say how to get a readable one
+    assert 'add "--output-format", "json" to the template and set usage_format = "claude-json"' in msg
+    [msg] = problems(agent(["my-agent", "--go"]))
+    assert "set usage_format to the format of its output: claude-json, " in msg
+
+
+def test_usage_format_none_opts_out_with_a_warning() -> None:
+    loaded = loads_config(agent(["claude", "-p", "--output-format", "json"], 'usage_format = "none"'), "cfg.toml")
+    [warning] = loaded.warnings
+    assert warning.key_path == "providers.agent.usage_format"
+    assert warning.message.startswith('usage_format = "none": the tokens and cost')
+    assert warning.hint == 'its template asks claude for --output-format json: set usage_format = "claude-json"'
+
+
+@pytest.mark.parametrize(
+    ("template", "fmt", "message"),
+    [
+        (
+            ["claude", "-p", "--output-format", "stream-json"],
+            "claude-json",
+            "asks claude for --output-format stream-json",
+        ),
+        (["claude", "-p", "--output-format=json"], "claude-stream-json", "asks claude for --output-format json"),
+        (["claude", "-p"], "claude-json", "has no usage in it for usage_format 'claude-json'"),
+        (["codex", "exec", "-"], "codex-jsonl", "asks codex for no output option"),
+        (["codex", "exec", "--json", "-"], "claude-json", "asks codex for --json, but usage_format 'claude-json'"),
+        (["gemini", "-o", "stream-json"], "gemini-json", "asks gemini for -o stream-json"),
+        (["/usr/local/bin/gemini", "--output-format", "text"], "gemini-json", "asks gemini for --output-format text"),
+        (["opencode", "run", "--format", "json"], "claude-json", "asks opencode for --format json"),
+    ],
+)
+def test_an_output_option_the_usage_format_does_not_read_is_a_warning(
+    template: list[str], fmt: str, message: str
+) -> None:
+    loaded = loads_config(agent(template, f'usage_format = "{fmt}"'))
+    [warning] = loaded.warnings
+    assert warning.key_path == "providers.agent.usage_format"
+    assert message in warning.message
+
+
+@pytest.mark.parametrize(
+    ("template", "fmt"),
+    [
+        (["claude", "-p", "--output-format", "json"], "claude-json"),
+        (["claude", "-p", "--verbose", "--output-format", "stream-json"], "claude-stream-json"),
+        (["codex", "exec", "--json", "-m", "{model}", "-"], "codex-jsonl"),
+        (["gemini", "-m", "{model}", "-o", "json"], "gemini-json"),
+        (["opencode", "run", "--format", "json"], "opencode-jsonl"),
+        (["aider", "--message-file", "{prompt_file}"], "aider"),
+        (["claude", "-p", "--output-format", "{model}"], "claude-json"),  # not an option value we know: no opinion
+        (["my-agent"], "openai-json"),
+    ],
+)
+def test_agreeing_output_option_and_format_load_quietly(template: list[str], fmt: str) -> None:
+    assert loads_config(agent(template, f'usage_format = "{fmt}"')).warnings == ()
+
+
+@pytest.mark.parametrize(
+    ("table", "where", "hint"),
+    [
+        # seen: a curl-style template sent "Authorization: Bearer ${OPENROUTER_API_KEY}" as written
+        (
+            '[providers.agent]\ncommand_template = ["curl", "-H", "Authorization: Bearer ${OPENROUTER_API_KEY}", '
+            '"https://openrouter.ai/api/v1/chat/completions"]\nstdin = "{prompt_file}"\nusage_format = "openai-json"',
+            "providers.agent.command_template[2]",
+            'pass_env = ["OPENROUTER_API_KEY"]',
+        ),
+        (
+            '[providers.agent]\ncommand_template = ["agent", "--key", "$AGENT_KEY"]\nstdin = "{prompt_file}"\n'
+            'usage_format = "claude-json"',
+            "providers.agent.command_template[2]",
+            'api_key_env = "AGENT_KEY"',
+        ),
+        (
+            '[providers.agent]\ncommand_template = ["agent"]\nstdin = "{prompt_file}"\nusage_format = "claude-json"\n'
+            'env = { TOKEN = "${GH_TOKEN}" }',
+            "providers.agent.env.TOKEN",
+            'pass_env = ["GH_TOKEN"]',
+        ),
+        (
+            '[providers.agent]\nkind = "openai"\nheaders = { Authorization = "Bearer $OPENAI_API_KEY" }',
+            "providers.agent.headers.Authorization",
+            'api_key_env = "OPENAI_API_KEY"',
+        ),
+    ],
+)
+def test_shell_variables_are_never_expanded_so_they_are_errors(table: str, where: str, hint: str) -> None:
+    text = table + '\n[[models]]\nname = "m"\nprovider = "agent"\n[routing]\ndefault_model = "m"\n'
+    [msg] = problems(text)
+    assert f": {where}: '$" in msg
+    assert "would be sent as these very characters: switchyard runs no shell and expands no variables" in msg
+    assert hint in msg
+    if "curl" in table:
+        assert 'kind = "openai"' in msg
+
+
+def test_dollars_that_are_not_variables_are_left_alone() -> None:
+    text = agent(
+        ["agent", "--grep", "cost$", "--price", "$5", "--x", "$(", "--model", "{model}"], 'usage_format = "aider"'
+    )
+    assert loads_config(text).warnings == ()
+
+
+def test_a_template_that_never_passes_the_prompt_is_a_sketch_warned_about() -> None:
+    text = agent(["agent", "--model", "{model}"]).replace('stdin = "{prompt_file}"\n', "")
+    warnings = {w.key_path: w.message for w in loads_config(text).warnings}
+    assert warnings["providers.agent.command_template"] == "the template never gives the agent the task's prompt"
+    assert "no usage_format" in warnings["providers.agent"] and "(a warning while" in warnings["providers.agent"]
+
+
+# --- a budget that can never admit a call is rejected at load, with the numbers -----------------------------------------
+
+HOLDS = """
+[providers.agent]
+command_template = ["agent"]
+stdin = "{{prompt_file}}"
+usage_format = "claude-json"
+{agent}
+
+[providers.api]
+kind = "openai"
+{api}
+
+[[models]]
+name = "cli-model"
+provider = "agent"
+
+[[models]]
+name = "dear"
+provider = "api"
+cost_per_million_input = 15.0
+cost_per_million_output = 75.0
+{dear}
+
+[[models]]
+name = "cheap"
+provider = "api"
+cost_per_million_input = 0.1
+cost_per_million_output = 0.4
+
+[routing]
+default_model = "cheap"
+
+[budgets]
+{budgets}
+"""
+
+
+def holds(budgets: str, agent: str = "max_cost_usd = 0.05", api: str = "", dear: str = "") -> str:
+    return HOLDS.format(budgets=budgets, agent=agent, api=api, dear=dear)
+
+
+def test_a_provider_whose_every_call_holds_more_than_a_limit_is_an_error() -> None:
+    # seen: max_cost_usd 2.0 under daily_usd 1 passed check and left the tasks blocked forever
+    [msg] = problems(holds("daily_usd = 1", agent="max_cost_usd = 2.0"))
+    assert msg.startswith("cfg.toml:6:16: providers.agent.max_cost_usd: no call to provider 'agent' can ever start")
+    assert "under budgets.daily_usd ($1 per day): each holds $2 (its max_cost_usd)" in msg
+    assert "hint: raise the limit to at least $2, or lower max_cost_usd" in msg
+
+
+def test_a_command_provider_without_max_cost_holds_the_cli_hold() -> None:
+    [msg] = problems(holds("daily_usd = 0.5", agent=""))
+    assert "providers.agent: no call to provider 'agent' can ever start under budgets.daily_usd ($0.5 per day)" in msg
+    assert "each holds $1 (budgets.cli_hold_usd, as it sets no max_cost_usd)" in msg
+    assert "hint: set max_cost_usd below $0.5" in msg
+
+
+def test_a_limit_under_every_model_of_an_api_provider_is_an_error() -> None:
+    # dear: 4096 output tokens at $75/M = $0.3072; cheap: 4096 at $0.4/M = $0.0016384; the agent holds $0.0005
+    [msg] = problems(holds("daily_usd = 0.001", agent="max_cost_usd = 0.0005"))
+    assert "providers.api: no call to provider 'api' can ever start under budgets.daily_usd ($0.001 per day)" in msg
+    assert "each holds $0.0016384 (4096 output tokens at its output price, with an empty prompt)" in msg
+    assert "hint: raise the limit to at least $0.0016384, or lower the models' max_output_tokens" in msg
+    # A provider's own limit that none of its models fits under is the limit's error.
+    limit = '[[budgets.limits]]\nscope = "provider:api"\nperiod = "day"\nlimit_usd = 0.001\n'
+    [msg] = problems(holds(limit))
+    assert msg.startswith("cfg.toml:36:13: budgets.limits[0].limit_usd: no call can ever start under the limit")
+
+
+def test_a_limit_no_call_fits_under_is_an_error_at_the_limit() -> None:
+    [msg] = problems(holds("weekly_usd = 0.001"))
+    assert msg.startswith("cfg.toml:33:14: budgets.weekly_usd: no call can ever start under budgets.weekly_usd")
+    assert "the least any call it covers holds is $0.0016384 (cheap: 4096 output tokens" in msg
+
+
+def test_one_model_that_never_fits_is_a_warning_when_others_of_its_provider_do() -> None:
+    loaded = loads_config(holds("daily_usd = 0.1"), "cfg.toml")
+    [warning] = loaded.warnings
+    assert warning.key_path == "models[1].name"
+    assert warning.message == (
+        "no call to model 'dear' can ever fit under budgets.daily_usd ($0.1 per day): it holds $0.3072 "
+        "(4096 output tokens at its output price, with an empty prompt); tasks routed to it wait until the limit is raised"
+    )
+
+
+def test_holds_follow_output_ceilings_time_of_day_downgrade_and_disabled_providers() -> None:
+    # A smaller output ceiling makes dear fit.
+    assert loads_config(holds("daily_usd = 0.1", dear="max_output_tokens = 1000")).warnings == ()
+    assert loads_config(holds("daily_usd = 0.1", api="max_output_tokens = 1000")).warnings == ()
+    # An off-peak window where it is cheap enough: the least hold is then.
+    window = 'off_peak = [{ start = "01:00", end = "02:00", cost_per_million_input = 1, cost_per_million_output = 2 }]'
+    assert loads_config(holds("daily_usd = 0.1", dear=window)).warnings == ()
+    # A downgrade limit passes a call on to the next candidate: a warning, not an error.
+    limit = '[[budgets.limits]]\nscope = "provider:agent"\nperiod = "day"\nlimit_usd = 0.01\non_exceed = "downgrade"\n'
+    [warning] = loads_config(holds(limit)).warnings
+    assert warning.key_path == "budgets.limits[0].limit_usd"
+    assert warning.message.endswith("so every call it covers is passed on to another candidate (downgrade)")
+    # A disabled provider is never called.
+    assert loads_config(holds("daily_usd = 1", agent="max_cost_usd = 2.0\nenabled = false")).warnings == ()

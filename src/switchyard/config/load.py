@@ -12,6 +12,7 @@ import re
 import tomllib
 from collections.abc import Callable, Iterable
 from dataclasses import field, replace
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -23,8 +24,11 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from switchyard.config.locate import Loc, PathKey
+from switchyard.config.lint import lint_provider
+from switchyard.config.provider_kinds import CallShape, worst_case
 from switchyard.config.schema import (
     PROVIDER_KINDS,
+    BudgetLimit,
     BudgetsConfig,
     CommandProvider,
     Config,
@@ -35,6 +39,7 @@ from switchyard.config.schema import (
     ProviderConfig,
     RoutingConfig,
     RunnerConfig,
+    SimulatedProvider,
     WorkflowConfig,
 )
 from switchyard.config.validate import Reader, path_str
@@ -184,6 +189,7 @@ class _Loader:
         self.provider_names: set[str] = set()
         self.sections_built: dict[str, Any] = {}
         self.model_names: set[str] = set()
+        self.usage_format_stated: set[str] = set()  # providers whose table sets usage_format
 
     @property
     def index(self) -> dict[PathKey, Loc]:
@@ -249,6 +255,8 @@ class _Loader:
                     "kinds: " + ", ".join(PROVIDER_KINDS),
                 )
                 continue
+            if "usage_format" in table:
+                self.usage_format_stated.add(name)
             built = self.reader.build(registered.config, {**table, "kind": kind}, path, name=name)
             if built is not None:
                 out[name] = built
@@ -312,14 +320,18 @@ class _Loader:
         conditions = self.compile_conditions(providers, models, routing, workflows)
         self.lint(providers)
         problems = self.all_problems()
+        catalog = Catalog.from_config(models)
+        if not problems:  # on a config that is otherwise right: no second error about a broken model
+            self.check_holds(providers, models, catalog)
+            problems = self.all_problems()
         if problems:
             raise ConfigError(problems)
         config = Config(providers, models, routing, workflows, path=self.file, source=self.text)
         return LoadedConfig(
             config=config,
-            catalog=Catalog.from_config(models),
+            catalog=catalog,
             conditions=conditions,
-            warnings=tuple(self.warnings),
+            warnings=tuple(sorted(self.warnings, key=lambda pr: (pr.line or 0, pr.col or 0))),
             sections=sections,
         )
 
@@ -448,6 +460,92 @@ class _Loader:
                         'set max_cost_usd (and max_cost_flag, e.g. ["--max-budget-usd", "{max_cost_usd}"] for claude)',
                     )
 
+    def check_holds(
+        self, providers: dict[str, ProviderConfig], models: tuple[ModelConfig, ...], catalog: Catalog
+    ) -> None:
+        """A limit smaller than the least a call can hold admits no call, ever: its tasks would wait forever.
+
+        Budgets hold a call's worst case before it starts (`provider_kinds.worst_case`); the least of it is
+        knowable at load (an empty prompt, the cheapest time of day). Workflow and label limits apply only to
+        some tasks, so only global, provider and model limits are checked.
+        """
+        budgets: BudgetsConfig | None = self.sections_built.get("budgets")
+        if budgets is None:
+            return
+        limits = _limit_paths(budgets)
+        if not limits:
+            return
+        least = {
+            m.name: _least_hold(m, providers[m.provider], budgets, catalog)
+            for m in models
+            if providers[m.provider].enabled
+        }
+        for path, limit in limits:
+            kind, _, target = limit.scope.partition(":")
+            covered = [
+                m
+                for m in models
+                if m.name in least
+                and (kind == "global" or (kind, target) in (("provider", m.provider), ("model", m.name)))
+            ]
+            unfit = [m for m in covered if least[m.name][0] > limit.limit_usd]
+            if not unfit:
+                continue
+            per = f"{_setting(path)} (${limit.limit_usd} per {limit.period})"
+            block = limit.on_exceed == "block"
+            if len(unfit) == len(covered):
+                cheapest = min(unfit, key=lambda m: least[m.name][0])
+                amount, why = least[cheapest.name]
+                everything = len(covered) == len(least)
+                tail = (
+                    "so its tasks would wait forever"
+                    if block
+                    else "so no task can ever run"
+                    if everything
+                    else "so every call it covers is passed on to another candidate (downgrade)"
+                )
+                (self.error if block or everything else self.warn)(
+                    (*path, "limit_usd") if path[1] == "limits" else path,
+                    f"no call can ever start under {per}: the least any call it covers holds is ${_usd(amount)} "
+                    f"({cheapest.name}: {why}), {tail}",
+                    f"raise the limit to at least ${_usd(amount)}, or make calls hold less (see 'budgets' in the README)",
+                )
+                continue
+            for provider in sorted({m.provider for m in unfit}):
+                mine = [m for m in covered if m.provider == provider]
+                theirs = [m for m in unfit if m.provider == provider]
+                if len(theirs) < len(mine):
+                    for m in theirs:
+                        amount, why = least[m.name]
+                        self.warn(
+                            ("models", models.index(m), "name"),
+                            f"no call to model '{m.name}' can ever fit under {per}: it holds ${_usd(amount)} ({why}); "
+                            + (
+                                "tasks routed to it wait until the limit is raised"
+                                if block
+                                else "calls to it are always downgraded"
+                            ),
+                        )
+                    continue
+                amount, why = min((least[m.name] for m in theirs), key=lambda held: held[0])
+                p = providers[provider]
+                where: PathKey = (
+                    ("providers", provider, "max_cost_usd") if p.max_cost_usd is not None else ("providers", provider)
+                )
+                tail = (
+                    "so the tasks routed to it would wait forever" if block else "so calls to it are always downgraded"
+                )
+                hint = f"raise the limit to at least ${_usd(amount)}, or " + (
+                    "lower max_cost_usd" if isinstance(p, CommandProvider) else "lower the models' max_output_tokens"
+                )
+                if isinstance(p, CommandProvider) and p.max_cost_usd is None:
+                    hint = f"set max_cost_usd below ${limit.limit_usd} (and max_cost_flag, so the CLI keeps to it), or raise the limit"
+                (self.error if block else self.warn)(
+                    where,
+                    f"no call to provider '{provider}' can ever start under {per}: each holds ${_usd(amount)} ({why}), {tail}",
+                    hint,
+                )
+
     def need_workflow(self, name: str, path: PathKey, workflows: dict[str, WorkflowConfig]) -> None:
         if name in workflows:
             return
@@ -522,20 +620,58 @@ class _Loader:
     def lint(self, providers: dict[str, ProviderConfig]) -> None:
         self.check_commands(providers)
         for name, p in providers.items():
-            template = p.command_template if isinstance(p, CommandProvider) else ()
-            if not template:
-                continue
-            exe = os.path.basename(template[0])
-            if exe != "claude":
-                continue
-            for i in range(len(template) - 1):
-                if template[i] in ("-p", "--print") and "{prompt_file}" in template[i + 1]:
-                    self.warn(
-                        ("providers", name, "command_template", i + 1),
-                        "Claude Code reads the argument after -p as the prompt text itself, so it would "
-                        "receive the prompt file's path, not its contents",
-                        'drop "{prompt_file}" from the template and add stdin = "{prompt_file}"',
-                    )
+            for f in lint_provider(name, p, usage_format_stated=name in self.usage_format_stated):
+                (self.error if f.error else self.warn)(f.path, f.message, f.hint)
+
+
+def _limit_paths(budgets: BudgetsConfig) -> list[tuple[PathKey, BudgetLimit]]:
+    """Each limit with where it is written: the `daily_usd` shorthand or a `[[budgets.limits]]` entry."""
+    out: list[tuple[PathKey, BudgetLimit]] = []
+    shorthand = (
+        ("daily_usd", "day", budgets.daily_usd),
+        ("weekly_usd", "week", budgets.weekly_usd),
+        ("monthly_usd", "month", budgets.monthly_usd),
+    )
+    for key, period, amount in shorthand:
+        if amount is not None:
+            out.append((("budgets", key), BudgetLimit("global", period, amount, "block")))  # type: ignore[arg-type]
+    out += [(("budgets", "limits", i), limit) for i, limit in enumerate(budgets.limits)]
+    return out
+
+
+def _setting(path: PathKey) -> str:
+    return path_str(path) if path[1] != "limits" else f"the limit {path_str(path)}"
+
+
+def _usd(amount: Decimal) -> str:
+    return f"{amount.normalize():f}"
+
+
+def _least_hold(
+    model: ModelConfig, provider: ProviderConfig, budgets: BudgetsConfig, catalog: Catalog
+) -> tuple[Decimal, str]:
+    """The least a call to `model` holds (an empty prompt, the cheapest time of day), and why, for messages."""
+    if isinstance(provider, CommandProvider):
+        amount = worst_case(provider, CallShape(catalog[model.name], "", None, _NOON, budgets))
+        why = (
+            "its max_cost_usd"
+            if provider.max_cost_usd is not None
+            else "budgets.cli_hold_usd, as it sets no max_cost_usd"
+        )
+        return amount, why
+    # The output ceiling a budgeted call is sent with (as the runner sets it).
+    out = model.max_output_tokens or getattr(provider, "max_output_tokens", None) or budgets.default_max_output_tokens
+    cm = catalog[model.name]
+    times = [_NOON.replace(hour=h) for h in range(24)] + [
+        _NOON.replace(hour=w.start_min // 60, minute=w.start_min % 60) for w in cm.off_peak
+    ]
+    amount = min(worst_case(provider, CallShape(cm, "", out, at, budgets)) for at in times)
+    if isinstance(provider, SimulatedProvider):
+        return amount, "the top of its simulated token ranges"
+    return amount, f"{out} output tokens at its output price, with an empty prompt"
+
+
+_NOON = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
 
 def loads_config(text: str, file: str = "<string>") -> LoadedConfig:
