@@ -219,3 +219,26 @@ def test_route_imports_re2_only_for_a_config_with_patterns(tmp_path: Path) -> No
     patterned.write_text(plain.read_text().replace("starts_with 'feat'", "matches '^feat'"))
     assert "re2" not in _modules_after_route(plain)
     assert "re2" in _modules_after_route(patterned)
+
+
+def test_explain_tells_one_story_when_a_matched_rule_is_passed_over() -> None:
+    env = {"OPENROUTER_API_KEY": ""}  # openrouter is disabled, and the night rule's model is on it
+    code, out, _ = run(
+        "route", "--config", SEED, "--task", '{"id": "gh-7"}', "--at", "2026-01-01T23:30:00Z", "--explain", env=env
+    )
+    assert code == 0
+    assert "no rule matched" not in out
+    lines = out.splitlines()
+    assert lines[1] == (
+        "reason: rules[2] matched but was passed over (deepseek/deepseek-chat: provider openrouter is disabled); "
+        "default model"
+    )
+    assert lines[2] == "rule: none: the default model (rules[2] was passed over)"
+    [night] = [line for line in lines if line.startswith("  [2] ")]
+    assert "MATCH" in night
+    assert night.endswith("<= passed over: deepseek/deepseek-chat: provider openrouter is disabled")
+    code, out, _ = run("route", "--config", SEED, "--task", '{"id": "gh-7"}', "--at", "2026-01-01T23:30:00Z", env=env)
+    assert out == (
+        "claude-sonnet-4-5 (claude-cli): rules[2] matched but was passed over "
+        "(deepseek/deepseek-chat: provider openrouter is disabled); default model\n"
+    )

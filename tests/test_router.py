@@ -234,3 +234,30 @@ def test_status_flags() -> None:
         parse_status_args(["clii=down"], providers)
     with pytest.raises(InputError, match="status must be one of"):
         parse_status_args(["cli=dead"], providers)
+
+
+def test_a_matched_rule_passed_over_is_named_in_the_reason_not_denied() -> None:
+    # seen: "no rule matched; default model" above a trace showing "[7] MATCH" (its provider was disabled)
+    r = Router(loads_config(CONFIG))
+    d = r.decide(t(priority=1), now=NOON, provider_status={"api": "disabled"})
+    assert (d.model, d.rule) == ("sonnet", None)
+    assert d.reason == "rules[2] matched but was passed over (cheap: provider api is disabled); default model"
+    assert d.passed_over == ((2, "cheap: provider api is disabled"),)
+    assert [(x.index, x.matched) for x in d.trace if x.matched] == [(2, True)]
+    assert d.to_dict()["passed_over"] == [{"rule": 2, "why": "cheap: provider api is disabled"}]
+    # Two rules passed over, the second one's fallback... then a later rule is chosen: each passed-over rule is named.
+    d = r.decide(t(priority=0, labels=["docs"]), now=NOON, provider_status={"cli": "down", "api": "down"})
+    assert d.available is False  # everything is down: the first choice is kept, nothing was "chosen over" it
+    d = r.decide(t(priority=0, labels=["docs"]), now=NOON, provider_status={"api": "down"})
+    assert (d.model, d.rule, d.passed_over) == ("opus", 0, ())
+    d = r.decide(t(priority=1, labels=["docs"]), now=NOON, provider_status={"cli": "down"})
+    assert (d.model, d.rule) == ("cheap", 2)
+    assert d.passed_over == ((1, "haiku: provider cli is down"),)
+    assert d.reason == "rules[2] matched: priority <= 1 (rules[1] matched but was passed over: haiku: provider cli is down)"
+    # Two rules passed over, then the default.
+    d = r.decide(t(priority=1, labels=["ghost"]), now=NOON, provider_status={"api": "disabled"})
+    assert (d.model, d.rule) == ("sonnet", None)
+    assert d.reason == (
+        "rules[2] and rules[4] matched but were passed over "
+        "(cheap: provider api is disabled; ghost: provider off is disabled); default model"
+    )

@@ -143,6 +143,7 @@ class Decision:
         "experiment",
         "facts",
         "model",
+        "passed_over",
         "provider",
         "reason",
         "rule",
@@ -161,6 +162,7 @@ class Decision:
         arm: str | None,
         skipped: tuple[str, ...],
         available: bool,
+        passed_over: tuple[tuple[int, str], ...] = (),
     ) -> None:
         self._router = router
         self.facts = facts
@@ -172,6 +174,8 @@ class Decision:
         self.arm = arm
         self.skipped = skipped
         self.available = available
+        # Rules that matched before the chosen candidate but were not used, with why: (rule index, notes).
+        self.passed_over = passed_over
         self._candidates: tuple[Candidate, ...] | None = None
         self._trace: tuple[RuleTrace, ...] | None = None
 
@@ -231,6 +235,7 @@ class Decision:
             "workflow": self.workflow,
             "available": self.available,
             "skipped": list(self.skipped),
+            "passed_over": [{"rule": i, "why": why} for i, why in self.passed_over],
             "facts": _jsonable(self.facts.snapshot()),
             "trace": [t.to_dict() for t in self.trace],
         }
@@ -330,18 +335,26 @@ class Router:
     def _walk(self, facts: Facts, status: Mapping[str, str], requires: frozenset[str] = frozenset()) -> Decision:
         """The slow path: walk every candidate in order until one's provider is usable."""
         skipped: list[str] = []
+        by_rule: dict[int, list[str]] = {}  # what was skipped, per matched rule
         first: tuple[Candidate, _Rule | None, str | None] | None = None
         for cand, rule, arm in self._candidates(facts):
+            note = None
             if requires and not requires <= self._caps[cand.model]:
-                skipped.append(f"{cand.model}: lacks {', '.join(sorted(requires - self._caps[cand.model]))}")
-                continue
-            if first is None:
-                first = (cand, rule, arm)
-            st = status.get(cand.provider, "up")
-            if st in UNAVAILABLE:
-                skipped.append(f"{cand.model}: provider {cand.provider} is {st}")
-                continue
-            return self._decision(facts, cand, rule, arm, skipped, available=True)
+                note = f"{cand.model}: lacks {', '.join(sorted(requires - self._caps[cand.model]))}"
+            else:
+                if first is None:
+                    first = (cand, rule, arm)
+                st = status.get(cand.provider, "up")
+                if st in UNAVAILABLE:
+                    note = f"{cand.model}: provider {cand.provider} is {st}"
+            if note is None:
+                mine = rule.index if rule is not None else None
+                passed = tuple((i, "; ".join(notes)) for i, notes in by_rule.items() if i != mine)
+                own = by_rule.get(mine, []) if mine is not None else []  # the default comes last: nothing of its own
+                return self._decision(facts, cand, rule, arm, skipped, available=True, passed_over=passed, own=own)
+            skipped.append(note)
+            if rule is not None:
+                by_rule.setdefault(rule.index, []).append(note)
         if first is None:
             need = ", ".join(sorted(requires))
             raise RunError(
@@ -387,15 +400,28 @@ class Router:
         skipped: list[str],
         *,
         available: bool,
+        passed_over: tuple[tuple[int, str], ...] = (),
+        own: list[str] | None = None,
     ) -> Decision:
+        """`own`: the chosen rule's own skipped candidates (its model, for a fallback); the rest is `passed_over`."""
+        # One story with the trace: a rule that matched but was passed over is named, never denied.
+        own = skipped if own is None else own
+        if passed_over:
+            names = " and ".join(f"rules[{i}]" for i, _ in passed_over)
+            verb = "was" if len(passed_over) == 1 else "were"
+            why = "; ".join(w for _, w in passed_over)
         if rule is None:
-            reason = _DEFAULT_REASON
+            reason = (
+                f"{names} matched but {verb} passed over ({why}); default model" if passed_over else _DEFAULT_REASON
+            )
         else:
             reason = rule.reason_text
             if cand.source.startswith(f"rules[{rule.index}].fallbacks"):
                 reason += f"; using its fallback {cand.model}"
-        if skipped and available:
-            reason += " (skipped " + "; ".join(skipped) + ")"
+            if passed_over:
+                reason += f" ({names} matched but {verb} passed over: {why})"
+        if own and available:
+            reason += " (skipped " + "; ".join(own) + ")"
         return Decision(
             self,
             facts,
@@ -407,6 +433,7 @@ class Router:
             arm,
             tuple(skipped),
             available,
+            passed_over,
         )
 
     def _candidates(self, facts: Facts) -> Iterator[tuple[Candidate, _Rule | None, str | None]]:

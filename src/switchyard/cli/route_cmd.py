@@ -55,7 +55,7 @@ def render_explain(d: Decision) -> str:
     lines = [
         f"task {d.task.id} -> {d.model} (provider {d.provider})",
         f"reason: {d.reason}",
-        "rule: " + (f"rules[{d.rule}]" if d.rule is not None else "none (default model)"),
+        "rule: " + (f"rules[{d.rule}]" if d.rule is not None else "none: the default model" + _passed(d)),
     ]
     if d.experiment:
         lines.append(f"experiment: {d.experiment}, arm {d.arm}")
@@ -66,14 +66,24 @@ def render_explain(d: Decision) -> str:
         lines.append(f"skipped: {note}")
     lines.append("rules:")
     width = max((len(t.condition) for t in d.trace), default=0)
+    passed = dict(d.passed_over)
     for t in d.trace:
         mark = "MATCH" if t.matched else "no   "
         facts = ", ".join(f"{k}={_fmt(v)}" for k, v in t.facts.items())
-        chosen = "  <= chosen" if t.index == d.rule else ""
+        chosen = (
+            "  <= chosen" if t.index == d.rule else f"  <= passed over: {passed[t.index]}" if t.index in passed else ""
+        )
         lines.append(f"  [{t.index}] {mark} {t.condition.ljust(width)}  -> {t.target}   ({facts}){chosen}")
     snap = d.facts.snapshot()
     lines.append("facts: " + ", ".join(f"{k}={_fmt(v)}" for k, v in snap.items() if v not in (None, {}, [])))
     return "\n".join(lines)
+
+
+def _passed(d: Decision) -> str:
+    if not d.passed_over:
+        return ""
+    names = " and ".join(f"rules[{i}]" for i, _ in d.passed_over)
+    return f" ({names} {'was' if len(d.passed_over) == 1 else 'were'} passed over)"
 
 
 def _provider_status(loaded: LoadedConfig) -> dict[str, str]:
