@@ -242,3 +242,14 @@ def test_explain_tells_one_story_when_a_matched_rule_is_passed_over() -> None:
         "claude-sonnet-4-5 (claude-cli): rules[2] matched but was passed over "
         "(deepseek/deepseek-chat: provider openrouter is disabled); default model\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("typo", "meant"), [("rnu", "run"), ("rout", "route"), ("stauts", "status"), ("dashbord", "dashboard")]
+)
+def test_a_mistyped_command_suggests_the_nearest(typo: str, meant: str) -> None:
+    code, out, err = run(typo)
+    assert (code, out) == (2, "")
+    assert f"Error: No such command '{typo}' (did you mean '{meant}'?)." in err
+    code, _, err = run("zzzzzz")
+    assert code == 2 and "No such command 'zzzzzz'." in err and "did you mean" not in err

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from switchyard.errors import SwitchyardError
+from switchyard.errors import SwitchyardError, did_you_mean
 
 __all__ = ["cli", "main"]
 
@@ -56,6 +56,15 @@ class SwitchyardGroup(click.Group):
         command = getattr(importlib.import_module(module), attr)
         assert isinstance(command, click.Command)
         return command
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        # click suggests only among commands it has already loaded; ours load lazily, so suggest among them all.
+        name = click.utils.make_str(args[0])
+        if not name.startswith("-") and not ctx.resilient_parsing and self.get_command(ctx, name) is None:
+            ctx.fail(f"No such command '{name}'{did_you_mean(name, self.list_commands(ctx))}.")
+        return super().resolve_command(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
