@@ -16,6 +16,7 @@ LAYERS: list[list[set[str]]] = [
     [
         {"switchyard", "_records", "errors"},
         {"patterns"},
+        {"money"},
         {"usage_formats"},
         {"redact"},
         {"failures"},

@@ -253,3 +253,27 @@ def test_a_mistyped_command_suggests_the_nearest(typo: str, meant: str) -> None:
     assert f"Error: No such command '{typo}' (did you mean '{meant}'?)." in err
     code, _, err = run("zzzzzz")
     assert code == 2 and "No such command 'zzzzzz'." in err and "did you mean" not in err
+
+
+@pytest.mark.parametrize(
+    ("value", "places", "text"),
+    [
+        ("-0.04", 2, "-$0.04"),  # seen: $-0.04
+        ("-0.04", 4, "-$0.0400"),
+        ("-0.00001", 4, "-$0.00001"),
+        ("-1234.5", 2, "-$1,234.50"),
+        ("0.00001", 4, "$0.00001"),
+        ("0", 4, "$0.0000"),
+        ("-0", 2, "$0.00"),
+        ("1234567.891", 2, "$1,234,567.89"),
+    ],
+)
+def test_money_is_written_one_way(value: str, places: int, text: str) -> None:
+    from decimal import Decimal
+
+    from switchyard.cli.common import money
+    from switchyard.money import usd
+
+    assert money(Decimal(value), places) == text
+    assert money(None) == "-"
+    assert usd(Decimal("-0.0016384")) == "-$0.0016384" and usd(Decimal("12000.5")) == "$12,000.5"

@@ -253,7 +253,10 @@ def test_a_matched_rule_passed_over_is_named_in_the_reason_not_denied() -> None:
     d = r.decide(t(priority=1, labels=["docs"]), now=NOON, provider_status={"cli": "down"})
     assert (d.model, d.rule) == ("cheap", 2)
     assert d.passed_over == ((1, "haiku: provider cli is down"),)
-    assert d.reason == "rules[2] matched: priority <= 1 (rules[1] matched but was passed over: haiku: provider cli is down)"
+    assert (
+        d.reason
+        == "rules[2] matched: priority <= 1 (rules[1] matched but was passed over: haiku: provider cli is down)"
+    )
     # Two rules passed over, then the default.
     d = r.decide(t(priority=1, labels=["ghost"]), now=NOON, provider_status={"api": "disabled"})
     assert (d.model, d.rule) == ("sonnet", None)

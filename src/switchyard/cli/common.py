@@ -14,6 +14,7 @@ import click
 
 from switchyard.config import LoadedConfig, find_config, load_config
 from switchyard.errors import InputError
+from switchyard.money import usd
 
 if TYPE_CHECKING:
     from switchyard.ledger.store import Ledger
@@ -132,8 +133,5 @@ def table(headers: list[str], rows: list[list[str]], *, right: set[int] | None =
 
 
 def money(value: Decimal | None, places: int = 4) -> str:
-    """A dollar amount for humans (exact values stay in JSON)."""
-    if value is None:
-        return "-"
-    q = Decimal(1).scaleb(-places)
-    return f"${value.quantize(q):,}" if value >= q or value == 0 else f"${value.normalize():f}"
+    """A dollar amount for humans, `-$0.0400` for a negative one (exact values stay in JSON); `-` for none."""
+    return "-" if value is None else usd(value, places)

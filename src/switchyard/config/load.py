@@ -45,6 +45,7 @@ from switchyard.config.schema import (
 from switchyard.config.validate import Reader, path_str
 from switchyard.errors import ConfigError, Problem, did_you_mean
 from switchyard.facts import build_schema
+from switchyard.money import usd
 from switchyard.providers.command_template import PLACEHOLDERS, placeholders_in
 from switchyard.rules.compile import Condition, compile_condition
 
@@ -456,7 +457,7 @@ class _Loader:
                     self.warn(
                         ("providers", name),
                         f"budgets are set but provider '{name}' has no max_cost_usd: each call holds "
-                        f"budgets.cli_hold_usd (${budgets.cli_hold_usd}) and may spend more",
+                        f"budgets.cli_hold_usd ({usd(budgets.cli_hold_usd)}) and may spend more",
                         'set max_cost_usd (and max_cost_flag, e.g. ["--max-budget-usd", "{max_cost_usd}"] for claude)',
                     )
 
@@ -491,7 +492,7 @@ class _Loader:
             unfit = [m for m in covered if least[m.name][0] > limit.limit_usd]
             if not unfit:
                 continue
-            per = f"{_setting(path)} (${limit.limit_usd} per {limit.period})"
+            per = f"{_setting(path)} ({usd(limit.limit_usd)} per {limit.period})"
             block = limit.on_exceed == "block"
             if len(unfit) == len(covered):
                 cheapest = min(unfit, key=lambda m: least[m.name][0])
@@ -506,9 +507,9 @@ class _Loader:
                 )
                 (self.error if block or everything else self.warn)(
                     (*path, "limit_usd") if path[1] == "limits" else path,
-                    f"no call can ever start under {per}: the least any call it covers holds is ${_usd(amount)} "
+                    f"no call can ever start under {per}: the least any call it covers holds is {usd(amount)} "
                     f"({cheapest.name}: {why}), {tail}",
-                    f"raise the limit to at least ${_usd(amount)}, or make calls hold less (see 'budgets' in the README)",
+                    f"raise the limit to at least {usd(amount)}, or make calls hold less (see 'budgets' in the README)",
                 )
                 continue
             for provider in sorted({m.provider for m in unfit}):
@@ -519,7 +520,7 @@ class _Loader:
                         amount, why = least[m.name]
                         self.warn(
                             ("models", models.index(m), "name"),
-                            f"no call to model '{m.name}' can ever fit under {per}: it holds ${_usd(amount)} ({why}); "
+                            f"no call to model '{m.name}' can ever fit under {per}: it holds {usd(amount)} ({why}); "
                             + (
                                 "tasks routed to it wait until the limit is raised"
                                 if block
@@ -535,14 +536,14 @@ class _Loader:
                 tail = (
                     "so the tasks routed to it would wait forever" if block else "so calls to it are always downgraded"
                 )
-                hint = f"raise the limit to at least ${_usd(amount)}, or " + (
+                hint = f"raise the limit to at least {usd(amount)}, or " + (
                     "lower max_cost_usd" if isinstance(p, CommandProvider) else "lower the models' max_output_tokens"
                 )
                 if isinstance(p, CommandProvider) and p.max_cost_usd is None:
-                    hint = f"set max_cost_usd below ${limit.limit_usd} (and max_cost_flag, so the CLI keeps to it), or raise the limit"
+                    hint = f"set max_cost_usd below {usd(limit.limit_usd)} (and max_cost_flag, so the CLI keeps to it), or raise the limit"
                 (self.error if block else self.warn)(
                     where,
-                    f"no call to provider '{provider}' can ever start under {per}: each holds ${_usd(amount)} ({why}), {tail}",
+                    f"no call to provider '{provider}' can ever start under {per}: each holds {usd(amount)} ({why}), {tail}",
                     hint,
                 )
 
@@ -641,10 +642,6 @@ def _limit_paths(budgets: BudgetsConfig) -> list[tuple[PathKey, BudgetLimit]]:
 
 def _setting(path: PathKey) -> str:
     return path_str(path) if path[1] != "limits" else f"the limit {path_str(path)}"
-
-
-def _usd(amount: Decimal) -> str:
-    return f"{amount.normalize():f}"
 
 
 def _least_hold(
