@@ -264,3 +264,13 @@ def test_a_matched_rule_passed_over_is_named_in_the_reason_not_denied() -> None:
         "rules[2] and rules[4] matched but were passed over "
         "(cheap: provider api is disabled; ghost: provider off is disabled); default model"
     )
+
+
+def test_status_flag_with_an_unknown_name_lists_the_providers() -> None:
+    providers = {"claude-cli": 1, "openrouter": 1, "openai": 1}
+    with pytest.raises(InputError) as info:
+        parse_status_args(["nobody=down"], providers)
+    assert str(info.value) == "--status nobody=down: unknown provider 'nobody'; providers: claude-cli, openai, openrouter"
+    with pytest.raises(InputError) as info:
+        parse_status_args(["openroutr=down"], providers)
+    assert str(info.value) == "--status openroutr=down: unknown provider 'openroutr' (did you mean 'openrouter'?)"

@@ -37,7 +37,8 @@ def parse_status_args(values: list[str] | tuple[str, ...], providers: Mapping[st
         if not sep:
             raise InputError(f"--status {item}: expected PROVIDER=STATUS, e.g. claude-cli=down")
         if name not in providers:
-            raise InputError(f"--status {item}: unknown provider '{name}'" + did_you_mean(name, providers))
+            mean = did_you_mean(name, providers) or "; providers: " + ", ".join(sorted(providers))
+            raise InputError(f"--status {item}: unknown provider '{name}'{mean}")
         if value not in PROVIDER_STATUSES:
             raise InputError(f"--status {item}: status must be one of {', '.join(sorted(PROVIDER_STATUSES))}")
         out[name] = value
