@@ -585,3 +585,11 @@ def test_holds_follow_output_ceilings_time_of_day_downgrade_and_disabled_provide
     assert warning.message.endswith("so every call it covers is passed on to another candidate (downgrade)")
     # A disabled provider is never called.
     assert loads_config(holds("daily_usd = 1", agent="max_cost_usd = 2.0\nenabled = false")).warnings == ()
+
+
+def test_a_call_that_fits_no_limit_is_reported_once_against_the_tightest() -> None:
+    # One warning (or error) printed once: not once per limit it does not fit under.
+    [msg] = problems(holds("daily_usd = 1.5\nweekly_usd = 1\nmonthly_usd = 1.8", agent="max_cost_usd = 2.0"))
+    assert "under budgets.weekly_usd ($1 per week)" in msg
+    [warning] = loads_config(holds("daily_usd = 0.2\nweekly_usd = 0.1")).warnings
+    assert warning.key_path == "models[1].name" and "budgets.weekly_usd ($0.1 per week)" in warning.message

@@ -481,7 +481,8 @@ class _Loader:
             for m in models
             if providers[m.provider].enabled
         }
-        for path, limit in limits:
+        told: set[str] = set()  # providers and models already reported: once each, against the tightest limit
+        for path, limit in sorted(limits, key=lambda pl: (pl[1].on_exceed != "block", pl[1].limit_usd)):
             kind, _, target = limit.scope.partition(":")
             covered = [
                 m
@@ -489,12 +490,14 @@ class _Loader:
                 if m.name in least
                 and (kind == "global" or (kind, target) in (("provider", m.provider), ("model", m.name)))
             ]
-            unfit = [m for m in covered if least[m.name][0] > limit.limit_usd]
+            unfit = [m for m in covered if least[m.name][0] > limit.limit_usd and m.name not in told]
             if not unfit:
                 continue
             per = f"{_setting(path)} ({usd(limit.limit_usd)} per {limit.period})"
             block = limit.on_exceed == "block"
             if len(unfit) == len(covered):
+                told.update(m.name for m in unfit)
+                told.update(m.provider for m in unfit)
                 cheapest = min(unfit, key=lambda m: least[m.name][0])
                 amount, why = least[cheapest.name]
                 everything = len(covered) == len(least)
@@ -512,9 +515,10 @@ class _Loader:
                     f"raise the limit to at least {usd(amount)}, or make calls hold less (see 'budgets' in the README)",
                 )
                 continue
-            for provider in sorted({m.provider for m in unfit}):
+            for provider in sorted({m.provider for m in unfit} - told):
                 mine = [m for m in covered if m.provider == provider]
                 theirs = [m for m in unfit if m.provider == provider]
+                told.update(m.name for m in theirs)
                 if len(theirs) < len(mine):
                     for m in theirs:
                         amount, why = least[m.name]
@@ -528,6 +532,7 @@ class _Loader:
                             ),
                         )
                     continue
+                told.add(provider)
                 amount, why = min((least[m.name] for m in theirs), key=lambda held: held[0])
                 p = providers[provider]
                 where: PathKey = (
