@@ -593,3 +593,13 @@ def test_a_call_that_fits_no_limit_is_reported_once_against_the_tightest() -> No
     assert "under budgets.weekly_usd ($1 per week)" in msg
     [warning] = loads_config(holds("daily_usd = 0.2\nweekly_usd = 0.1")).warnings
     assert warning.key_path == "models[1].name" and "budgets.weekly_usd ($0.1 per week)" in warning.message
+
+
+def test_the_budget_warning_for_providers_without_max_cost_is_printed_once() -> None:
+    text = (DATA / "seed.toml").read_text() + "\n[budgets]\ndaily_usd = 5\n"
+    warned = [w for w in loads_config(text, "seed.toml").warnings if "budgets are set" in w.message]
+    assert [w.message for w in warned] == [
+        "budgets are set but providers 'claude-cli', 'openrouter', 'openai' have no max_cost_usd: "
+        "each call holds budgets.cli_hold_usd ($1) and may spend more"
+    ]
+    assert warned[0].key_path == "providers.claude-cli"

@@ -452,14 +452,17 @@ class _Loader:
                     f"unknown {kind} '{target}'" + did_you_mean(target, known[kind], f"'{kind}:{{}}'".format),
                 )
         if budgets.all_limits():
-            for name, p in providers.items():
-                if isinstance(p, CommandProvider) and p.max_cost_usd is None:
-                    self.warn(
-                        ("providers", name),
-                        f"budgets are set but provider '{name}' has no max_cost_usd: each call holds "
-                        f"budgets.cli_hold_usd ({usd(budgets.cli_hold_usd)}) and may spend more",
-                        'set max_cost_usd (and max_cost_flag, e.g. ["--max-budget-usd", "{max_cost_usd}"] for claude)',
-                    )
+            # One warning for all of them, at the first: the same fact, printed once.
+            open_ended = [n for n, p in providers.items() if isinstance(p, CommandProvider) and p.max_cost_usd is None]
+            if open_ended:
+                names = ", ".join(f"'{n}'" for n in open_ended)
+                who = f"provider {names} has" if len(open_ended) == 1 else f"providers {names} have"
+                self.warn(
+                    ("providers", open_ended[0]),
+                    f"budgets are set but {who} no max_cost_usd: each call holds "
+                    f"budgets.cli_hold_usd ({usd(budgets.cli_hold_usd)}) and may spend more",
+                    'set max_cost_usd (and max_cost_flag, e.g. ["--max-budget-usd", "{max_cost_usd}"] for claude)',
+                )
 
     def check_holds(
         self, providers: dict[str, ProviderConfig], models: tuple[ModelConfig, ...], catalog: Catalog
