@@ -277,3 +277,34 @@ def test_money_is_written_one_way(value: str, places: int, text: str) -> None:
     assert money(Decimal(value), places) == text
     assert money(None) == "-"
     assert usd(Decimal("-0.0016384")) == "-$0.0016384" and usd(Decimal("12000.5")) == "$12,000.5"
+
+
+def test_a_config_error_found_after_loading_is_placed_in_the_file(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(
+        '[providers.sim]\nkind = "simulated"\n[[models]]\nname = "m"\nprovider = "sim"\n[routing]\ndefault_model = "m"\n'
+        '\n[ledger]\nurl = "postgresql://127.0.0.1:1/nowhere"\n'
+    )
+    code, out, err = run("status", "--config", str(cfg))
+    assert (code, out) == (2, "")
+    assert err.startswith(f"{cfg}:10:7: ledger.url: cannot connect to the ledger database")
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "where"),
+    [
+        ('default_model = "claude-sonnet-4-5"', 'default_model = "claude-sonet"', ":69:17: routing.default_model: "),
+        ("priority == 0", "priority == 'high'", ":72:26: routing.rules[0].condition: "),
+        ("cost_per_million_input = 0.14", "cost_per_million_input = nan", ":28:26: models[1].cost_per_million_input: "),
+        ("[workflows.budget]", "[budgets]\ndaily_usd = 1e9\n[workflows.budget]", ":103:13: budgets.daily_usd: "),
+    ],
+)
+def test_every_config_error_exits_2_with_file_key_line_col(tmp_path: Path, old: str, new: str, where: str) -> None:
+    bad = tmp_path / "bad.toml"
+    text = Path(SEED).read_text()
+    assert old in text
+    bad.write_text(text.replace(old, new, 1))
+    for args in (["config", "check"], ["route", "--task", '{"id": "a"}'], ["status"]):
+        code, out, err = run(*args, "--config", str(bad))
+        assert (code, out) == (2, ""), args
+        assert err.startswith(f"{bad}{where}"), (args, err)

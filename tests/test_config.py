@@ -603,3 +603,18 @@ def test_the_budget_warning_for_providers_without_max_cost_is_printed_once() -> 
         "each call holds budgets.cli_hold_usd ($1) and may spend more"
     ]
     assert warned[0].key_path == "providers.claude-cli"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        ("ledger", "url"),
+        ("routing", "rules", 2, "condition"),
+        ("providers", "a b", "env", "X"),
+        ("models", 0, "tiers", 1),
+    ],
+)
+def test_key_paths_read_back(path: tuple[str | int, ...]) -> None:
+    from switchyard.config.validate import parse_path, path_str
+
+    assert parse_path(path_str(path)) == path

@@ -270,7 +270,9 @@ def test_status_flag_with_an_unknown_name_lists_the_providers() -> None:
     providers = {"claude-cli": 1, "openrouter": 1, "openai": 1}
     with pytest.raises(InputError) as info:
         parse_status_args(["nobody=down"], providers)
-    assert str(info.value) == "--status nobody=down: unknown provider 'nobody'; providers: claude-cli, openai, openrouter"
+    assert (
+        str(info.value) == "--status nobody=down: unknown provider 'nobody'; providers: claude-cli, openai, openrouter"
+    )
     with pytest.raises(InputError) as info:
         parse_status_args(["openroutr=down"], providers)
     assert str(info.value) == "--status openroutr=down: unknown provider 'openroutr' (did you mean 'openrouter'?)"

@@ -15,7 +15,10 @@ import click
 
 from switchyard.errors import SwitchyardError, did_you_mean
 
-__all__ = ["cli", "main"]
+__all__ = ["LOADED", "cli", "main"]
+
+# The config the running command loaded (`cli.common.load` sets it): where a config error raised later is placed.
+LOADED: list[Any] = []
 
 # command name -> "module:attribute", imported on first use.
 _LAZY: dict[str, str] = {
@@ -67,10 +70,11 @@ class SwitchyardGroup(click.Group):
         return super().resolve_command(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
+        LOADED.clear()
         try:
             return super().invoke(ctx)
         except SwitchyardError as exc:
-            click.echo(f"error: {exc}" if not _is_config_error(exc) else str(exc), err=True)
+            click.echo(f"error: {exc}" if not _is_config_error(exc) else str(_located(exc)), err=True)
             ctx.exit(exc.exit_code)
 
 
@@ -78,6 +82,13 @@ def _is_config_error(exc: SwitchyardError) -> bool:
     from switchyard.errors import ConfigError
 
     return isinstance(exc, ConfigError)
+
+
+def _located(exc: SwitchyardError) -> SwitchyardError:
+    """A config error raised after loading (it names only a key) placed in the loaded file: file:line:col."""
+    from switchyard.errors import ConfigError
+
+    return LOADED[-1].locate(exc) if LOADED and isinstance(exc, ConfigError) else exc
 
 
 @click.group(cls=SwitchyardGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from switchyard.cli import LOADED
 from switchyard.config import LoadedConfig, find_config, load_config
 from switchyard.errors import InputError
 from switchyard.money import usd
@@ -58,6 +59,7 @@ def warn(message: str) -> None:
 def load(config_path: str | None, *, quiet: bool = False) -> LoadedConfig:
     """Find and load the config; print its lint warnings to stderr."""
     loaded = load_config(find_config(config_path))
+    LOADED[:] = [loaded]  # a config error raised later (the ledger URL will not connect) is placed in this file
     if not quiet:
         for w in loaded.warnings:
             warn("warning: " + w.render())

@@ -42,7 +42,7 @@ from switchyard.config.schema import (
     SimulatedProvider,
     WorkflowConfig,
 )
-from switchyard.config.validate import Reader, path_str
+from switchyard.config.validate import Reader, parse_path, path_str
 from switchyard.errors import ConfigError, Problem, did_you_mean
 from switchyard.facts import build_schema
 from switchyard.money import usd
@@ -123,6 +123,30 @@ class LoadedConfig:
     @property
     def budgets(self) -> BudgetsConfig:
         return self.sections["budgets"]  # type: ignore[no-any-return]
+
+    def locate(self, error: ConfigError) -> ConfigError:
+        """`error` with this config's file, line and column filled in where a problem names only a key.
+
+        Some config problems show only when the value is used (a ledger URL that does not connect);
+        they are raised with a key path, and placed in the file here.
+        """
+        if not any(p.key_path and (not p.file or p.line is None) for p in error.problems):
+            return error
+        from switchyard.config.locate import index_toml
+
+        index = index_toml(self.config.source)
+        problems = []
+        for p in error.problems:
+            if p.key_path and (not p.file or p.line is None):
+                loc = index.get(parse_path(p.key_path))
+                p = replace(
+                    p,
+                    file=p.file or self.path,
+                    line=p.line if p.line is not None or loc is None else loc.value_line,
+                    col=p.col if p.line is not None or loc is None else loc.value_col,
+                )
+            problems.append(p)
+        return ConfigError(problems)
 
     def resolve(self, path: str) -> Path:
         """A path from the config, relative to the config file's folder."""

@@ -42,6 +42,7 @@ __all__ = [
     "check",
     "fraction",
     "non_negative",
+    "parse_path",
     "path_str",
     "positive",
     "up_to",
@@ -113,6 +114,35 @@ def path_str(path: PathKey) -> str:
             piece = f'"{part}"' if needs_quotes else part
             out += f".{piece}" if out else piece
     return out
+
+
+def parse_path(text: str) -> PathKey:
+    """`routing.rules[2].condition` -> `("routing", "rules", 2, "condition")`: `path_str` read back."""
+    out: list[str | int] = []
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if c == ".":
+            i += 1
+        elif c == "[":
+            end = text.find("]", i)
+            if end < 0 or not text[i + 1 : end].isdigit():
+                return tuple(out)
+            out.append(int(text[i + 1 : end]))
+            i = end + 1
+        elif c == '"':
+            end = text.find('"', i + 1)
+            if end < 0:
+                return tuple(out)
+            out.append(text[i + 1 : end])
+            i = end + 1
+        else:
+            j = i
+            while j < n and text[j] not in '.["':
+                j += 1
+            out.append(text[i:j])
+            i = j
+    return tuple(out)
 
 
 def _hints(cls: type) -> dict[str, Any]:
