@@ -308,3 +308,14 @@ def test_every_config_error_exits_2_with_file_key_line_col(tmp_path: Path, old: 
         code, out, err = run(*args, "--config", str(bad))
         assert (code, out) == (2, ""), args
         assert err.startswith(f"{bad}{where}"), (args, err)
+
+
+@pytest.mark.parametrize("age", ["99999999d", "9999999999999999999999d", "99999999999999w"])
+def test_an_age_before_the_year_1_is_an_input_error(age: str) -> None:
+    from switchyard.cli.common import parse_when
+    from switchyard.errors import InputError
+
+    with pytest.raises(InputError, match=rf"^--since {age}: that is before the year 1"):
+        parse_when(age, option="--since")
+    code, out, err = run("log", "--config", SEED, "--since", age)
+    assert (code, out) == (2, "") and f"error: --since {age}: that is before the year 1" in err

@@ -85,7 +85,12 @@ def parse_when(value: str | None, *, option: str, now: datetime | None = None) -
     text = value.strip().lower()
     m = _RELATIVE.match(text)
     if m:
-        return now - timedelta(seconds=int(m.group(1)) * _UNITS[m.group(2)])
+        try:
+            return now - timedelta(seconds=int(m.group(1)) * _UNITS[m.group(2)])
+        except OverflowError:
+            raise InputError(
+                f"{option} {value}: that is before the year 1; give an age such as 2h or 7d, or a date"
+            ) from None
     if text in ("today", "yesterday"):
         local = now.astimezone()
         start = local.replace(hour=0, minute=0, second=0, microsecond=0)
