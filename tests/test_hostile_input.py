@@ -186,3 +186,39 @@ def test_json_helper_results_are_plain_json() -> None:
     # The nesting check skips brackets inside strings, escaped quotes included.
     text = json.dumps({"id": "a", "title": '[[[{{"\\' * 50})
     assert load_task_arg(text).title == '[[[{{"\\' * 50
+
+
+# --- values inside a task -------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("doc", "message"),
+    [
+        ('{"id": "a", "metadata": {"x": NaN}}', "--task: line 1, column 31: NaN is not a number JSON allows"),
+        (
+            '{"id": "a", "metadata": {"x": -Infinity}}',
+            "--task: line 1, column 31: -Infinity is not a number JSON allows",
+        ),
+        ('{"id": "a", "metadata": {"x": 1e400}}', "--task: line 1, column 31: 1e400 is too large for a number"),
+        (
+            '{"id": "a", "estimated_tokens": 99999999999999999999}',
+            "--task: task.estimated_tokens: at most 1,000,000,000",
+        ),
+        ('{"id": "a", "retry_count": 99999999999999999999}', "--task: task.retry_count: at most 1,000"),
+        (
+            '{"id": "a", "error_tracking": {"attempt_count": 10000}}',
+            "--task: task.error_tracking.attempt_count: at most",
+        ),
+    ],
+)
+def test_numbers_in_a_task_that_would_break_later_are_input_errors(doc: str, message: str) -> None:
+    with pytest.raises(InputError) as info:
+        load_task_arg(doc)
+    assert str(info.value).startswith(message)
+
+
+@pytest.mark.parametrize("at", ["9999-12-31T23:59:59-23:59", "0001-01-01T00:00:00+23:59", "0001-01-01"])
+def test_an_at_time_at_the_edge_of_the_calendar_is_an_input_error(config: str, at: str) -> None:
+    code, out, err = run("route", "--config", config, "--task", '{"id": "a"}', "--at", at)
+    assert (code, out) == (2, "")
+    assert f"error: --at {at}: too close to the ends of the calendar" in err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import field
@@ -18,6 +19,9 @@ _PRIORITY = re.compile(r"^[Pp]([0-4])$")
 # A task document is a few levels deep; one nested deeper is hostile, and would exhaust the
 # recursion of json.loads (or, later, json.dumps) with a RecursionError instead of an answer.
 MAX_NESTING = 64
+# Numbers a task carries into the ledger (SQLite and PostgreSQL integers) and into prices: the config's bounds.
+MAX_TOKENS = 1_000_000_000
+MAX_RETRY_COUNT = 1000
 # Where to look while finding how deep a document nests: brackets, and the quotes that start strings.
 _JSON_MARK = re.compile(r'["\[\]{}]')
 _JSON_STRING_REST = re.compile(r'(?:[^"\\]|\\.)*+"')  # possessive: never backtracks into a string
@@ -82,6 +86,32 @@ def _too_deep(text: str) -> int | None:
     return None
 
 
+class _BadNumber(Exception):
+    def __init__(self, literal: str, why: str) -> None:
+        self.literal = literal
+        self.why = why
+
+
+def _no_constant(literal: str) -> Any:
+    # Python's json reads NaN and Infinity, which JSON has not: they would be written back as invalid JSON.
+    raise _BadNumber(literal, f"{literal} is not a number JSON allows")
+
+
+def _finite_float(literal: str) -> float:
+    value = float(literal)
+    if not math.isfinite(value):
+        raise _BadNumber(literal, f"{literal} is too large for a number")
+    return value
+
+
+def _bare(text: str, literal: str) -> int:
+    """Offset of the first `literal` outside a string (the document parsed up to it, so its strings are closed)."""
+    for m in re.finditer(r'"(?:[^"\\]|\\.)*+"|' + re.escape(literal), text):
+        if not m.group().startswith('"'):
+            return m.start()
+    return 0
+
+
 def loads_json(text: str, where: str, *, inline: bool = False, first_line: int = 1) -> Any:
     """Parse JSON; a syntax error or a document nested too deep is an `InputError` with its line and column.
 
@@ -90,10 +120,13 @@ def loads_json(text: str, where: str, *, inline: bool = False, first_line: int =
     still reads is caught by `Task.from_dict`.
     """
     try:
-        return json.loads(text)
+        return json.loads(text, parse_constant=_no_constant, parse_float=_finite_float)
     except json.JSONDecodeError as exc:
         at = _at(where, exc.lineno + first_line - 1, exc.colno, inline)
         raise InputError(f"{at}: not valid JSON: {exc.msg}") from None
+    except _BadNumber as bad:
+        line, col = _position(text, _bare(text, bad.literal))
+        raise InputError(f"{_at(where, line + first_line - 1, col, inline)}: {bad.why}") from None
     except RecursionError:
         offset = _too_deep(text)
         line, col = _position(text, offset) if offset is not None else (1, 1)
@@ -243,12 +276,16 @@ class Task:
             attempt = tracking.get("attempt_count", 0)
             if isinstance(attempt, bool) or not isinstance(attempt, int) or attempt < 0:
                 raise InputError(f"{where}.error_tracking.attempt_count: expected a non-negative integer")
+            if attempt > MAX_RETRY_COUNT:
+                raise InputError(f"{where}.error_tracking.attempt_count: at most {MAX_RETRY_COUNT:,}, got {attempt}")
             if retry is None:
                 retry = attempt
         if retry is None:
             retry = 0
         if isinstance(retry, bool) or not isinstance(retry, int) or retry < 0:
             raise InputError(f"{where}.retry_count: expected a non-negative integer, got {retry!r}")
+        if retry > MAX_RETRY_COUNT:
+            raise InputError(f"{where}.retry_count: at most {MAX_RETRY_COUNT:,} (escalations of one task), got {retry}")
 
         metadata = data.get("metadata", {})
         if not isinstance(metadata, Mapping):
@@ -256,6 +293,8 @@ class Task:
         est = data.get("estimated_tokens")
         if est is not None and (isinstance(est, bool) or not isinstance(est, int) or est < 0):
             raise InputError(f"{where}.estimated_tokens: expected a non-negative integer, got {est!r}")
+        if est is not None and est > MAX_TOKENS:
+            raise InputError(f"{where}.estimated_tokens: at most {MAX_TOKENS:,} (more than any model reads), got {est}")
 
         body = text("body", None)
         if body is None:

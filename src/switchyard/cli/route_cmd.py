@@ -26,7 +26,11 @@ def parse_at(value: str | None) -> datetime | None:
         at = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise InputError(f"--at {value}: expected an ISO 8601 time such as 2026-05-01T23:30:00Z") from None
-    return at if at.tzinfo else at.replace(tzinfo=UTC)
+    at = at if at.tzinfo else at.replace(tzinfo=UTC)
+    # Facts read the time in the routing zone: a day's margin keeps that conversion inside the calendar.
+    if not datetime(1, 1, 2, tzinfo=UTC) <= at <= datetime(9999, 12, 30, tzinfo=UTC):
+        raise InputError(f"--at {value}: too close to the ends of the calendar (years 1 and 9999)")
+    return at
 
 
 def parse_status_args(values: list[str] | tuple[str, ...], providers: Mapping[str, object]) -> dict[str, str]:
