@@ -222,3 +222,13 @@ def test_an_at_time_at_the_edge_of_the_calendar_is_an_input_error(config: str, a
     code, out, err = run("route", "--config", config, "--task", '{"id": "a"}', "--at", at)
     assert (code, out) == (2, "")
     assert f"error: --at {at}: too close to the ends of the calendar" in err
+
+
+def test_a_toml_tasks_file_with_nan_skips_that_task_with_its_line(tmp_path: Path) -> None:
+    f = tmp_path / "t.toml"
+    f.write_text('[[tasks]]\nid = "a"\n\n[[tasks]]\nid = "b"\nmetadata = { x = nan }\n')
+    fetched = TasksFile(f).fetch()
+    assert [t.id for t in fetched.tasks] == ["a"]
+    assert fetched.skipped == [
+        f"{f}:4: task.metadata.x: nan is not a number a task can hold (JSON has no NaN or infinity)"
+    ]

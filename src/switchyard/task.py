@@ -137,7 +137,8 @@ def loads_json(text: str, where: str, *, inline: bool = False, first_line: int =
 
 
 def _check_text(value: Any, where: str) -> None:
-    """Every string in `value` encodes as UTF-8 (no lone surrogate from a `\\ud800` escape); nesting is bounded."""
+    """Every string in `value` encodes as UTF-8 (no lone surrogate from a `\\ud800` escape), every float is finite,
+    and nesting is bounded."""
     stack: list[tuple[Any, str, int]] = [(value, where, 0)]
     while stack:
         v, at, depth = stack.pop()
@@ -151,6 +152,8 @@ def _check_text(value: Any, where: str) -> None:
                     f"{at}: not valid Unicode text (a lone surrogate at character {exc.start + 1}); "
                     "a \\uD800-\\uDFFF escape must be half of a pair"
                 ) from None
+        elif isinstance(v, float) and not math.isfinite(v):
+            raise InputError(f"{at}: {v} is not a number a task can hold (JSON has no NaN or infinity)")
         elif isinstance(v, Mapping):
             for k, item in v.items():
                 stack.append((k, f"{at} (a key)", depth + 1))
