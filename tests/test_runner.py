@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from decimal import Decimal
 from pathlib import Path
 
@@ -11,10 +12,11 @@ from click.testing import CliRunner
 
 from switchyard.cli import cli
 from switchyard.config import loads_config
+from switchyard.driver import AllCandidatesFailed
 from switchyard.failures import FailureKind
 from switchyard.health import Health
 from switchyard.ledger import AttemptRecord, Ledger
-from switchyard.runner import AllCandidatesFailed, Runner
+from switchyard.runner import Runner
 from switchyard.task import Task
 
 BASE = """
@@ -298,3 +300,34 @@ def test_route_sees_the_persisted_breaker(tmp_path: Path) -> None:
     data = json.loads(res.stdout)
     assert data["model"] == "small"
     assert data["skipped"] == ["big: provider primary is down"]
+
+
+def test_replay_returns_the_configured_output_file(tmp_path: Path) -> None:
+    """A replayed attempt (a step re-run after a crash) finds the answer file the provider's output_file names."""
+    answer = {"type": "result", "is_error": False, "result": "done", "usage": {"input_tokens": 10, "output_tokens": 2}}
+    script = f"import sys; open(sys.argv[1], 'w').write('notes'); print({json.dumps(json.dumps(answer))})"
+    loaded = loads_config(
+        f"""
+[providers.agent]
+command_template = {json.dumps([sys.executable, "-c", script, "{output_file}"])}
+usage_format = "claude-json"
+output_file = "answer.md"
+
+[[models]]
+name = "a"
+provider = "agent"
+
+[routing]
+default_model = "a"
+""",
+        str(tmp_path / "switchyard.toml"),
+    )
+    ledger = Ledger.open(tmp_path / "ledger.db")
+    runner = Runner(loaded, ledger, health=Health(loaded, ledger, env={}), runs_dir=tmp_path / "runs")
+    first = runner.run(Task("T-1"), prompt="p", run_id="same")
+    assert first.final is not None and first.final.output_path is not None
+    assert first.final.output_path.name == "answer.md" and first.final.output_path.read_text() == "notes"
+    again = runner.run(Task("T-1"), prompt="p", run_id="same")
+    assert again.final is not None and again.final.replayed
+    assert again.final.output_path is not None
+    assert again.final.output_path.resolve() == first.final.output_path.resolve()

@@ -305,7 +305,7 @@ def ledger_total(url: str) -> Decimal:
 
 
 def test_review_verdicts() -> None:
-    from switchyard.coordinator import StagePlan, rejected
+    from switchyard.stages import StagePlan, rejected
 
     regex = StagePlan("review", reject_if="(?m)^REJECT")
     assert rejected(regex, "notes\nREJECT: missing tests")

@@ -27,7 +27,7 @@ from decimal import Decimal
 
 from switchyard._records import record
 from switchyard.config import LoadedConfig
-from switchyard.config.schema import BudgetLimit
+from switchyard.config.schema import BudgetLimit, BudgetsConfig
 from switchyard.errors import RunError
 from switchyard.facts import BudgetView, PeriodFacts, routing_zone
 from switchyard.ledger.store import PICO, Ledger, to_pico
@@ -136,6 +136,11 @@ class Budgets:
     @property
     def active(self) -> bool:
         return bool(self.limits)
+
+    def use(self, config: BudgetsConfig) -> None:
+        """Take new limits (the config file changed while tasks wait); counters and holds stay as they are."""
+        self.config = config
+        self.limits = config.all_limits()
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.clock(), self.tz)

@@ -1,16 +1,27 @@
 """The coordinator: pull tasks, queue them durably, run each as a workflow of routed attempts.
 
-This is the only module that imports DBOS. A task is a DBOS workflow (its id is
-the task id, so enqueuing twice is a no-op); each provider attempt is a DBOS
-step. Steps are at-least-once: a step cut short by a crash runs again after
+This is the only module that imports DBOS: it wires the pure parts to the
+engine. A task is a DBOS workflow (its id is the task id, so enqueuing twice is a
+no-op); the stage machine (`switchyard.stages`) says which stage runs next; each
+stage is routed in a step and driven by the one attempt driver
+(`switchyard.driver`) with a DBOS step as its attempt and `DBOS.sleep` as its
+sleep. Steps are at-least-once: a step cut short by a crash runs again after
 recovery with the same attempt id, and `Runner.attempt()` is idempotent on that
 id (the ledger's primary key), so an attempt never leaves two rows and an
 attempt that was recorded is never called twice.
 
-    task workflow:  begin ─► for each escalation level (retry_count + n):
-                               route ─► attempt ─► attempt ─► ... (Failover: retries, fallbacks)
-                               └─ success: done   failure: retrying, routed again (rules see retry_count)
-                             ─► dead after [coordinator] max_attempts, with the last error
+    task workflow:  begin (plan the stages, make the worktree, route stage one)
+                    ─► for each stage (review loops may go back):
+                         for each escalation level (retry_count + n):
+                           route ─► attempt ─► attempt ─► ... (Failover: retries, fallbacks)
+                           └─ success: next stage   failure: retrying, routed again (rules see retry_count)
+                    ─► done (recorded with the attempt that completes the task), or
+                       dead after [coordinator] max_attempts, with the last error
+
+The workflow and its steps are methods of `TaskFlow`, a DBOS configured
+instance: DBOS finds the object by its name (`switchyard`) when it dequeues or
+recovers a workflow, so there is no module-level "current coordinator". DBOS is
+one engine per process, so there is one coordinator per process.
 
 Shutdown: the first SIGINT/SIGTERM stops taking new work (no new dequeues, no
 new attempts); running attempts get `grace_s` to finish; then their process
@@ -24,73 +35,41 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import sqlite3
-import subprocess
 import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
-from dbos import DBOS, DBOSClient, SetWorkflowID
+from dbos import DBOS, DBOSClient, DBOSConfiguredInstance, SetWorkflowID
 
 from switchyard._records import record
-from switchyard.budgets import BudgetExceeded, Budgets
+from switchyard.budgets import Budgets
 from switchyard.config import LoadedConfig, load_config
+from switchyard.config.schema import StageConfig
+from switchyard.driver import AttemptOutcome, AttemptRequest, Failover, Job, RunResult, Skipped, drive
 from switchyard.errors import ConfigError, RunError
-from switchyard.failures import FailureKind
-from switchyard.ledger.store import Ledger
+from switchyard.ledger.store import AttemptRecord, Ledger
 from switchyard.progress import Reporter
-from switchyard.prompts import DEFAULT_STAGE_TEMPLATE, check_template, render_prompt
+from switchyard.prompts import DEFAULT_STAGE_TEMPLATE, check_template
 from switchyard.providers.base import ChildProcesses, ProviderContext
 from switchyard.redact import Redactor
-from switchyard.router import Candidate, Route
-from switchyard.runner import AttemptOutcome, Failover, Plan, Runner, safe_name
+from switchyard.router import Route
+from switchyard.runner import Runner, safe_name
 from switchyard.sources import Source, SourceError
+from switchyard.stages import Cursor, StageOutput, StagePlan, TaskPlan, with_fixed_model
 from switchyard.task import Task
+from switchyard.worktree import add_worktree
 
-__all__ = ["APP_VERSION", "QUEUE", "Coordinator"]
+__all__ = ["APP_VERSION", "QUEUE", "Coordinator", "TaskFlow"]
 
 QUEUE = "switchyard-tasks"
 # Pinned: DBOS only recovers workflows recorded under the same version. Bump it only when
-# the workflow's sequence of steps changes incompatibly.
-APP_VERSION = "switchyard-wf-1"
+# the workflow's sequence of steps (or their names) changes incompatibly.
+# 2: the workflow is TaskFlow.run (a configured instance); records instead of JSON; ids of skipped calls.
+APP_VERSION = "switchyard-wf-2"
+FLOW_NAME = "switchyard"  # the configured instance's name, recorded with every workflow
 ACTIVE_STATES = ("queued", "running", "retrying")
-
-_active: Coordinator | None = None
-
-
-def _co() -> Coordinator:
-    if _active is None:  # pragma: no cover - DBOS only runs workflows after start()
-        raise RunError("no coordinator is running in this process")
-    return _active
-
-
-@record
-class StagePlan:
-    """One stage as the workflow runs it (plain data: it is checkpointed)."""
-
-    name: str | None
-    model: str | None = None
-    template: str | None = None
-    requires: tuple[str, ...] = ()
-    timeout_s: float | None = None
-    loop_to: str | None = None
-    reject_if: str | None = None
-    verdict_field: str | None = None
-    reject_values: tuple[str, ...] = ()
-
-
-@record
-class TaskPlan:
-    """What a task's first step prepared: the task, its workflow's stages, where the agent works."""
-
-    task_json: str
-    workflow: str | None
-    stages: tuple[StagePlan, ...]
-    max_loops: int
-    workdir: str | None
 
 
 @record
@@ -102,121 +81,130 @@ class Routed:
 
 
 @record
-class Blocked:
-    """An attempt that was not started because a budget limit would be exceeded."""
+class Begun:
+    """What a task's first step prepared: its plan, and its first stage routed."""
 
-    message: str
-    on_exceed: str
-
-
-# ------------------------------------------------------------------ DBOS workflow and steps
-@DBOS.step()
-def _step_plan(task_id: str) -> tuple[TaskPlan, Routed]:
-    return _co().plan(task_id)
+    plan: TaskPlan
+    routed: Routed
 
 
-@DBOS.step()
-def _step_route(
-    plan: TaskPlan, index: int, retry_count: int, loops: int, outputs: dict[str, tuple[str, str]]
-) -> Routed:
-    return _co().route_stage(plan, index, retry_count, loops, outputs)
+@record
+class StageResult:
+    """How a stage ended: its output and the attempt that produced it, or the last error."""
+
+    retry_count: int
+    output: StageOutput | None = None
+    attempt_id: str | None = None
+    completed: bool = False  # the successful attempt also completed the task (recorded so, with the task done)
+    error: str | None = None
 
 
-@DBOS.step()
-def _step_attempt(
-    task_json: str,
-    route: Route,
-    plan: Plan,
-    attempt_id: str,
-    prompt: str,
-    workdir: str | None,
-    timeout_s: float | None,
-    last: bool,
-    unblock: bool,
-    first: bool = False,
-    failover_from: str | None = None,
-) -> AttemptOutcome | Blocked | None:
-    return _co().attempt(
-        task_json,
-        route,
-        plan,
-        attempt_id,
-        prompt,
-        workdir,
-        timeout_s=timeout_s,
-        finishes_task=last,
-        unblock=unblock,
-        first=first,
-        failover_from=failover_from,
-    )
+# ------------------------------------------------------------------ the durable part
+@DBOS.dbos_class()
+class TaskFlow(DBOSConfiguredInstance):
+    """A task's workflow and its steps, bound to the coordinator that runs them.
+
+    It is the driver's host in the durable engine: `attempt` is a step, `sleep` is
+    `DBOS.sleep`, so every decision the driver takes replays from checkpoints.
+    """
+
+    def __init__(self, co: Coordinator) -> None:
+        self.co = co
+        super().__init__(FLOW_NAME)
+
+    @DBOS.workflow()
+    def run(self, task_id: str) -> str:
+        """Run every stage of the task; 'done' or 'dead'."""
+        begun = self.begin(task_id)
+        plan = begun.plan
+        routed: Routed | None = begun.routed
+        cursor: Cursor | None = Cursor()
+        retry_count = plan.task.retry_count
+        last = StageResult(retry_count)
+        while cursor is not None:
+            last = self.run_stage(plan, cursor, retry_count, routed)
+            routed = None
+            retry_count = last.retry_count
+            if last.output is None:
+                self.finish(task_id, "dead", retry_count, last.error)
+                return "dead"
+            cursor = plan.advance(cursor, last.output)
+        if not last.completed:  # a review stage that could have sent it back: mark the completion now
+            self.finish(task_id, "done", retry_count, None, last.attempt_id)
+        return "done"
+
+    def run_stage(self, plan: TaskPlan, cursor: Cursor, retry_count: int, routed: Routed | None) -> StageResult:
+        """Drive one stage, escalating on failure (inside the workflow body: every call is a step)."""
+        co = self.co
+        stage = plan.stage(cursor)
+        max_attempts = co.loaded.coordinator.max_attempts
+        error: str | None = None
+        for level in range(max_attempts):
+            self.pause()
+            if routed is None:
+                routed = self.route(plan, cursor, retry_count)
+            task = plan.task.with_retry(retry_count)
+            job = Job(
+                task,
+                routed.route,
+                routed.prompt,
+                task.id,
+                f"{task.id}:{stage.key}:l{cursor.loops}:r{retry_count}:a",
+                workdir=plan.workdir,
+                timeout_s=stage.timeout_s,
+                opening=cursor.index == cursor.loops == level == 0,
+                completes=plan.completes(cursor),
+            )
+            failover = Failover(
+                routed.route, co.loaded, jitter_key=f"{task.id}:{stage.name}:{cursor.loops}:{retry_count}"
+            )
+            result = drive(job, failover, self, budget_wait_s=co.loaded.budgets.recheck_s)
+            routed = None
+            final = result.final
+            if result.ok and final is not None:
+                path = str(final.output_path) if final.output_path else ""
+                return StageResult(
+                    retry_count, StageOutput(final.text or "", path), final.record.attempt_id, final.record.completed
+                )
+            error = _why(result)
+            if level + 1 < max_attempts:
+                retry_count += 1
+                self.finish(task.id, "retrying", retry_count, error)
+        return StageResult(retry_count, error=error)
+
+    # the steps ---------------------------------------------------------------------------
+    @DBOS.step()
+    def begin(self, task_id: str) -> Begun:
+        return self.co.begin(task_id)
+
+    @DBOS.step()
+    def route(self, plan: TaskPlan, cursor: Cursor, retry_count: int) -> Routed:
+        return self.co.route_stage(plan, cursor, retry_count)
+
+    @DBOS.step()
+    def attempt(self, request: AttemptRequest) -> AttemptOutcome | Skipped:
+        return self.co.attempt(request)
+
+    @DBOS.step()
+    def finish(
+        self, task_id: str, state: str, retry_count: int, last_error: str | None, completed: str | None = None
+    ) -> None:
+        self.co.finish(task_id, state, retry_count, last_error, completed)
+
+    # the rest of the driver's host ---------------------------------------------------------
+    def sleep(self, seconds: float) -> None:
+        DBOS.sleep(seconds)
+
+    def pause(self) -> None:
+        self.co.hold_while_stopping()
 
 
-@DBOS.step()
-def _step_finish(
-    task_id: str, state: str, retry_count: int, last_error: str | None, completed: str | None = None
-) -> None:
-    _co().finish(task_id, state, retry_count, last_error, completed)
-
-
-@DBOS.workflow()
-def _task_workflow(task_id: str) -> str:
-    co = _co()
-    plan, first = _step_plan(task_id)
-    retry_count = Task.from_dict(json.loads(plan.task_json)).retry_count
-    # A one-stage task finishes inside its successful attempt's step (two checkpoints per task).
-    single = len(plan.stages) == 1 and plan.stages[0].loop_to is None
-    outputs: dict[str, tuple[str, str]] = {}
-    index = loops = 0
-    routed: Routed | None = first
-    completed: str | None = None
-    while index < len(plan.stages):
-        stage = plan.stages[index]
-        ok, text, output_file, retry_count, error, completed = co.run_stage(
-            plan, index, retry_count, loops, outputs, routed, single
-        )
-        routed = None
-        if not ok:
-            _step_finish(task_id, "dead", retry_count, error)
-            return "dead"
-        outputs[stage.name or "-"] = (text, output_file)
-        if stage.loop_to is not None and loops < plan.max_loops and rejected(stage, text):
-            loops += 1
-            index = next(i for i, s in enumerate(plan.stages) if s.name == stage.loop_to)
-            continue
-        index += 1
-    if not single:
-        _step_finish(task_id, "done", retry_count, None, completed)
-    return "done"
-
-
-def rejected(stage: StagePlan, text: str) -> bool:
-    """Did a review stage send the task back? A regex on its output, or a JSON field's value."""
-    if stage.reject_if is not None and re.search(stage.reject_if, text):
-        return True
-    if stage.verdict_field is not None:
-        value = _json_field(text, stage.verdict_field)
-        if value is not None and str(value).strip().lower() in {v.lower() for v in stage.reject_values}:
-            return True
-    return False
-
-
-def _json_field(text: str, dotted: str) -> Any:
-    """`dotted` (e.g. `review.verdict`) from the whole text as JSON, else from its last JSON object."""
-    candidates = [text.strip()]
-    start = text.rfind("{")
-    while start != -1 and len(candidates) <= 50:  # the verdict is near the end; do not try every brace
-        candidates.append(text[start:])
-        start = text.rfind("{", 0, start)
-    for chunk in candidates:
-        try:
-            data: Any = json.loads(chunk)
-        except ValueError:
-            continue
-        for part in dotted.split("."):
-            data = data.get(part) if isinstance(data, dict) else None
-        if data is not None:
-            return data
-    return None
+def _why(result: RunResult) -> str:
+    """The task's last error: the last attempt's own message, else why the failover gave up."""
+    rec = result.final.record if result.final is not None else None
+    if rec is not None and rec.error_message:
+        return f"{rec.model}: [{rec.error_class}] {rec.error_message[:300]}"
+    return result.why
 
 
 # ------------------------------------------------------------------ the coordinator
@@ -240,16 +228,27 @@ class Coordinator:
         self.state_dir = state
         self.system_db = system_db or cfg.system_db or self._default_system_db()
         self.template = self._load_template()
+        self.stage_plans = {
+            name: tuple(self._stage_plan(s) for s in wf.stages) for name, wf in loaded.workflows.items()
+        }
         self.ledger = Ledger.open(loaded.ledger_location())
         names = [p.api_key_env for p in loaded.providers.values() if p.api_key_env]
         self.context = ProviderContext(redactor=Redactor.from_env(names), children=ChildProcesses(state / "children"))
         budgets = Budgets(loaded, self.ledger, owner=cfg.executor_id) if loaded.budgets.all_limits() else None
-        self.runner = Runner(loaded, self.ledger, context=self.context, budgets=budgets)
+        self.runner = Runner(
+            loaded,
+            self.ledger,
+            context=self.context,
+            budgets=budgets,
+            on_start=self._started,
+            on_complete=self._completed,
+        )
         self.draining = threading.Event()
         self._never = threading.Event()
         self._inflight = 0
         self._lock = threading.Lock()
         self.blocked_seen: set[str] = set()
+        self.flow: TaskFlow | None = None
         self.started = False
         self._config_mtime = os.stat(loaded.path).st_mtime if loaded.path and os.path.exists(loaded.path) else None
 
@@ -279,9 +278,32 @@ class Coordinator:
             raise ConfigError([p.__class__(**{**p.__dict__, "file": str(file)}) for p in exc.problems]) from None
         return text
 
+    def _stage_plan(self, stage: StageConfig) -> StagePlan:
+        template = stage.prompt
+        if stage.prompt_file is not None:
+            file = self.loaded.resolve(stage.prompt_file)
+            try:
+                template = file.read_text(encoding="utf-8")
+            except OSError as exc:
+                raise ConfigError.single(
+                    f"cannot read the prompt file {file}: {exc.strerror}", key_path=f"stage {stage.name}.prompt_file"
+                ) from None
+        if template is not None:
+            check_template(template, f"stage {stage.name} prompt")
+        return StagePlan(
+            stage.name,
+            stage.model,
+            template if template is not None else (self.template or DEFAULT_STAGE_TEMPLATE),
+            stage.requires,
+            stage.timeout_s,
+            stage.loop_to,
+            stage.reject_if,
+            stage.verdict_field,
+            stage.reject_values,
+        )
+
     def start(self) -> None:
         """Kill agents a crashed run left behind, launch DBOS (recovering pending workflows), re-queue lost enqueues."""
-        global _active
         reaped = self.context.children.reap_stale()
         if reaped:
             self.reporter.note(f"killed {reaped} agent process group(s) left by a previous run")
@@ -305,7 +327,11 @@ class Coordinator:
             )
         finally:
             client.destroy()
-        _active = self
+        try:
+            # Registered before launch, so recovery finds it; DBOS refuses a second one in a process.
+            self.flow = TaskFlow(self)
+        except Exception as exc:
+            raise RunError(f"cannot start a second coordinator in this process: {exc}") from None
         DBOS(
             config={
                 "name": "switchyard",
@@ -323,23 +349,22 @@ class Coordinator:
 
     def close(self) -> None:
         """Stop DBOS (after every workflow is done) and release resources."""
-        global _active
         if self.started:
             DBOS.destroy(workflow_completion_timeout_sec=0)
             self.started = False
         self.runner.close()
         self.ledger.close()
-        _active = None
 
     # intake ----------------------------------------------------------------------------
     def _enqueue_workflow(self, task_id: str) -> None:
+        assert self.flow is not None
         with SetWorkflowID(task_id):
-            DBOS.enqueue_workflow(QUEUE, _task_workflow, task_id)
+            DBOS.enqueue_workflow(QUEUE, self.flow.run, task_id)
 
     def submit(self, tasks: Iterable[Task], source: str | None = None) -> int:
         """Queue tasks not seen before; returns how many were new (re-reading a source adds nothing)."""
         added = 0
-        now = int(time.time() * 1000)
+        now = _now_ms()
         for task in tasks:
             if self.draining.is_set():
                 break
@@ -364,247 +389,85 @@ class Coordinator:
         return added
 
     # workflow parts (called from DBOS steps) --------------------------------------------
-    def plan(self, task_id: str) -> tuple[TaskPlan, Routed]:
-        """Pick the task's workflow, resolve its stages, make its worktree, mark it running, route stage one."""
+    def begin(self, task_id: str) -> Begun:
+        """Pick the task's workflow and stages, make its worktree, mark it running, route stage one."""
         row = self.ledger.task(task_id)
         if row is None:
             raise RunError(f"task {task_id} is not in the ledger")
         task = Task.from_dict(json.loads(row.task_json))
         budget = self.runner.budgets.view() if self.runner.budgets is not None else None
         workflow = self.runner.router.pick_workflow(task, provider_status=self.runner.health.status(), budget=budget)
-        stages: tuple[StagePlan, ...]
         if workflow is None:
-            stages = (StagePlan(None, template=self.template),)
+            stages: tuple[StagePlan, ...] = (StagePlan(None, template=self.template),)
             max_loops = 0
         else:
-            wf = self.loaded.workflows[workflow]
-            stages = tuple(self._stage_plan(s) for s in wf.stages)
-            max_loops = wf.max_loops
+            stages = self.stage_plans[workflow]
+            max_loops = self.loaded.workflows[workflow].max_loops
         workdir = self._worktree(task) if self.loaded.coordinator.worktree else None
         self.ledger.set_task(task_id, "running", _now_ms(), retry_count=task.retry_count, workflow=workflow)
         self.reporter.event("begin", task_id)
-        plan = TaskPlan(row.task_json, workflow, stages, max_loops, str(workdir) if workdir else None)
-        return plan, self.route_stage(plan, 0, task.retry_count, 0, {})
-
-    def _stage_plan(self, stage: Any) -> StagePlan:
-        template = stage.prompt
-        if stage.prompt_file is not None:
-            file = self.loaded.resolve(stage.prompt_file)
-            try:
-                template = file.read_text(encoding="utf-8")
-            except OSError as exc:
-                raise ConfigError.single(
-                    f"cannot read the prompt file {file}: {exc.strerror}", key_path=f"stage {stage.name}.prompt_file"
-                ) from None
-        if template is not None:
-            check_template(template, f"stage {stage.name} prompt")
-        return StagePlan(
-            stage.name,
-            stage.model,
-            template if template is not None else (self.template or DEFAULT_STAGE_TEMPLATE),
-            stage.requires,
-            stage.timeout_s,
-            stage.loop_to,
-            stage.reject_if,
-            stage.verdict_field,
-            stage.reject_values,
-        )
-
-    def route_stage(
-        self, plan: TaskPlan, index: int, retry_count: int, loops: int, outputs: dict[str, tuple[str, str]]
-    ) -> Routed:
-        """The prompt and candidates of stage `index`, as the task stands now."""
-        stage = plan.stages[index]
-        task = Task.from_dict(json.loads(plan.task_json)).with_retry(retry_count)
-        previous = (plan.stages[index - 1].name or "-") if index > 0 else None
-        prev_text, prev_file = outputs.get(previous, ("", "")) if previous else ("", "")
-        prompt = render_prompt(
-            stage.template,
-            task,
-            stage=stage.name,
-            workflow=plan.workflow,
-            previous_output=prev_text,
-            previous_output_file=prev_file,
-            stage_outputs={k: v[0] for k, v in outputs.items()},
-            stage_output_files={k: v[1] for k, v in outputs.items()},
-            loop_count=loops,
-        )
-        route = self.runner.decide(
-            task, stage=stage.name, workflow=plan.workflow, requires=stage.requires, loop_count=loops
-        )
-        if stage.model is not None:
-            # A fixed model comes first; the rules' choices for this stage are its fallbacks.
-            provider = self.loaded.catalog[stage.model].provider
-            fixed = Candidate(stage.model, provider, f"workflows.{plan.workflow}.{stage.name}")
-            rest = tuple(c for c in route.candidates if c.model != stage.model)
-            reason = f"workflow {plan.workflow}, stage {stage.name}: fixed model"
-            route = Route(
-                task.id, stage.model, provider, reason, None, None, None, (fixed, *rest), stage.name, plan.workflow
-            )
-        return Routed(prompt, route)
-
-    def run_stage(
-        self,
-        plan: TaskPlan,
-        index: int,
-        retry_count: int,
-        loops: int,
-        outputs: dict[str, tuple[str, str]],
-        routed: Routed | None,
-        single: bool,
-    ) -> tuple[bool, str, str, int, str | None, str | None]:
-        """Run one stage, escalating on failure: (ok, output text, output file, retry_count, last error, attempt id)."""
-        stage = plan.stages[index]
-        max_attempts = self.loaded.coordinator.max_attempts
-        error: str | None = None
-        for level in range(max_attempts):
-            self.hold_while_stopping()
-            if routed is None:
-                routed = _step_route(plan, index, retry_count, loops, outputs)
-            task = Task.from_dict(json.loads(plan.task_json)).with_retry(retry_count)
-            out, error = self.run_route(task, routed, plan, stage, loops, single, index == loops == level == 0)
-            routed = None
-            if out is not None:
-                path = str(out.output_path) if out.output_path else ""
-                return True, out.text or "", path, retry_count, None, out.record.attempt_id
-            if level + 1 < max_attempts:
-                retry_count += 1
-                _step_finish(task.id, "retrying", retry_count, error)
-        return False, "", "", retry_count, error, None
+        plan = TaskPlan(task, workflow, stages, max_loops, str(workdir) if workdir else None)
+        return Begun(plan, self.route_stage(plan, Cursor(), task.retry_count))
 
     def _worktree(self, task: Task) -> Path:
         cfg = self.loaded.coordinator
-        repo = self.loaded.resolve(cfg.repo)
         path = self.loaded.resolve(cfg.worktree_dir) / safe_name(task.id)
-        if path.exists():
-            return path
-        branch = cfg.branch_prefix + safe_name(task.id)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        for argv in (
-            ["git", "-C", str(repo), "worktree", "add", "-b", branch, str(path)],
-            ["git", "-C", str(repo), "worktree", "add", str(path), branch],  # the branch exists already
-        ):
-            proc = subprocess.run(argv, capture_output=True, text=True, check=False)
-            if proc.returncode == 0:
-                return path
-        raise RunError(f"task {task.id}: git worktree add failed: {proc.stderr.strip()[-300:]}")
+        try:
+            return add_worktree(self.loaded.resolve(cfg.repo), path, cfg.branch_prefix + safe_name(task.id))
+        except RunError as exc:
+            raise RunError(f"task {task.id}: {exc}") from None
 
-    def attempt(
-        self,
-        task_json: str,
-        route: Route,
-        plan: Plan,
-        attempt_id: str,
-        prompt: str,
-        workdir: str | None,
-        *,
-        timeout_s: float | None = None,
-        finishes_task: bool = False,
-        unblock: bool = False,
-        first: bool = False,
-        failover_from: str | None = None,
-    ) -> AttemptOutcome | Blocked | None:
-        task = Task.from_dict(json.loads(task_json))
-        provider = plan.candidate.provider
-        known_new = self.ledger.get(attempt_id) is None
-        if known_new and not self.runner.health.allow(provider):
-            return None
+    def route_stage(self, plan: TaskPlan, cursor: Cursor, retry_count: int) -> Routed:
+        """The prompt and candidates of the cursor's stage, as the task stands now."""
+        stage = plan.stage(cursor)
+        task = plan.task.with_retry(retry_count)
+        route = self.runner.decide(
+            task, stage=stage.name, workflow=plan.workflow, requires=stage.requires, loop_count=cursor.loops
+        )
+        if stage.model is not None:
+            route = with_fixed_model(route, stage, plan.workflow, self.loaded.catalog[stage.model].provider)
+        return Routed(plan.prompt(cursor), route)
+
+    def attempt(self, request: AttemptRequest) -> AttemptOutcome | Skipped:
+        """One call for a workflow (a step): the runner's attempt, plus the task's state and progress events."""
+        task = request.job.task
         with self._lock:
             self._inflight += 1
-        if unblock:  # it was waiting on a budget; the check happens again just below
-            self.ledger.set_task(task.id, "running", _now_ms())
-        self.reporter.event("start", task.id, model=plan.candidate.model, provider=provider)
         try:
-            out = self.runner.attempt(
-                task,
-                plan,
-                route,
-                prompt=prompt,
-                attempt_id=attempt_id,
-                workflow=route.workflow,
-                stage=route.stage,
-                run_id=task.id,
-                workdir=Path(workdir) if workdir else None,
-                timeout_s=timeout_s,
-                first=first,
-                failover_from=failover_from,
-                completes=finishes_task,
-                known_new=known_new,
-            )
-        except BudgetExceeded as exc:
-            self.reload_budgets()
-            with self._lock:
-                self.blocked_seen.add(task.id)
-            if exc.on_exceed == "block":
-                self.ledger.set_task(task.id, "blocked", _now_ms(), note=str(exc))
-                self.reporter.event("blocked", task.id, error=str(exc))
-            return Blocked(str(exc), exc.on_exceed)
+            out = self.runner.attempt(request)
         finally:
             with self._lock:
                 self._inflight -= 1
+        if isinstance(out, Skipped):
+            if out.on_exceed is not None:  # a budget refused it: the limit may have been raised since
+                self.reload_budgets()
+                with self._lock:
+                    self.blocked_seen.add(task.id)
+                if out.on_exceed == "block":
+                    self.ledger.set_task(task.id, "blocked", _now_ms(), note=out.reason)
+                    self.reporter.event("blocked", task.id, error=out.reason)
+            return out
         rec = out.record
         self.reporter.event(
             "attempt", task.id, model=rec.model, status=rec.status, cost=rec.cost_usd, error=rec.error_class
         )
-        if out.ok and finishes_task:  # the attempt was recorded as the one that completed the task
-            self.finish(task.id, "done", task.retry_count, None)
+        if rec.completed:
+            if out.replayed:  # committed together with the attempt; writing it again is harmless
+                self.ledger.set_task(task.id, "done", _now_ms(), retry_count=rec.task_retry)
+            self.reporter.event("done", task.id)
         return out
 
-    def run_route(
-        self, task: Task, routed: Routed, plan: TaskPlan, stage: StagePlan, loops: int, single: bool, opening: bool
-    ) -> tuple[AttemptOutcome | None, str | None]:
-        """Walk one route's candidates (inside the workflow body: every call is a step)."""
-        route = routed.route
-        failover = Failover(route, self.loaded, jitter_key=f"{task.id}:{stage.name}:{loops}:{task.retry_count}")
-        n = 0
-        last: AttemptOutcome | None = None
-        task_json = json.dumps(task.to_dict())
-        blocked = False
-        previous: str | None = None  # the provider of the last real attempt on this route
-        while (p := failover.next()) is not None:
-            if p.delay_s > 0:
-                DBOS.sleep(p.delay_s)
-            self.hold_while_stopping()
-            attempt_id = f"{task.id}:{stage.name or '-'}:l{loops}:r{task.retry_count}:a{n}"
-            out = _step_attempt(
-                task_json,
-                route,
-                p,
-                attempt_id,
-                routed.prompt,
-                plan.workdir,
-                stage.timeout_s,
-                single,
-                blocked,
-                opening and previous is None,
-                previous,
-            )
-            n += 1
-            if out is None:
-                failover.skip(f"circuit open for {p.candidate.provider}")
-                continue
-            if isinstance(out, Blocked):
-                if out.on_exceed == "downgrade":
-                    failover.skip(out.message)
-                    continue
-                blocked = True
-                DBOS.sleep(self.loaded.budgets.recheck_s)
-                failover.wait()  # waiting for budget is not an attempt: plan the same call again
-                continue
-            blocked = False
-            previous = p.candidate.provider
-            last = out
-            if out.failure is not None and out.failure.kind is FailureKind.INTERRUPTED:
-                self.hold_while_stopping()
-                failover.again()
-                continue
-            failover.observe(out.failure)
-        if last is not None and last.ok:
-            return last, None
-        why = failover.why
-        if last is not None and last.record.error_message:
-            why = f"{last.record.model}: [{last.record.error_class}] {last.record.error_message[:300]}"
-        return None, why
+    def _started(self, request: AttemptRequest) -> None:
+        """The runner is about to call (the breaker and the budgets let it)."""
+        task = request.job.task
+        if request.waited:  # it was blocked on a budget; the state says so until now
+            self.ledger.set_task(task.id, "running", _now_ms())
+        cand = request.plan.candidate
+        self.reporter.event("start", task.id, model=cand.model, provider=cand.provider)
+
+    def _completed(self, rec: AttemptRecord) -> None:
+        """Inside the transaction that records the attempt completing its task: the task is done."""
+        self.ledger.set_task(rec.task_id, "done", _now_ms(), retry_count=rec.task_retry)
 
     def reload_budgets(self) -> None:
         """Pick up raised (or lowered) limits from the config file while tasks wait."""
@@ -621,15 +484,16 @@ class Coordinator:
             self.reporter.error(f"config changed but is invalid; keeping the old budgets: {exc}")
             return
         if self.runner.budgets is not None:
-            self.runner.budgets.config = fresh.budgets
-            self.runner.budgets.limits = fresh.budgets.all_limits()
+            self.runner.budgets.use(fresh.budgets)
 
     def finish(
         self, task_id: str, state: str, retry_count: int, last_error: str | None, completed: str | None = None
     ) -> None:
-        if completed is not None:
-            self.ledger.mark_completed(completed)
-        self.ledger.set_task(task_id, state, _now_ms(), retry_count=retry_count, last_error=last_error)
+        """Move the task to `state` (`completed`: the attempt that completed it, recorded as such)."""
+        with self.ledger.db.transaction():
+            if completed is not None:
+                self.ledger.mark_completed(completed)
+            self.ledger.set_task(task_id, state, _now_ms(), retry_count=retry_count, last_error=last_error)
         self.reporter.event(state, task_id, error=last_error)
 
     # stopping ----------------------------------------------------------------------------

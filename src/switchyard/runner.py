@@ -1,17 +1,14 @@
-"""Run one task: walk the decision's candidates with bounded retries, record every attempt.
+"""Make one call: ask the breaker, reserve the budget, execute, price, record; and `exec`'s loop.
 
-Two pieces, so the durable coordinator can reuse them step by step:
+`Runner.attempt()` makes one call for the driver (`switchyard.driver`): it asks
+the breaker, reserves the worst case on the budgets, executes, prices the usage
+with the catalog and writes the ledger row (with the budget settlement, in one
+transaction) and feeds the breaker. It is idempotent on the attempt id: if the
+ledger already has that attempt (a step replayed after a crash), it returns the
+recorded outcome without calling again.
 
-* `Failover` is a pure state machine: given the decision and each outcome, it
-  says which candidate to call next, after what delay, or that we are done. The
-  failure table (`switchyard.failures`) decides between retry, failover, fatal
-  and disable.
-* `Runner.attempt()` makes one call: it asks the breaker, executes, prices the
-  usage with the catalog, writes the ledger row and feeds the breaker. It is
-  idempotent on the attempt id: if the ledger already has that attempt (a step
-  replayed after a crash), it returns the recorded outcome without calling again.
-
-`Runner.run()` is the loop for one task (used by `switchyard exec`).
+`Runner.run()` routes one task and drives its candidates (`switchyard exec`);
+the coordinator drives the same loop from a DBOS workflow.
 """
 
 from __future__ import annotations
@@ -21,7 +18,6 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -30,17 +26,16 @@ from switchyard.budgets import BudgetExceeded, Budgets
 from switchyard.config import LoadedConfig
 from switchyard.config.provider_kinds import CallShape, worst_case
 from switchyard.config.schema import CommandProvider, ProviderConfig
-from switchyard.errors import RunError
-from switchyard.facts import stable_hash
+from switchyard.driver import AttemptOutcome, AttemptRequest, Failover, Job, RunResult, Skipped, drive
 from switchyard.failures import Failure, FailureKind
 from switchyard.health import Health
 from switchyard.ledger.store import AttemptRecord, Ledger
 from switchyard.providers.base import Call, Provider, ProviderContext, Result, make_provider
 from switchyard.redact import Redactor, private_dir, write_private
-from switchyard.router import Candidate, Route, Router
+from switchyard.router import Route, Router
 from switchyard.task import Task
 
-__all__ = ["AllCandidatesFailed", "AttemptOutcome", "Failover", "Plan", "RunResult", "Runner", "safe_name"]
+__all__ = ["Runner", "safe_name"]
 
 
 def safe_name(text: str) -> str:
@@ -49,173 +44,15 @@ def safe_name(text: str) -> str:
     return cleaned[:80]
 
 
-@dataclass(frozen=True)
-class Plan:
-    """The next call to make."""
-
-    candidate: Candidate
-    candidate_index: int
-    try_index: int
-    attempt_number: int
-    delay_s: float = 0.0
-
-
-@dataclass(frozen=True)
-class AttemptOutcome:
-    """One attempt as recorded, plus what only the caller needs (text, files)."""
-
-    record: AttemptRecord
-    failure: Failure | None
-    text: str | None = None
-    output_path: Path | None = None
-    replayed: bool = False
-
-    @property
-    def ok(self) -> bool:
-        return self.failure is None
-
-
-class AllCandidatesFailed(RunError):
-    """Every candidate failed; the message lists each attempt."""
-
-    def __init__(self, task_id: str, attempts: list[AttemptOutcome], why: str) -> None:
-        self.task_id = task_id
-        self.attempts = attempts
-        lines = [f"task {task_id}: {why}; {len(attempts)} attempt(s):"]
-        for a in attempts:
-            r = a.record
-            lines.append(
-                f"  {r.attempt_id}: {r.model} via {r.provider}: {r.status}"
-                + (f" [{r.error_class}] {r.error_message or ''}" if r.error_class else "")
-            )
-        super().__init__("\n".join(lines))
-
-
-@dataclass
-class RunResult:
-    """The outcome of running one task (one stage)."""
-
-    task: Task
-    route: Route
-    attempts: list[AttemptOutcome] = field(default_factory=list)
-    why: str = ""
-    blocked: BudgetExceeded | None = None
-
-    @property
-    def ok(self) -> bool:
-        return bool(self.attempts) and self.attempts[-1].ok
-
-    @property
-    def final(self) -> AttemptOutcome | None:
-        return self.attempts[-1] if self.attempts else None
-
-    @property
-    def cost_usd(self) -> Decimal:
-        return sum((a.record.cost_usd for a in self.attempts), Decimal(0))
-
-    def raise_for_failure(self) -> None:
-        """Raise `AllCandidatesFailed` unless the task succeeded."""
-        if not self.ok:
-            raise AllCandidatesFailed(self.task.id, self.attempts, self.why or "no candidate succeeded")
-
-
-class Failover:
-    """Which candidate to call next. Pure: no I/O, no clock."""
-
-    def __init__(
-        self,
-        route: Route,
-        loaded: LoadedConfig,
-        *,
-        max_attempts: int | None = None,
-        jitter_key: str = "",
-    ) -> None:
-        self.candidates = list(route.candidates)
-        self.loaded = loaded
-        self.max_attempts = max_attempts or loaded.runner.max_attempts
-        self.jitter_key = jitter_key or route.task_id
-        self.index = 0
-        self.tries = 0
-        self.attempts = 0
-        self.delay_s = 0.0
-        self.done = False
-        self.why = ""
-        self._dead_providers: set[str] = set()
-
-    def next(self) -> Plan | None:
-        """The next call, or None when there is nothing left to try."""
-        if self.done:
-            return None
-        if self.attempts >= self.max_attempts:
-            self.why = f"gave up after {self.attempts} attempts (runner.max_attempts)"
-            self.done = True
-            return None
-        while self.index < len(self.candidates) and self.candidates[self.index].provider in self._dead_providers:
-            self.index += 1
-            self.tries = 0
-        if self.index >= len(self.candidates):
-            self.why = self.why or "every candidate failed"
-            self.done = True
-            return None
-        plan = Plan(self.candidates[self.index], self.index, self.tries, self.attempts, self.delay_s)
-        self.delay_s = 0.0
-        return plan
-
-    def wait(self) -> None:
-        """The planned call could not start yet (budget): plan it again later; not an attempt."""
-
-    def again(self) -> None:
-        """The planned call was interrupted (shutdown): plan the same candidate again; it counts as an attempt."""
-        self.attempts += 1
-
-    def skip(self, reason: str) -> None:
-        """The planned candidate cannot be called (its circuit is open): move on without an attempt."""
-        self.why = reason
-        self._advance()
-
-    def observe(self, failure: Failure | None) -> None:
-        """Feed the outcome of the planned call."""
-        self.attempts += 1
-        if failure is None:
-            self.done = True
-            self.why = ""
-            return
-        provider = self.candidates[self.index].provider
-        policy = failure.policy
-        self.why = f"last failure: {failure.kind}"
-        if policy.action == "fatal":
-            self.why = f"{failure.kind}: {policy.hint}"
-            self.done = True
-        elif policy.action == "retry":
-            max_retries = self.loaded.providers[provider].max_retries
-            if self.tries < max_retries:
-                self.tries += 1
-                self.delay_s = self._backoff(failure)
-            else:
-                self._advance()
-        else:  # failover, disable: this provider's account is unusable for now
-            if policy.action == "disable" or failure.kind is FailureKind.OUT_OF_CREDITS:
-                self._dead_providers.add(provider)
-            self._advance()
-
-    def _advance(self) -> None:
-        self.index += 1
-        self.tries = 0
-        self.delay_s = 0.0
-
-    def _backoff(self, failure: Failure) -> float:
-        runner = self.loaded.runner
-        provider = self.loaded.providers[self.candidates[self.index].provider]
-        if failure.retry_after_s is not None:
-            return min(failure.retry_after_s, provider.retry_after_cap_s)
-        base = runner.backoff_base_s * (2 ** (self.tries - 1))
-        # Deterministic jitter (0.8x-1.2x) so replays wait the same and tests are repeatable.
-        jitter = 0.8 + (stable_hash(f"{self.jitter_key}:{self.attempts}") % 1000) / 2500
-        return float(min(runner.backoff_max_s, base * jitter))
-
-
 class Runner:
-    """Executes calls for one config: providers, breaker, catalog, ledger."""
+    """Executes calls for one config: providers, breaker, budgets, catalog, ledger.
+
+    Two optional hooks let a host follow along: `on_start(request)` just before a call
+    executes (the breaker and the budgets let it through), and `on_complete(record)`
+    for an attempt that completed its task, inside the transaction that writes it (the
+    coordinator marks the task done there, so the attempt and the task's state commit
+    together).
+    """
 
     def __init__(
         self,
@@ -229,6 +66,8 @@ class Runner:
         wall_clock: Callable[[], float] = time.time,
         runs_dir: Path | None = None,
         budgets: Budgets | None = None,
+        on_start: Callable[[AttemptRequest], None] | None = None,
+        on_complete: Callable[[AttemptRecord], None] | None = None,
     ) -> None:
         self.loaded = loaded
         self.ledger = ledger
@@ -245,6 +84,8 @@ class Runner:
         if budgets is None and loaded.budgets.all_limits():
             budgets = Budgets(loaded, ledger, clock=wall_clock, tz=self.router.tz)
         self.budgets = budgets
+        self.on_start = on_start
+        self.on_complete = on_complete
 
     def close(self) -> None:
         for p in self._providers.values():
@@ -288,37 +129,20 @@ class Runner:
         shape = CallShape(self.loaded.catalog[call.model], call.prompt, call.max_output_tokens, at, self.budgets.config)
         return worst_case(provider, shape)
 
-    # one attempt --------------------------------------------------------------------
-    def attempt(
-        self,
-        task: Task,
-        plan: Plan,
-        route: Route,
-        *,
-        prompt: str,
-        attempt_id: str,
-        stage: str | None = None,
-        workflow: str | None = None,
-        run_id: str | None = None,
-        workdir: Path | None = None,
-        timeout_s: float | None = None,
-        max_cost_usd: Decimal | None = None,
-        hold_id: str | None = None,
-        first: bool = False,
-        failover_from: str | None = None,
-        completes: bool = False,
-        known_new: bool = False,
-    ) -> AttemptOutcome:
-        """Make (or replay) one call and record it.
+    # the driver's host --------------------------------------------------------------
+    def pause(self) -> None:
+        """Nothing holds a plain run back."""
 
-        `first` marks the task's very first attempt; `completes` says that success finishes the
-        task; `known_new` skips the replay lookup when the caller has just done it.
-        """
-        existing = None if known_new else self.ledger.get(attempt_id)
-        run_dir = self.runs_dir / safe_name(task.id) / safe_name(attempt_id)
+    def attempt(self, request: AttemptRequest) -> AttemptOutcome | Skipped:
+        """Make (or replay) one call and record it; `Skipped` if its circuit is open or a budget refuses it."""
+        job, plan = request.job, request.plan
+        task, cand = job.task, plan.candidate
+        run_dir = self.runs_dir / safe_name(task.id) / safe_name(request.attempt_id)
+        existing = self.ledger.get(request.attempt_id)
         if existing is not None:
             return self._replayed(existing, run_dir)
-        cand = plan.candidate
+        if not self.health.allow(cand.provider):
+            return Skipped(f"circuit open for {cand.provider}")
         model = self.loaded.catalog[cand.model]
         pcfg = self.loaded.providers[cand.provider]
         budgeted = self.budgets is not None and self.budgets.active
@@ -327,62 +151,66 @@ class Runner:
             # With a budget the output must have a ceiling, or the worst case is unbounded.
             max_output = getattr(pcfg, "max_output_tokens", None) or self.loaded.budgets.default_max_output_tokens
         call = Call(
-            attempt_id=attempt_id,
+            attempt_id=request.attempt_id,
             task=task,
             model=cand.model,
             provider_model=model.provider_model or cand.model,
-            prompt=prompt,
+            prompt=job.prompt,
             run_dir=run_dir,
-            timeout_s=timeout_s or pcfg.timeout_s or self.loaded.runner.default_timeout_s,
-            stage=stage,
-            workdir=workdir,
+            timeout_s=job.timeout_s or pcfg.timeout_s or self.loaded.runner.default_timeout_s,
+            stage=job.route.stage,
+            workdir=Path(job.workdir) if job.workdir else None,
             max_output_tokens=max_output,
-            max_cost_usd=max_cost_usd if max_cost_usd is not None else pcfg.max_cost_usd,
+            max_cost_usd=pcfg.max_cost_usd,
             attempt_number=plan.attempt_number,
         )
-        hold = None
+        hold_id: str | None = None
         if budgeted:
             assert self.budgets is not None
             counters = self.budgets.counters(
-                provider=cand.provider, model=cand.model, labels=task.labels, workflow=workflow
+                provider=cand.provider, model=cand.model, labels=task.labels, workflow=job.route.workflow
             )
             if counters:
-                # Raises BudgetExceeded: a call that does not fit is not started.
-                hold = self.budgets.reserve(attempt_id, task.id, self.hold_amount(call, pcfg), counters)
-                hold_id = hold.hold_id
-        started = self.wall_clock()
-        t0 = time.perf_counter()
+                try:
+                    hold_id = self.budgets.reserve(
+                        request.attempt_id, task.id, self.hold_amount(call, pcfg), counters
+                    ).hold_id
+                except BudgetExceeded as exc:  # a call that does not fit is not started
+                    return Skipped(str(exc), exc.on_exceed)
         try:
+            if self.on_start is not None:
+                self.on_start(request)
+            started = self.wall_clock()
+            t0 = time.perf_counter()
             result = self.provider(cand.provider).execute(call)
         except BaseException:
-            if hold is not None:
+            if hold_id is not None:
                 assert self.budgets is not None
-                self.budgets.release(hold.hold_id)
+                self.budgets.release(hold_id)
             raise
         latency_ms = int((time.perf_counter() - t0) * 1000)
-        record = self._record(
-            task, plan, route, call, result, started, latency_ms, stage, workflow, run_id, prompt, hold_id
-        )
-        record = replace(
-            record,
-            first=first,
-            failover_from=failover_from if plan.candidate_index else None,
-            completed=completes and result.ok,
-        )
+        record = self._record(request, call, result, started, latency_ms, hold_id)
         if result.ok and result.text is not None:
             private_dir(run_dir)
             write_private(run_dir / "result.txt", self.context.redactor.redact(result.text).encode("utf-8"))
-        self.ledger.record(record)
-        if hold is not None:
-            assert self.budgets is not None
-            if result.usage is not None:
-                self.budgets.settle(hold.hold_id, record.cost_usd)
-            else:  # nothing known to have been spent (killed, refused, unreadable output)
-                self.budgets.release(hold.hold_id)
+        # One transaction: the row, the budget settlement and (through on_complete) the task's new
+        # state are durable together, or not at all (then a crash before the commit means the call
+        # is made again: attempts are at least once, and recorded at most once).
+        with self.ledger.db.transaction():
+            self.ledger.record(record)
+            if hold_id is not None:
+                assert self.budgets is not None
+                if result.usage is not None:
+                    self.budgets.settle(hold_id, record.cost_usd)
+                else:  # nothing known to have been spent (killed, refused, unreadable output)
+                    self.budgets.release(hold_id)
+            if record.completed and self.on_complete is not None:
+                self.on_complete(record)
         self.health.record(cand.provider, result.failure)
         return AttemptOutcome(record, result.failure, result.text, result.output_path)
 
     def _replayed(self, rec: AttemptRecord, run_dir: Path) -> AttemptOutcome:
+        """The outcome of an attempt the ledger already has, rebuilt from its row and its run directory."""
         failure = None
         if not rec.ok:
             known = {k.value for k in FailureKind}
@@ -390,25 +218,28 @@ class Runner:
             failure = Failure(kind, rec.error_message or "", rec.http_status, None, rec.exit_code)
         text_file = run_dir / "result.txt"
         text = text_file.read_text(encoding="utf-8") if text_file.exists() else None
-        out = run_dir / "output.txt"
-        return AttemptOutcome(rec, failure, text, out if out.exists() else None, replayed=True)
+        output = self._output_file(rec.provider, run_dir)
+        return AttemptOutcome(rec, failure, text, output, replayed=True)
+
+    def _output_file(self, provider: str, run_dir: Path) -> Path | None:
+        """The file the provider's CLI wrote its answer to in `run_dir` (its `output_file`), if it is there."""
+        pcfg = self.loaded.providers.get(provider)
+        if not isinstance(pcfg, CommandProvider):
+            return None
+        path = run_dir / pcfg.output_file
+        return path if path.exists() else None
 
     def _record(
         self,
-        task: Task,
-        plan: Plan,
-        route: Route,
+        request: AttemptRequest,
         call: Call,
         result: Result,
         started: float,
         latency_ms: int,
-        stage: str | None,
-        workflow: str | None,
-        run_id: str | None,
-        prompt: str,
         hold_id: str | None,
     ) -> AttemptRecord:
-        cand = plan.candidate
+        job, plan = request.job, request.plan
+        task, route, cand = job.task, job.route, plan.candidate
         usage = result.usage
         cost = Decimal(0)
         if usage is not None:
@@ -419,7 +250,7 @@ class Runner:
             status = {FailureKind.TIMEOUT: "timeout", FailureKind.INTERRUPTED: "interrupted"}.get(
                 failure.kind, "failed"
             )
-        encoded = prompt.encode("utf-8")
+        encoded = job.prompt.encode("utf-8")
         redact = self.context.redactor.redact
         return AttemptRecord(
             attempt_id=call.attempt_id,
@@ -429,8 +260,8 @@ class Runner:
             status=status,
             started_ms=int(started * 1000),
             ended_ms=int(started * 1000) + latency_ms,
-            stage=stage,
-            workflow=workflow,
+            stage=route.stage,
+            workflow=route.workflow,
             rule=route.rule,
             reason=route.reason,
             experiment=route.experiment,
@@ -455,11 +286,14 @@ class Runner:
             usage_problem=result.usage_problem,
             prompt_bytes=len(encoded),
             prompt_sha256=hashlib.sha256(encoded).hexdigest(),
-            run_id=run_id,
+            run_id=job.run_id,
             hold_id=hold_id,
+            first=request.first,
+            completed=job.completes and result.ok,
+            failover_from=request.failover_from,
         )
 
-    # the loop ---------------------------------------------------------------------------
+    # exec ------------------------------------------------------------------------------
     def run(
         self,
         task: Task,
@@ -475,41 +309,12 @@ class Runner:
         if route is None:
             route = self.decide(task, stage=stage, workflow=workflow)
         run_id = run_id or uuid.uuid4().hex[:12]
-        failover = Failover(route, self.loaded, jitter_key=run_id)
-        result = RunResult(task, route)
-        previous: str | None = None
-        while (plan := failover.next()) is not None:
-            if not self.health.allow(plan.candidate.provider):
-                failover.skip(f"circuit open for {plan.candidate.provider}")
-                continue
-            if plan.delay_s > 0:
-                self.sleep(plan.delay_s)
-            attempt_id = f"{run_id}:{safe_name(task.id)}:{stage or '-'}:{plan.attempt_number}"
-            try:
-                outcome = self.attempt(
-                    task,
-                    plan,
-                    route,
-                    prompt=prompt,
-                    attempt_id=attempt_id,
-                    stage=stage,
-                    workflow=workflow,
-                    run_id=run_id,
-                    workdir=workdir,
-                    first=plan.attempt_number == 0,
-                    failover_from=previous,
-                )
-            except BudgetExceeded as exc:
-                if exc.on_exceed == "downgrade":
-                    failover.skip(str(exc))
-                    continue
-                result.why = str(exc)
-                result.blocked = exc
-                return result
-            result.attempts.append(outcome)
-            previous = plan.candidate.provider
-            failover.observe(outcome.failure)
-        if result.ok and result.final is not None:
-            self.ledger.mark_completed(result.final.record.attempt_id)
-        result.why = failover.why
-        return result
+        job = Job(
+            task,
+            route,
+            prompt,
+            run_id,
+            f"{run_id}:{safe_name(task.id)}:{route.stage or '-'}:",
+            workdir=str(workdir) if workdir else None,
+        )
+        return drive(job, Failover(route, self.loaded, jitter_key=run_id), self)
