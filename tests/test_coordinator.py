@@ -7,7 +7,9 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
@@ -99,7 +101,8 @@ def status(cfg: Path) -> list[dict]:  # type: ignore[type-arg]
     return json.loads(proc.stdout)  # type: ignore[no-any-return]
 
 
-def agents_running() -> list[int]:
+def agents_running(containing: str = "") -> list[int]:
+    """Pids of live fake agents (whose command line contains `containing`)."""
     pids = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -109,7 +112,7 @@ def agents_running() -> list[int]:
             state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
         except OSError:
             continue
-        if FAKE in cmd and state != "Z":
+        if FAKE in cmd and containing in cmd and state != "Z":
             pids.append(int(entry.name))
     return pids
 
@@ -298,7 +301,7 @@ def test_sigint_stops_taking_tasks_and_resumes_later(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
         text=True,
     )
-    _wait_for(lambda: (tmp_path / ".switchyard" / "ledger.db").exists() and _running(cfg) >= 1, 30)
+    wait_for(lambda: len(agents_running()) >= 1, 30, "an agent to start")
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
@@ -317,33 +320,50 @@ def test_second_sigint_kills_running_agents(tmp_path: Path) -> None:
     cfg = config(tmp_path, mode="sleep", sleep=30)
     proc = subprocess.Popen(
         [EXE, "run", "--config", str(cfg), "--tasks", str(tasks_file(tmp_path, 4)), "--workers", "2"],
-        stdout=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
     )
-    _wait_for(lambda: len(agents_running()) >= 2, 30)
+    stderr = StderrWatch(proc)
+    wait_for(lambda: len(agents_running()) >= 2, 30, "two agents to start")
     proc.send_signal(signal.SIGINT)
-    time.sleep(0.5)
+    # Two signals sent back to back can merge into one: send the second once the first was handled.
+    stderr.wait_for("stopping: no new tasks", 30)
     proc.send_signal(signal.SIGINT)
-    proc.communicate(timeout=30)
-    assert proc.returncode == 130
-    _wait_for(lambda: agents_running() == [], 5)
-    assert agents_running() == []
+    assert proc.wait(timeout=30) == 130
+    wait_for(lambda: agents_running() == [], 5, "the killed agents to be gone")
     with Ledger.open(tmp_path / ".switchyard" / "ledger.db") as ledger:
         statuses = [a.status for a in ledger.attempts()]
     assert statuses.count("interrupted") == 2
 
 
-def _running(cfg: Path) -> int:
-    try:
-        return sum(1 for r in status(cfg) if r["state"] == "running")
-    except (subprocess.CalledProcessError, json.JSONDecodeError):
-        return 0
-
-
-def _wait_for(pred, timeout: float) -> None:  # type: ignore[no-untyped-def]
+def wait_for(pred: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll `pred` until it holds; fail the test, saying what did not happen, after `timeout` seconds."""
     end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return
-        time.sleep(0.1)
+    while not pred():
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+        time.sleep(0.05)
+
+
+class StderrWatch:
+    """Reads a process's stderr on a thread, so a test can wait for a line without a guessed sleep."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        assert proc.stderr is not None
+        self.lines: list[str] = []
+        self._seen = threading.Condition()
+        self._stream = proc.stderr
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        for line in self._stream:
+            with self._seen:
+                self.lines.append(line)
+                self._seen.notify_all()
+
+    def wait_for(self, text: str, timeout: float) -> None:
+        with self._seen:
+            if not self._seen.wait_for(lambda: any(text in line for line in self.lines), timeout):
+                raise AssertionError(f"timed out after {timeout:g}s waiting for {text!r} on stderr: {self.lines}")

@@ -6,13 +6,12 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from decimal import Decimal
 from pathlib import Path
 
 from switchyard.ledger import Ledger
-from test_coordinator import EXE, run, status, tasks_file
+from test_coordinator import EXE, agents_running, run, status, tasks_file, wait_for
 
 FAKE = str(Path(__file__).parent / "fakes" / "fake_agent.py")
 
@@ -218,20 +217,13 @@ def test_crash_mid_workflow_resumes_at_the_running_stage(tmp_path: Path) -> None
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    ledger_path = tmp_path / ".switchyard" / "ledger.db"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:  # wait until plan is recorded and implement is running
-        if ledger_path.exists():
-            with Ledger.open(ledger_path) as ledger:
-                if [a.stage for a in ledger.attempts(task_id="W-3")] == ["plan"]:
-                    break
-        time.sleep(0.1)
-    time.sleep(0.4)
+    # The plan stage is recorded and the implement stage's agent is running (its output file names the attempt).
+    wait_for(lambda: bool(agents_running("W-3_implement_")), 60, "the implement stage's agent to start")
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     final = run(cfg, "--once")
     assert final.returncode == 0, final.stderr
-    with Ledger.open(ledger_path) as ledger:
+    with Ledger.open(tmp_path / ".switchyard" / "ledger.db") as ledger:
         attempts = ledger.attempts(task_id="W-3")
     assert [a.stage for a in attempts] == ["plan", "implement", "review"]
     finished = Counter(Path(line).parent.name.split("_")[1] for line in (tmp_path / "finished.log").read_text().split())
