@@ -16,6 +16,7 @@ from switchyard.driver import (
     RunResult,
     Skipped,
     drive,
+    first_request,
 )
 from switchyard.failures import Failure, FailureKind
 from switchyard.ledger import AttemptRecord
@@ -186,3 +187,15 @@ def test_a_later_stage_is_not_the_tasks_first_attempt() -> None:
     host = ScriptedHost(ok)
     run(host, job=Job(Task("T-1"), ROUTE, "p", "run", "x:", opening=False))
     assert host.requests[0].first is False
+
+
+def test_a_first_call_made_before_driving_is_not_made_again() -> None:
+    failover = Failover(ROUTE, LOADED, jitter_key="k")
+    first = first_request(JOB, Failover(ROUTE, LOADED, jitter_key="k"))
+    assert first is not None and first.attempt_id == "run:T-1:-:0" and first.first
+    made = fails(FailureKind.NOT_FOUND)(first)
+    host = ScriptedHost(ok)
+    result = drive(JOB, failover, host, made=made)
+    assert result.ok and [a.record.attempt_id for a in result.attempts] == ["run:T-1:-:0", "run:T-1:-:1"]
+    [second] = host.requests  # only the second call went to the host
+    assert (second.plan.candidate.provider, second.first, second.failover_from) == ("b", False, "a")

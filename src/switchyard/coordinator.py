@@ -10,7 +10,7 @@ recovery with the same attempt id, and `Runner.attempt()` is idempotent on that
 id (the ledger's primary key), so an attempt never leaves two rows and an
 attempt that was recorded is never called twice.
 
-    task workflow:  begin (plan the stages, make the worktree, route stage one)
+    task workflow:  begin (plan the stages, make the worktree, route stage one, make its first call)
                     ─► for each stage (review loops may go back):
                          for each escalation level (retry_count + n):
                            route ─► attempt ─► attempt ─► ... (Failover: retries, fallbacks)
@@ -47,7 +47,16 @@ from switchyard._records import record
 from switchyard.budgets import Budgets
 from switchyard.config import LoadedConfig, load_config
 from switchyard.config.schema import StageConfig
-from switchyard.driver import AttemptOutcome, AttemptRequest, Failover, Job, RunResult, Skipped, drive
+from switchyard.driver import (
+    AttemptOutcome,
+    AttemptRequest,
+    Failover,
+    Job,
+    RunResult,
+    Skipped,
+    drive,
+    first_request,
+)
 from switchyard.errors import ConfigError, RunError
 from switchyard.ledger.store import AttemptRecord, Ledger
 from switchyard.progress import Reporter
@@ -82,10 +91,11 @@ class Routed:
 
 @record
 class Begun:
-    """What a task's first step prepared: its plan, and its first stage routed."""
+    """What a task's first step did: plan it, route its first stage, and make that stage's first call."""
 
     plan: TaskPlan
     routed: Routed
+    made: AttemptOutcome | Skipped | None
 
 
 @record
@@ -118,12 +128,13 @@ class TaskFlow(DBOSConfiguredInstance):
         begun = self.begin(task_id)
         plan = begun.plan
         routed: Routed | None = begun.routed
+        made = begun.made
         cursor: Cursor | None = Cursor()
         retry_count = plan.task.retry_count
         last = StageResult(retry_count)
         while cursor is not None:
-            last = self.run_stage(plan, cursor, retry_count, routed)
-            routed = None
+            last = self.run_stage(plan, cursor, retry_count, routed, made)
+            routed, made = None, None
             retry_count = last.retry_count
             if last.output is None:
                 self.finish(task_id, "dead", retry_count, last.error)
@@ -133,33 +144,26 @@ class TaskFlow(DBOSConfiguredInstance):
             self.finish(task_id, "done", retry_count, None, last.attempt_id)
         return "done"
 
-    def run_stage(self, plan: TaskPlan, cursor: Cursor, retry_count: int, routed: Routed | None) -> StageResult:
+    def run_stage(
+        self,
+        plan: TaskPlan,
+        cursor: Cursor,
+        retry_count: int,
+        routed: Routed | None,
+        made: AttemptOutcome | Skipped | None = None,
+    ) -> StageResult:
         """Drive one stage, escalating on failure (inside the workflow body: every call is a step)."""
         co = self.co
-        stage = plan.stage(cursor)
         max_attempts = co.loaded.coordinator.max_attempts
         error: str | None = None
         for level in range(max_attempts):
-            self.pause()
+            if made is None:
+                self.pause()
             if routed is None:
                 routed = self.route(plan, cursor, retry_count)
-            task = plan.task.with_retry(retry_count)
-            job = Job(
-                task,
-                routed.route,
-                routed.prompt,
-                task.id,
-                f"{task.id}:{stage.key}:l{cursor.loops}:r{retry_count}:a",
-                workdir=plan.workdir,
-                timeout_s=stage.timeout_s,
-                opening=cursor.index == cursor.loops == level == 0,
-                completes=plan.completes(cursor),
-            )
-            failover = Failover(
-                routed.route, co.loaded, jitter_key=f"{task.id}:{stage.name}:{cursor.loops}:{retry_count}"
-            )
-            result = drive(job, failover, self, budget_wait_s=co.loaded.budgets.recheck_s)
-            routed = None
+            job, failover = stage_job(co.loaded, plan, cursor, routed, retry_count, level)
+            result = drive(job, failover, self, budget_wait_s=co.loaded.budgets.recheck_s, made=made)
+            routed, made = None, None
             final = result.final
             if result.ok and final is not None:
                 path = str(final.output_path) if final.output_path else ""
@@ -169,7 +173,7 @@ class TaskFlow(DBOSConfiguredInstance):
             error = _why(result)
             if level + 1 < max_attempts:
                 retry_count += 1
-                self.finish(task.id, "retrying", retry_count, error)
+                self.finish(job.task.id, "retrying", retry_count, error)
         return StageResult(retry_count, error=error)
 
     # the steps ---------------------------------------------------------------------------
@@ -197,6 +201,27 @@ class TaskFlow(DBOSConfiguredInstance):
 
     def pause(self) -> None:
         self.co.hold_while_stopping()
+
+
+def stage_job(
+    loaded: LoadedConfig, plan: TaskPlan, cursor: Cursor, routed: Routed, retry_count: int, level: int
+) -> tuple[Job, Failover]:
+    """What to drive for a stage at an escalation level: the job and a fresh failover over its route."""
+    stage = plan.stage(cursor)
+    task = plan.task.with_retry(retry_count)
+    job = Job(
+        task,
+        routed.route,
+        routed.prompt,
+        task.id,
+        f"{task.id}:{stage.key}:l{cursor.loops}:r{retry_count}:a",
+        workdir=plan.workdir,
+        timeout_s=stage.timeout_s,
+        opening=cursor.index == cursor.loops == level == 0,
+        completes=plan.completes(cursor),
+    )
+    failover = Failover(routed.route, loaded, jitter_key=f"{task.id}:{stage.name}:{cursor.loops}:{retry_count}")
+    return job, failover
 
 
 def _why(result: RunResult) -> str:
@@ -390,24 +415,37 @@ class Coordinator:
 
     # workflow parts (called from DBOS steps) --------------------------------------------
     def begin(self, task_id: str) -> Begun:
-        """Pick the task's workflow and stages, make its worktree, mark it running, route stage one."""
+        """Plan the task (its workflow and stages, its worktree), mark it running, route stage one and call it.
+
+        One step does all of it, so a one-stage task that succeeds at once costs one
+        checkpoint. If the step runs again after a crash, the workflow chosen the first
+        time is kept (it is in the ledger), and the call is replayed if it was recorded.
+        """
         row = self.ledger.task(task_id)
         if row is None:
             raise RunError(f"task {task_id} is not in the ledger")
         task = Task.from_dict(json.loads(row.task_json))
-        budget = self.runner.budgets.view() if self.runner.budgets is not None else None
-        workflow = self.runner.router.pick_workflow(task, provider_status=self.runner.health.status(), budget=budget)
+        if row.state == "queued":
+            budget = self.runner.budgets.view() if self.runner.budgets is not None else None
+            health = self.runner.health.status()
+            workflow = self.runner.router.pick_workflow(task, provider_status=health, budget=budget)
+        else:  # begun before, and cut short: keep its workflow
+            workflow = row.workflow
         if workflow is None:
             stages: tuple[StagePlan, ...] = (StagePlan(None, template=self.template),)
             max_loops = 0
-        else:
+        elif workflow in self.stage_plans:
             stages = self.stage_plans[workflow]
             max_loops = self.loaded.workflows[workflow].max_loops
+        else:
+            raise RunError(f"task {task_id}: its workflow {workflow!r} is no longer in the config")
         workdir = self._worktree(task) if self.loaded.coordinator.worktree else None
         self.ledger.set_task(task_id, "running", _now_ms(), retry_count=task.retry_count, workflow=workflow)
         self.reporter.event("begin", task_id)
         plan = TaskPlan(task, workflow, stages, max_loops, str(workdir) if workdir else None)
-        return Begun(plan, self.route_stage(plan, Cursor(), task.retry_count))
+        routed = self.route_stage(plan, Cursor(), task.retry_count)
+        request = first_request(*stage_job(self.loaded, plan, Cursor(), routed, task.retry_count, 0))
+        return Begun(plan, routed, self.attempt(request) if request is not None else None)
 
     def _worktree(self, task: Task) -> Path:
         cfg = self.loaded.coordinator
@@ -430,6 +468,7 @@ class Coordinator:
 
     def attempt(self, request: AttemptRequest) -> AttemptOutcome | Skipped:
         """One call for a workflow (a step): the runner's attempt, plus the task's state and progress events."""
+        self.hold_while_stopping()
         task = request.job.task
         with self._lock:
             self._inflight += 1

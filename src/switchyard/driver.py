@@ -50,6 +50,7 @@ __all__ = [
     "RunResult",
     "Skipped",
     "drive",
+    "first_request",
 ]
 
 
@@ -266,30 +267,55 @@ class Host(Protocol):
         ...
 
 
-def drive(job: Job, failover: Failover, host: Host, *, budget_wait_s: float | None = None) -> RunResult:
+def first_request(job: Job, failover: Failover) -> AttemptRequest | None:
+    """The request `drive` makes first on this route (None if there is nothing to call).
+
+    A host may make that call before driving (the coordinator makes it in the step
+    that begins a task, one checkpoint instead of two) and pass its outcome to `drive`.
+    """
+    plan = failover.next()
+    return None if plan is None else _request(job, plan, 0, None, waited=False)
+
+
+def _request(job: Job, plan: Plan, calls: int, previous: str | None, *, waited: bool) -> AttemptRequest:
+    return AttemptRequest(
+        job,
+        plan,
+        f"{job.id_prefix}{calls}",
+        first=job.opening and previous is None,
+        failover_from=previous if plan.candidate_index else None,
+        waited=waited,
+    )
+
+
+def drive(
+    job: Job,
+    failover: Failover,
+    host: Host,
+    *,
+    budget_wait_s: float | None = None,
+    made: AttemptOutcome | Skipped | None = None,
+) -> RunResult:
     """Try the route's candidates until one succeeds or the failover policy gives up.
 
     With `budget_wait_s`, a call a blocking budget refused is asked again after that
     long (waiting is not an attempt); without it, the drive ends there with `blocked` set.
+    `made` is the outcome of `first_request(job, failover)` when the host already made it.
     """
     result = RunResult(job.task, job.route)
     previous: str | None = None  # the provider of the last real attempt on this route
     waited = False
     calls = 0
     while (plan := failover.next()) is not None:
-        if plan.delay_s > 0:
-            host.sleep(plan.delay_s)
-        host.pause()
-        request = AttemptRequest(
-            job,
-            plan,
-            f"{job.id_prefix}{calls}",
-            first=job.opening and previous is None,
-            failover_from=previous if plan.candidate_index else None,
-            waited=waited,
-        )
+        request = _request(job, plan, calls, previous, waited=waited)
         calls += 1
-        outcome = host.attempt(request)
+        if made is not None:
+            outcome, made = made, None
+        else:
+            if plan.delay_s > 0:
+                host.sleep(plan.delay_s)
+            host.pause()
+            outcome = host.attempt(request)
         if isinstance(outcome, Skipped):
             if outcome.on_exceed == "block":
                 if budget_wait_s is None:
