@@ -38,10 +38,13 @@ import os
 import sqlite3
 import threading
 import time
+from collections import deque
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
-from dbos import DBOS, DBOSClient, DBOSConfiguredInstance, SetWorkflowID
+import sqlalchemy as sa
+from dbos import DBOS, DBOSClient, DBOSConfiguredInstance, EnqueueOptions
 
 from switchyard._records import record
 from switchyard.budgets import Budgets
@@ -70,7 +73,7 @@ from switchyard.stages import Cursor, StageOutput, StagePlan, TaskPlan, with_fix
 from switchyard.task import Task
 from switchyard.worktree import add_worktree
 
-__all__ = ["APP_VERSION", "QUEUE", "Coordinator", "TaskFlow"]
+__all__ = ["APP_VERSION", "QUEUE", "Coordinator", "Enqueuer", "TaskFlow"]
 
 QUEUE = "switchyard-tasks"
 # Pinned: DBOS only recovers workflows recorded under the same version. Bump it only when
@@ -78,6 +81,7 @@ QUEUE = "switchyard-tasks"
 # 2: the workflow is TaskFlow.run (a configured instance); records instead of JSON; ids of skipped calls.
 APP_VERSION = "switchyard-wf-2"
 FLOW_NAME = "switchyard"  # the configured instance's name, recorded with every workflow
+WORKFLOW_NAME = "switchyard.task"  # the workflow's registered name (pinned: recorded with every workflow)
 ACTIVE_STATES = ("queued", "running", "retrying")
 
 
@@ -110,7 +114,7 @@ class StageResult:
 
 
 # ------------------------------------------------------------------ the durable part
-@DBOS.dbos_class()
+@DBOS.dbos_class("TaskFlow")
 class TaskFlow(DBOSConfiguredInstance):
     """A task's workflow and its steps, bound to the coordinator that runs them.
 
@@ -122,7 +126,7 @@ class TaskFlow(DBOSConfiguredInstance):
         self.co = co
         super().__init__(FLOW_NAME)
 
-    @DBOS.workflow()
+    @DBOS.workflow(name=WORKFLOW_NAME)
     def run(self, task_id: str) -> str:
         """Run every stage of the task; 'done' or 'dead'."""
         begun = self.begin(task_id)
@@ -232,6 +236,95 @@ def _why(result: RunResult) -> str:
     return result.why
 
 
+class Enqueuer:
+    """Hands submitted tasks to the durable queue in batches, on a thread of its own.
+
+    A submitted task is its ledger row, written first in one transaction for the whole
+    submit; making its workflow costs DBOS a row insert, so thousands of them would keep
+    a submit waiting for seconds. Here they go in batches of `BATCH` per system-database
+    transaction while the workers already run the first ones. A row that never reached
+    the queue (a crash, a stop) is enqueued by the next start; enqueuing is idempotent
+    on the task id.
+    """
+
+    BATCH = 500
+
+    def __init__(self, system_db: str, stop: threading.Event, reporter: Reporter) -> None:
+        self.engine = _system_engine(system_db)
+        self.client = DBOSClient(system_database_engine=self.engine, application_name="switchyard")
+        self.stop = stop
+        self.reporter = reporter
+        self._pending: deque[str] = deque()
+        self._busy = False
+        self._closed = False
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._run, name="switchyard-enqueue", daemon=True)
+        self._thread.start()
+
+    def put(self, task_ids: Iterable[str]) -> None:
+        with self._cond:
+            self._pending.extend(task_ids)
+            self._cond.notify_all()
+
+    def idle(self) -> bool:
+        """Nothing waiting to be enqueued (for tests and benchmarks)."""
+        with self._cond:
+            return not self._pending and not self._busy
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                self._busy = False
+                self._cond.notify_all()
+                self._cond.wait_for(lambda: bool(self._pending) or self._closed)
+                if self._closed or self.stop.is_set():
+                    return  # what is left stays queued in the ledger: the next start enqueues it
+                batch = [self._pending.popleft() for _ in range(min(self.BATCH, len(self._pending)))]
+                self._busy = True
+            try:
+                with self.engine.begin() as conn:
+                    for task_id in batch:
+                        self.client.enqueue_in_transaction(conn, _enqueue_options(task_id), task_id)
+            except Exception as exc:  # the database is unreachable or locked for long: try again soon
+                self.reporter.error(f"could not queue {len(batch)} task(s) yet: {exc}")
+                with self._cond:
+                    self._pending.extendleft(reversed(batch))
+                self.stop.wait(1.0)
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        self._thread.join(timeout=10)
+        self.client.destroy()
+        self.engine.dispose()
+
+
+def _enqueue_options(task_id: str) -> EnqueueOptions:
+    return {
+        "workflow_name": WORKFLOW_NAME,
+        "queue_name": QUEUE,
+        "workflow_id": task_id,
+        "class_name": "TaskFlow",
+        "instance_name": FLOW_NAME,
+        "app_version": APP_VERSION,
+    }
+
+
+def _system_engine(url: str) -> sa.Engine:
+    """An SQLAlchemy engine on DBOS's system database, set up as DBOS sets up its own."""
+    if url.startswith("sqlite:///"):
+        engine = sa.create_engine(url)
+
+        @sa.event.listens_for(engine, "connect")
+        def _setup(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.isolation_level = "IMMEDIATE"  # writers queue up instead of failing
+            dbapi_conn.execute("PRAGMA busy_timeout=30000")
+
+        return engine
+    return sa.create_engine(sa.make_url(url).set(drivername="postgresql+psycopg"), pool_size=1)
+
+
 # ------------------------------------------------------------------ the coordinator
 class Coordinator:
     """Owns DBOS, the runner and the ledger for one `switchyard run` process."""
@@ -274,6 +367,7 @@ class Coordinator:
         self._lock = threading.Lock()
         self.blocked_seen: set[str] = set()
         self.flow: TaskFlow | None = None
+        self.enqueuer: Enqueuer | None = None
         self.started = False
         self._config_mtime = os.stat(loaded.path).st_mtime if loaded.path and os.path.exists(loaded.path) else None
 
@@ -369,11 +463,14 @@ class Coordinator:
         )
         DBOS.launch()
         self.started = True
-        for row in self.ledger.tasks(states=["queued"]):
-            self._enqueue_workflow(row.task_id)
+        self.enqueuer = Enqueuer(self.system_db, self.draining, self.reporter)
+        self.enqueuer.put(row.task_id for row in self.ledger.tasks(states=["queued"]))
 
     def close(self) -> None:
         """Stop DBOS (after every workflow is done) and release resources."""
+        if self.enqueuer is not None:
+            self.enqueuer.close()
+            self.enqueuer = None
         if self.started:
             DBOS.destroy(workflow_completion_timeout_sec=0)
             self.started = False
@@ -381,23 +478,21 @@ class Coordinator:
         self.ledger.close()
 
     # intake ----------------------------------------------------------------------------
-    def _enqueue_workflow(self, task_id: str) -> None:
-        assert self.flow is not None
-        with SetWorkflowID(task_id):
-            DBOS.enqueue_workflow(QUEUE, self.flow.run, task_id)
-
     def submit(self, tasks: Iterable[Task], source: str | None = None) -> int:
-        """Queue tasks not seen before; returns how many were new (re-reading a source adds nothing)."""
-        added = 0
-        now = _now_ms()
-        for task in tasks:
-            if self.draining.is_set():
-                break
-            if self.ledger.add_task(task.id, json.dumps(task.to_dict()), source or task.source, now):
-                self._enqueue_workflow(task.id)
-                self.reporter.event("queued", task.id)
-                added += 1
-        return added
+        """Queue tasks not seen before; returns how many were new (re-reading a source adds nothing).
+
+        The tasks are in the ledger, queued, when this returns (one transaction for all of
+        them); their workflows are made by the enqueuer, in batches, as the workers run.
+        """
+        if self.draining.is_set():
+            return 0
+        rows = [(task.id, json.dumps(task.to_dict()), source or task.source) for task in tasks]
+        new = self.ledger.add_tasks(rows, _now_ms())
+        for task_id in new:
+            self.reporter.event("queued", task_id)
+        assert self.enqueuer is not None, "start() the coordinator before submitting"
+        self.enqueuer.put(new)
+        return len(new)
 
     def pull(self, sources: Iterable[Source]) -> int:
         """Read every source once; a failing source is reported and the others still run."""

@@ -443,6 +443,38 @@ class Ledger:
             > 0
         )
 
+    def add_tasks(self, tasks: Sequence[tuple[str, str, str | None]], now_ms: int) -> list[str]:
+        """Record newly seen tasks `(task_id, task_json, source)` as queued, in one transaction.
+
+        Returns the ids that were new, in order; known ids (and repeats) change nothing.
+        """
+        new: list[str] = []
+        seen: set[str] = set()
+        with self.db.transaction():
+            for start in range(0, len(tasks), 500):
+                chunk = tasks[start : start + 500]
+                marks = ", ".join("?" for _ in chunk)
+                known = {
+                    r[0]
+                    for r in self.db.query(
+                        f"SELECT task_id FROM tasks WHERE task_id IN ({marks})", [t[0] for t in chunk]
+                    )
+                }
+                rows = []
+                for task_id, task_json, source in chunk:
+                    if task_id in known or task_id in seen:
+                        continue
+                    seen.add(task_id)
+                    new.append(task_id)
+                    rows.append((task_id, source, task_json, now_ms, now_ms))
+                if rows:
+                    self.db.executemany(
+                        "INSERT INTO tasks (task_id, state, source, task_json, enqueued_ms, updated_ms) "
+                        "VALUES (?, 'queued', ?, ?, ?, ?) ON CONFLICT (task_id) DO NOTHING",
+                        rows,
+                    )
+        return new
+
     def set_task(
         self,
         task_id: str,
