@@ -78,7 +78,8 @@ __all__ = ["APP_VERSION", "QUEUE", "Coordinator", "Enqueuer", "TaskFlow"]
 QUEUE = "switchyard-tasks"
 # Pinned: DBOS only recovers workflows recorded under the same version. Bump it only when
 # the workflow's sequence of steps (or their names) changes incompatibly.
-# 2: the workflow is TaskFlow.run (a configured instance); records instead of JSON; ids of skipped calls.
+# 2: the workflow is `switchyard.task` on the TaskFlow configured instance; `begin` makes the first call;
+#    steps take and return records; skipped calls get attempt ids of their own.
 APP_VERSION = "switchyard-wf-2"
 FLOW_NAME = "switchyard"  # the configured instance's name, recorded with every workflow
 WORKFLOW_NAME = "switchyard.task"  # the workflow's registered name (pinned: recorded with every workflow)
@@ -135,17 +136,17 @@ class TaskFlow(DBOSConfiguredInstance):
         made = begun.made
         cursor: Cursor | None = Cursor()
         retry_count = plan.task.retry_count
-        last = StageResult(retry_count)
+        stage = StageResult(retry_count)
         while cursor is not None:
-            last = self.run_stage(plan, cursor, retry_count, routed, made)
+            stage = self.run_stage(plan, cursor, retry_count, routed, made)
             routed, made = None, None
-            retry_count = last.retry_count
-            if last.output is None:
-                self.finish(task_id, "dead", retry_count, last.error)
+            retry_count = stage.retry_count
+            if stage.output is None:
+                self.finish(task_id, "dead", retry_count, stage.error)
                 return "dead"
-            cursor = plan.advance(cursor, last.output)
-        if not last.completed:  # a review stage that could have sent it back: mark the completion now
-            self.finish(task_id, "done", retry_count, None, last.attempt_id)
+            cursor = plan.advance(cursor, stage.output)
+        if not stage.completed:  # a review stage that could have sent it back: mark the completion now
+            self.finish(task_id, "done", retry_count, None, stage.attempt_id)
         return "done"
 
     def run_stage(
@@ -195,9 +196,9 @@ class TaskFlow(DBOSConfiguredInstance):
 
     @DBOS.step()
     def finish(
-        self, task_id: str, state: str, retry_count: int, last_error: str | None, completed: str | None = None
+        self, task_id: str, state: str, retry_count: int, last_error: str | None, completed_by: str | None = None
     ) -> None:
-        self.co.finish(task_id, state, retry_count, last_error, completed)
+        self.co.finish(task_id, state, retry_count, last_error, completed_by)
 
     # the rest of the driver's host ---------------------------------------------------------
     def sleep(self, seconds: float) -> None:
@@ -255,7 +256,6 @@ class Enqueuer:
         self.stop = stop
         self.reporter = reporter
         self._pending: deque[str] = deque()
-        self._busy = False
         self._closed = False
         self._cond = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="switchyard-enqueue", daemon=True)
@@ -266,21 +266,13 @@ class Enqueuer:
             self._pending.extend(task_ids)
             self._cond.notify_all()
 
-    def idle(self) -> bool:
-        """Nothing waiting to be enqueued (for tests and benchmarks)."""
-        with self._cond:
-            return not self._pending and not self._busy
-
     def _run(self) -> None:
         while True:
             with self._cond:
-                self._busy = False
-                self._cond.notify_all()
                 self._cond.wait_for(lambda: bool(self._pending) or self._closed)
                 if self._closed or self.stop.is_set():
                     return  # what is left stays queued in the ledger: the next start enqueues it
                 batch = [self._pending.popleft() for _ in range(min(self.BATCH, len(self._pending)))]
-                self._busy = True
             try:
                 with self.engine.begin() as conn:
                     for task_id in batch:
@@ -621,12 +613,12 @@ class Coordinator:
             self.runner.budgets.use(fresh.budgets)
 
     def finish(
-        self, task_id: str, state: str, retry_count: int, last_error: str | None, completed: str | None = None
+        self, task_id: str, state: str, retry_count: int, last_error: str | None, completed_by: str | None = None
     ) -> None:
-        """Move the task to `state` (`completed`: the attempt that completed it, recorded as such)."""
+        """Move the task to `state`; `completed_by` is the attempt that completed it, marked so in the same commit."""
         with self.ledger.db.transaction():
-            if completed is not None:
-                self.ledger.mark_completed(completed)
+            if completed_by is not None:
+                self.ledger.mark_completed(completed_by)
             self.ledger.set_task(task_id, state, _now_ms(), retry_count=retry_count, last_error=last_error)
         self.reporter.event(state, task_id, error=last_error)
 
