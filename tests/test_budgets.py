@@ -200,6 +200,21 @@ def test_raised_limit_applies_at_once(tmp_path: Path) -> None:
     assert bigger.reserve("h1", "T", CALL, bigger.counters()).amount == CALL
 
 
+def test_new_limits_are_taken_in_place(tmp_path: Path) -> None:
+    """A reloaded config's limits reach the Budgets a runner already holds; counters and holds stay."""
+    url = str(tmp_path / "l.db")
+    ledger = Ledger.open(url)
+    budgets = Budgets(loaded(url, "daily_usd = 0.005"), ledger)  # type: ignore[arg-type]
+    budgets.reserve("h1", "T-1", CALL, budgets.counters())
+    with pytest.raises(BudgetExceeded):
+        budgets.reserve("h2", "T-2", CALL, budgets.counters())
+    raised = loaded(url, "daily_usd = 1\nrecheck_s = 5")
+    budgets.use(raised.budgets)  # type: ignore[attr-defined]
+    assert budgets.config.recheck_s == 5 and [lim.limit_usd for lim in budgets.limits] == [Decimal(1)]
+    assert budgets.reserve("h2", "T-2", CALL, budgets.counters()).amount == CALL
+    assert counters_total(ledger) == (Decimal(0), CALL * 2)
+
+
 def test_scopes_and_downgrade(tmp_path: Path) -> None:
     url = str(tmp_path / "l.db")
     rules = '[[routing.rules]]\ncondition = "budget.day.fraction >= 0.5"\nmodel = "cheap"\nreason = "over half the day spent"\n'
