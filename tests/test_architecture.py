@@ -31,6 +31,8 @@ LAYERS: list[list[set[str]]] = [
     [{"ledger", "ledger.*"}],
     # the parts the runner wires together; each knows nothing of the others
     [{"router"}, {"health"}, {"budgets"}, {"sources"}, {"report"}, {"providers", "providers.*"}],
+    # pure machines over them: the attempt driver, the workflow stages; git worktrees
+    [{"driver"}, {"stages"}, {"worktree"}],
     [{"runner"}, {"dashboard"}, {"replay", "replay.*"}],
     [{"coordinator"}],
     [{"cli", "cli.*"}],
