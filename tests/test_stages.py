@@ -96,6 +96,13 @@ def test_review_verdicts() -> None:
     assert not rejected(StagePlan("review"), "REJECT")  # no rule: never rejected
 
 
+def test_a_review_pattern_runs_in_linear_time_on_the_agents_output() -> None:
+    """Agent output is nobody's to vet: a backtracking engine would take minutes here (the test timeout fails it)."""
+    stage = StagePlan("review", reject_if="(a+)+$", loop_to="implement")
+    assert not rejected(stage, "a" * 40 + "!")
+    assert rejected(stage, "a" * 40)
+
+
 def test_a_fixed_model_comes_first_and_the_rules_are_its_fallbacks() -> None:
     routed = Route(
         "T-1", "m1", "p1", "rule", 0, None, None, (Candidate("m1", "p1", "rules[0]"), Candidate("judge", "p2", "d"))

@@ -14,13 +14,14 @@ durable engine checkpoints as it is.
 
 from __future__ import annotations
 
+import functools
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import field
 from typing import Any
 
 from switchyard._records import record
+from switchyard.patterns import compile_pattern
 from switchyard.prompts import render_prompt
 from switchyard.router import Candidate, Route
 from switchyard.task import Task
@@ -123,14 +124,18 @@ def with_fixed_model(route: Route, stage: StagePlan, workflow: str | None, provi
 
 
 def rejected(stage: StagePlan, text: str) -> bool:
-    """Did a review stage send the task back? A regex on its output, or a JSON field's value."""
-    if stage.reject_if is not None and re.search(stage.reject_if, text):
+    """Did a review stage send the task back? A regex on its output (RE2: linear time), or a JSON field's value."""
+    if stage.reject_if is not None and _pattern(stage.reject_if).search(text):
         return True
     if stage.verdict_field is not None:
         value = _json_field(text, stage.verdict_field)
         if value is not None and str(value).strip().lower() in {v.lower() for v in stage.reject_values}:
             return True
     return False
+
+
+# Compiled once per pattern (a config has a few); config load already compiled each with RE2, so this never raises.
+_pattern = functools.lru_cache(maxsize=64)(compile_pattern)
 
 
 def _json_field(text: str, dotted: str) -> Any:
