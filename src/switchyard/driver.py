@@ -19,8 +19,14 @@ Both `switchyard exec` and the durable coordinator run a route the same way:
   `budget_wait_s` and asks again (the coordinator: the limit may be raised, or
   the period roll over).
 
+* A host may make the route's first call itself before driving (`first_request`
+  builds exactly the request `drive` would) and hand its outcome in as `made`: the
+  coordinator makes it in the step that begins a task, one checkpoint instead of two.
+
 Records go in and out (`Job`, `AttemptRequest`, `AttemptOutcome`, `Skipped`), so
-the durable engine checkpoints them as they are.
+the durable engine checkpoints them as they are. An attempt id is the job's
+`id_prefix` and the number of the call on the route, skipped calls included, so
+every call a host is asked to make has an id of its own.
 """
 
 from __future__ import annotations
