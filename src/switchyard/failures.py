@@ -15,11 +15,22 @@
 | bad_request     | 400, 413, 422                              | fatal    | no                     |
 | auth            | 401, 403, a rejected key (Gemini's 400)    | disable  | yes                    |
 | interrupted     | we were asked to stop                      | fatal    | no                     |
+| unresolved      | an answer that did not resolve the task    | fatal    | no                     |
 
 `retry` tries the same provider again (up to its `max_retries`), then fails
-over to the next candidate; `failover` moves on at once; `fatal` ends the task
-(another model would get the same bad request); `disable` marks the provider
-disabled until `switchyard providers reset NAME`, then fails over.
+over to the next candidate; `failover` moves on at once; `fatal` ends the
+route: `exec` stops there (another model would get the same bad request), and
+the coordinator, as after any route that failed, escalates the task
+(`retry_count + 1`) and routes it again, up to `[coordinator] max_attempts`;
+`disable` marks the provider disabled until `switchyard providers reset NAME`,
+then fails over.
+
+`unresolved` is a wrong answer, not a broken provider: the call worked and its
+tokens are paid, but the work did not resolve the task (today only the
+simulated provider's quality model says so, see `providers/simulated.py`).
+Retrying the same candidate or its fallbacks would ask the same question of
+the same kind of model; escalating lets the rules (`retry_count >= 1`) pick a
+stronger one. It never counts against the breaker.
 """
 
 from __future__ import annotations
@@ -49,6 +60,7 @@ class FailureKind(StrEnum):
     BAD_REQUEST = "bad_request"
     AUTH = "auth"
     INTERRUPTED = "interrupted"
+    UNRESOLVED = "unresolved"
 
 
 @dataclass(frozen=True)
@@ -78,6 +90,9 @@ POLICY: dict[FailureKind, Policy] = {
         "disable", True, "the key was rejected; fix it, then run 'switchyard providers reset NAME'"
     ),
     FailureKind.INTERRUPTED: Policy("fatal", False, "stopped on request"),
+    FailureKind.UNRESOLVED: Policy(
+        "fatal", False, "the answer did not resolve the task; the coordinator escalates it (retry_count + 1)"
+    ),
 }
 
 

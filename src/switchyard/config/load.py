@@ -395,6 +395,9 @@ class _Loader:
                 if tier.above_input_tokens in seen:
                     self.error(("models", i, "tiers", j), "two tiers with the same above_input_tokens")
                 seen.add(tier.above_input_tokens)
+        for name, p in providers.items():  # what a provider table says about the models it serves
+            for key, message in p.model_problems([m.name for m in models if m.provider == name]):
+                self.error(("providers", name, *key), message)
         if routing is not None:
             if routing.default_model:
                 self.need_model(routing.default_model, ("routing", "default_model"), by_name)

@@ -20,7 +20,7 @@ every start.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import field
 from decimal import ROUND_CEILING, Decimal
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
@@ -94,6 +94,10 @@ class ProviderConfig:
     max_cost_usd: Decimal | None = field(default=None, metadata=check(USD_POSITIVE))
     description: str = ""
 
+    def model_problems(self, served: Sequence[str]) -> list[tuple[tuple[str, ...], str]]:
+        """What is wrong with this table given the `[[models]]` it serves: (key path under the table, message)."""
+        return []
+
 
 @record
 class CommandProvider(ProviderConfig):
@@ -145,9 +149,33 @@ class Outage:
     error_kind: Literal["500", "529", "timeout", "connection"] = "529"
 
 
+def _resolve_rates(v: dict[str, float]) -> str | None:
+    bad = [m for m, rate in v.items() if not 0 < rate < 1]
+    if bad:
+        return f"the resolve rate of {', '.join(repr(m) for m in bad)} must be above 0 and below 1 (a share of tasks)"
+    return None
+
+
+def _token_scales(v: dict[str, float]) -> str | None:
+    bad = [m for m, scale in v.items() if not 0 < scale <= 10]
+    if bad:
+        return f"the token scale of {', '.join(repr(m) for m in bad)} must be above 0 and at most 10"
+    return None
+
+
+def _difficulty_sd(v: float) -> str | None:
+    return None if 0 <= v <= 20 else "must be between 0 and 20 (in units of one attempt's noise)"
+
+
 @record
 class SimulatedProvider(ProviderConfig):
-    """An offline stand-in: deterministic per task id and attempt, for demos and tests."""
+    """An offline stand-in: deterministic per task id and attempt, for demos and tests.
+
+    With `resolve_rate` it also simulates quality (`providers/simulated.py`): each
+    task has a difficulty, each model a skill calibrated so that it resolves
+    `resolve_rate[model]` of all tasks; an answer that does not resolve its task
+    still costs its tokens.
+    """
 
     seed: int = 0
     latency_ms: float = field(default=50.0, metadata=check(MILLISECONDS))
@@ -160,6 +188,45 @@ class SimulatedProvider(ProviderConfig):
     error_kind: Literal["429", "500", "529", "402", "401", "400", "timeout", "malformed", "connection"] = "500"
     retry_after_s: float = field(default=1.0, metadata=check(SECONDS))
     outages: tuple[Outage, ...] = ()
+    # Quality. Each model this provider serves: the share of all tasks it resolves (empty: every answer resolves).
+    resolve_rate: dict[str, float] = field(default_factory=dict, metadata=check(_resolve_rates))
+    # Per model, a factor on the token ranges above (a model that works in fewer or more tokens per task).
+    token_scale: dict[str, float] = field(default_factory=dict, metadata=check(_token_scales))
+    # How much task difficulty varies, in units of one attempt's noise (see providers/simulated.py for the fit).
+    difficulty_sd: float = field(default=2.4, metadata=check(_difficulty_sd))
+    # How much of a model's luck on a task carries over to its next attempt on it: 0 = a fresh draw every
+    # attempt, 1 = a model that failed a task fails it again (as an outcomes table has it).
+    persistence: float = field(default=0.5, metadata=check(fraction))
+    world_seed: int = 0  # task difficulties and answers: keep it equal across providers for one world
+    # Who judges an answer: "provider" = an unresolved answer is a failed attempt (kind `unresolved`) that
+    # escalates; "verify" = it is returned as a success carrying `"resolved": false`, for a verify step.
+    verdict: Literal["provider", "verify"] = "provider"
+
+    def model_problems(self, served: Sequence[str]) -> list[tuple[tuple[str, ...], str]]:
+        problems: list[tuple[tuple[str, ...], str]] = []
+        mine = set(served)
+        for key in ("resolve_rate", "token_scale"):
+            table: dict[str, float] = getattr(self, key)
+            for model in table:
+                if model not in mine:
+                    problems.append(
+                        (
+                            (key, model),
+                            f"'{model}' is not a model of this provider{did_you_mean(model, served)}"
+                            + (f"; its models: {', '.join(served)}" if served else "; no [[models]] entry names it"),
+                        )
+                    )
+        if self.resolve_rate:
+            for model in served:
+                if model not in self.resolve_rate:
+                    problems.append(
+                        (
+                            ("resolve_rate",),
+                            f"model '{model}' has no resolve rate: give every model of this provider one"
+                            f' (e.g. "{model}" = 0.6), or none to make every answer resolve',
+                        )
+                    )
+        return problems
 
 
 # --------------------------------------------------------------------------- worst case of one call
@@ -189,10 +256,18 @@ def _one_request_ceiling(config: ProviderConfig, call: CallShape) -> Decimal:
 
 
 def _simulated_ceiling(config: SimulatedProvider, call: CallShape) -> Decimal:
-    # The simulation draws its tokens from configured ranges: their tops are the worst case.
-    prompt = config.input_tokens[1] + config.cache_read_tokens[1] + config.cache_write_tokens[1]
-    top = config.output_tokens[1]
+    # The simulation draws its tokens from configured ranges (times the model's token scale): their tops.
+    scale = config.token_scale.get(call.model.name, 1.0)
+    prompt = sum(
+        scaled(r[1], scale) for r in (config.input_tokens, config.cache_read_tokens, config.cache_write_tokens)
+    )
+    top = scaled(config.output_tokens[1], scale)
     return call.model.max_cost(prompt, min(top, call.max_output_tokens or top), call.at)
+
+
+def scaled(tokens: int, scale: float) -> int:
+    """A token count times a model's `token_scale`, rounded half up (the simulation and its worst case agree)."""
+    return tokens if scale == 1.0 else int(tokens * scale + 0.5)
 
 
 # --------------------------------------------------------------------------- the registry
