@@ -23,10 +23,10 @@ from switchyard.catalog import Usage  # noqa: E402
 from switchyard.config import load_config  # noqa: E402
 from switchyard.ledger import AttemptRecord, Ledger  # noqa: E402
 
-# The demo config, plus a model with a long-context tier and an off-peak window, so
-# `report --baseline bench-tiered` re-prices every attempt in the database (bench_report.py).
+# The old demo config (bench/gen_ledger.toml), plus a model with a long-context tier and an off-peak
+# window, so `report --baseline bench-tiered` re-prices every attempt in the database (bench_report.py).
 CONFIG = (
-    (ROOT / "src" / "switchyard" / "examples" / "demo.toml").read_text()
+    (ROOT / "bench" / "gen_ledger.toml").read_text()
     + """
 [[models]]
 name = "bench-tiered"

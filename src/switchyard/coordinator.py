@@ -39,7 +39,7 @@ import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -328,7 +328,9 @@ class Coordinator:
         workers: int | None = None,
         reporter: Reporter | None = None,
         system_db: str | None = None,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
+        """`wall_clock` is what routing (`hour`, `weekday`), prices and budget periods read (the demo fixes it)."""
         self.loaded = loaded
         cfg = loaded.coordinator
         self.workers = workers or cfg.max_workers
@@ -344,12 +346,17 @@ class Coordinator:
         self.ledger = Ledger.open(loaded.ledger_location())
         names = [p.api_key_env for p in loaded.providers.values() if p.api_key_env]
         self.context = ProviderContext(redactor=Redactor.from_env(names), children=ChildProcesses(state / "children"))
-        budgets = Budgets(loaded, self.ledger, owner=cfg.executor_id) if loaded.budgets.all_limits() else None
+        budgets = (
+            Budgets(loaded, self.ledger, owner=cfg.executor_id, clock=wall_clock)
+            if loaded.budgets.all_limits()
+            else None
+        )
         self.runner = Runner(
             loaded,
             self.ledger,
             context=self.context,
             budgets=budgets,
+            wall_clock=wall_clock,
             on_start=self._started,
             on_complete=self._completed,
         )

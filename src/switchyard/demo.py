@@ -1,15 +1,19 @@
-"""The bundled demo: ~60 varied example tasks and the example config."""
+"""The bundled demo: varied example tasks (200 by default), the routed config and its all-default twin, a fixed clock."""
 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+import re
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 
 from switchyard.task import Task
 
-__all__ = ["DemoTask", "demo_config_text", "demo_tasks"]
+__all__ = ["CLOCK", "all_default_config_text", "demo_config_text", "demo_tasks"]
+
+# Both measured runs read this one instant (routing's `hour` and `weekday`, prices, budget periods):
+# a Monday morning, so no rule about the time of day changes with the machine's clock.
+CLOCK = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
 
 _TITLES = {
     "bug": [
@@ -39,20 +43,12 @@ _TITLES = {
 }
 
 
-@dataclass(frozen=True)
-class DemoTask:
-    """A demo task and the time it arrives."""
-
-    task: Task
-    at: datetime
-
-
-def demo_tasks(n: int = 60, *, seed: int = 7, start: datetime | None = None) -> list[DemoTask]:
-    """`n` deterministic tasks: priorities 0-4, mixed labels, some at night, ids ending in 0 included."""
+def demo_tasks(n: int = 200, *, seed: int = 7) -> list[Task]:
+    """`n` deterministic tasks: priorities 0-4, mixed labels, a third of them filed at night."""
     rng = random.Random(seed)
-    base = start or datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
+    base = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
     kinds = list(_TITLES)
-    out: list[DemoTask] = []
+    out: list[Task] = []
     for i in range(n):
         kind = kinds[rng.choices(range(len(kinds)), weights=[5, 4, 3, 2, 2, 1])[0]]
         title = rng.choice(_TITLES[kind])
@@ -62,22 +58,37 @@ def demo_tasks(n: int = 60, *, seed: int = 7, start: datetime | None = None) -> 
         labels = [kind]
         if rng.random() < 0.2:
             labels.append(rng.choice(["frontend", "backend", "infra"]))
-        # Tasks arrive through a day and a half: the middle third lands at night.
-        at = base + timedelta(minutes=int(i * 26 + rng.randint(0, 20)))
-        task = Task(
-            id=f"SY-{101 + i}",
-            title=title,
-            body=f"{title}.\n\nAcceptance: tests pass and the change is reviewed.",
-            priority=priority,
-            labels=tuple(labels),
-            type="bug" if kind == "bug" else "task",
-            source="demo",
-            metadata={"shift": "night"} if at.hour >= 22 or at.hour <= 6 else {},
+        # Filed through a day and a half: the middle third at night.
+        filed = base + timedelta(minutes=int(i * 26 + rng.randint(0, 20)))
+        out.append(
+            Task(
+                id=f"SY-{101 + i}",
+                title=title,
+                body=f"{title}.\n\nAcceptance: tests pass and the change is reviewed.",
+                priority=priority,
+                labels=tuple(labels),
+                type="bug" if kind == "bug" else "task",
+                source="demo",
+                metadata={"shift": "night"} if filed.hour >= 22 or filed.hour <= 6 else {},
+            )
         )
-        out.append(DemoTask(task, at))
     return out
 
 
 def demo_config_text() -> str:
-    """The bundled demo config."""
+    """The bundled demo config: the routed side."""
     return resources.files("switchyard.examples").joinpath("demo.toml").read_text(encoding="utf-8")
+
+
+# A `[[routing.rules]]` table: its header, then every line up to the next table header (or the end).
+_RULE = re.compile(r"^\[\[routing\.rules\]\][^\n]*\n(?:(?!\[)[^\n]*\n?)*", re.MULTILINE)
+
+
+def all_default_config_text(routed: str | None = None) -> str:
+    """The routed config with every `[[routing.rules]]` table taken out: each task goes to the default model."""
+    text = _RULE.sub("", routed if routed is not None else demo_config_text())
+    header = (
+        "# The demo's all-default side: the routed config (switchyard.toml of the routed workspace)\n"
+        "# with its [[routing.rules]] taken out, so every task, and every retry, goes to routing.default_model.\n\n"
+    )
+    return header + text
