@@ -134,3 +134,24 @@ def test_demo_tasks_are_fixed_by_their_seed() -> None:
     assert {t.priority for t in tasks} == {0, 1, 2, 3, 4}
     assert len({t.id for t in tasks}) == 200
     assert any(t.metadata.get("shift") == "night" for t in tasks)
+
+
+def test_a_measured_run_reads_the_fixed_clock_for_routing_prices_and_the_ledger(tmp_path: Path) -> None:
+    import multiprocessing
+
+    from switchyard.cli.demo_cmd import _measured_run
+    from switchyard.demo import CLOCK
+    from switchyard.ledger import Ledger
+
+    # The demo's config plus a first rule that only the demo's instant (a Monday, 10:00 UTC) matches.
+    first_rule = '[[routing.rules]]\ncondition = "weekday == \'mon\' and hour == 10"\nmodel = "gpt-5-mini"\n\n'
+    text = re.sub(r"^(?=\[\[routing\.rules\]\])", lambda _: first_rule, demo_config_text(), count=1, flags=re.M)
+    cfg = tmp_path / "switchyard.toml"
+    cfg.write_text(text)
+    with multiprocessing.get_context("spawn").Pool(1) as pool:  # a process of its own: DBOS is one per process
+        assert pool.apply(_measured_run, (str(cfg), 6)) is None
+    with Ledger.open(tmp_path / ".switchyard" / "ledger.db") as ledger:
+        attempts = ledger.attempts()
+    assert len(attempts) >= 6
+    assert {a.started_ms for a in attempts} == {int(CLOCK.timestamp() * 1000)}
+    assert {a.model for a in attempts if a.task_retry == 0} == {"gpt-5-mini"}
