@@ -335,6 +335,24 @@ def test_config_models_map_to_table_models() -> None:
     assert mapped.summary.resolved == 3
 
 
+def test_a_config_model_names_its_table_model_with_outcome_model() -> None:
+    renamed = [{**r, "model": {"cheap": "Cheap One (2025)"}.get(str(r["model"]), r["model"])} for r in LADDER_ROWS]
+    named = LADDER.format(attempts=3).replace(
+        'name = "cheap"\nprovider = "local"', 'name = "cheap"\nprovider = "local"\noutcome_model = "Cheap One (2025)"'
+    )
+    assert Replayer(loads_config(named), table(renamed)).run().summary.resolved == 3
+    # --map wins over the config's own name (here: pointing cheap at the big model's outcomes).
+    over = Replayer(loads_config(named), table(renamed), model_map={"cheap": "big"}).run()
+    assert over.tasks[2].models[0] == "cheap" and over.summary.cost_usd > Decimal(5)
+    wrong = named.replace('outcome_model = "Cheap One (2025)"', 'outcome_model = "Cheap One (2026)"')
+    with pytest.raises(InputError) as err:
+        Replayer(loads_config(wrong, "c.toml"), table(renamed))
+    assert str(err.value) == (
+        "c.toml: model 'cheap' has outcome_model = 'Cheap One (2026)', which is not a model in the outcomes table"
+        " (did you mean 'Cheap One (2025)'?); fix it, or override it with --map cheap=TABLE_MODEL"
+    )
+
+
 def test_verifier_extremes_false_pass_ends_the_task_and_a_miss_escalates() -> None:
     cfg = loads_config(LADDER.format(attempts=3))
     fooled = Replayer(cfg, table(), verifier=Verifier(1, 1)).run()  # every attempt passes
@@ -636,6 +654,19 @@ def test_swebench_anchor_figures() -> None:
     ).run()
     assert (res.summary.resolved, res.summary.cost_usd.quantize(Decimal("0.01"))) == (397, Decimal("174.96"))
     assert os.path.basename(t.source) == SHARED.name
+
+
+@pytest.mark.skipif(not SHARED.exists(), reason="the SWE-bench outcomes table is not on this machine")
+def test_the_demo_configs_replay_on_the_leaderboard_rows_their_models_name() -> None:
+    from switchyard.demo import all_default_config_text, demo_config_text
+
+    t = load_outcomes(SHARED)
+    routed = Replayer(loads_config(demo_config_text()), t).run().summary
+    default = Replayer(loads_config(all_default_config_text()), t).run().summary
+    assert routed.missing == default.missing == 0  # every model's outcome_model is a row of the table
+    # The table has no priorities: every task is non-critical, DeepSeek -> GPT-5 mini -> Opus against Sonnet x 3.
+    assert (routed.resolved, routed.cost_usd.quantize(Decimal("0.01"))) == (397, Decimal("174.96"))
+    assert (default.resolved, default.cost_usd.quantize(Decimal("0.01"))) == (353, Decimal("481.25"))
 
 
 def test_no_usable_provider_means_no_attempt_and_the_task_escalates_to_its_end() -> None:

@@ -169,6 +169,7 @@ class ModelConfig:
     tiers: tuple[PriceTier, ...] = ()
     off_peak: tuple[OffPeakWindow, ...] = ()
     description: str = ""
+    outcome_model: str | None = None  # its name in an outcomes table (`switchyard replay`), when that differs
 
 
 # --------------------------------------------------------------------------- routing

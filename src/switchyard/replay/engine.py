@@ -262,14 +262,19 @@ def model_slug(name: str) -> str:
 
 
 def map_models(
-    config_models: Iterable[str], table_models: Iterable[str], explicit: Mapping[str, str] | None = None
+    config_models: Iterable[str],
+    table_models: Iterable[str],
+    explicit: Mapping[str, str] | None = None,
+    named: Mapping[str, str] | None = None,
+    *,
+    config: str = "the config",
 ) -> dict[str, str | None]:
     """Which table model each config model stands for.
 
-    In order: an explicit `--map CONFIG=TABLE` entry; the identical name; the one
-    table model whose slug (`model_slug`) equals the config model's slug. A config
-    model that matches nothing maps to None: routing a task to it is reported as
-    a missing outcome.
+    In order: an explicit `--map CONFIG=TABLE` entry; the model's own `outcome_model`
+    in the config (`named`); the identical name; the one table model whose slug
+    (`model_slug`) equals the config model's slug. A config model that matches
+    nothing maps to None: routing a task to it is reported as a missing outcome.
     """
     table = list(table_models)
     known = set(table)
@@ -280,10 +285,20 @@ def map_models(
     for target in explicit.values():
         if target not in known:
             raise InputError(f"--map: '{target}' is not a model in the outcomes table" + did_you_mean(target, known))
+    named = {k: v for k, v in (named or {}).items() if k not in explicit}
+    for name, target in named.items():
+        if target not in known:
+            raise InputError(
+                f"{config}: model '{name}' has outcome_model = '{target}', which is not a model in the outcomes table"
+                + did_you_mean(target, known)
+                + f"; fix it, or override it with --map {name}=TABLE_MODEL"
+            )
     out: dict[str, str | None] = {}
     for name in config_models:
         if name in explicit:
             out[name] = explicit[name]
+        elif name in named:
+            out[name] = named[name]
         elif name in known:
             out[name] = name
         else:
@@ -391,7 +406,13 @@ class Replayer:
         self.now = now or DEFAULT_NOW
         self.use_workflows = workflows
         self.max_attempts = loaded.coordinator.max_attempts
-        self.outcome_of = map_models((m.name for m in loaded.config.models), table.models, model_map)
+        self.outcome_of = map_models(
+            (m.name for m in loaded.config.models),
+            table.models,
+            model_map,
+            {m.name: m.outcome_model for m in loaded.config.models if m.outcome_model is not None},
+            config=loaded.path or "the config",
+        )
         self.provider_of = {m.name: m.provider for m in loaded.config.models}
         self.limits = loaded.budgets.all_limits()
         self._stages: dict[str | None, tuple[_Stage, ...]] = {None: (_Stage(None, None, ()),)}
