@@ -262,3 +262,22 @@ def test_the_coordinator_escalates_an_unresolved_answer_to_the_next_rule(tmp_pat
         mine = [(a.model, a.error_class, a.task_retry) for a in attempts if a.task_id == f"T-{i}"]
         assert mine == [("weak", "unresolved", 0), ("strong", None, 1)]
     assert all(a.cost_usd > 0 for a in attempts)  # the wrong answers were paid for
+
+
+def test_each_escalation_level_draws_afresh(tmp_path: Path) -> None:
+    # The draws used to ignore the retry count: a task failed (or cost) exactly the same at every level.
+    text = TABLE.format(options=RATES + "\nfailure_rate = 0.5").replace("[1000, 1000]", "[1000, 9000]")
+    config = loads_config(text).providers["sim"]
+    assert isinstance(config, SimulatedProvider)
+    provider = Simulated(config, ProviderContext(sleep=lambda s: None))
+    first = [provider.execute(call(Task(id=f"T-{i}"), "strong", tmp_path)) for i in range(40)]
+    again = [provider.execute(call(Task(id=f"T-{i}", retry_count=1), "strong", tmp_path)) for i in range(40)]
+    assert [r.ok for r in first] != [r.ok for r in again]
+    tokens = [
+        (a.usage.input_tokens, b.usage.input_tokens) for a, b in zip(first, again, strict=True) if a.usage and b.usage
+    ]
+    assert tokens and any(a != b for a, b in tokens)
+    # ...and stay a pure function of the call: the same call, the same answer.
+    assert [r.ok for r in first] == [
+        provider.execute(call(Task(id=f"T-{i}"), "strong", tmp_path)).ok for i in range(40)
+    ]
