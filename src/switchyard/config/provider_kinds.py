@@ -57,6 +57,7 @@ __all__ = [
     "ProviderConfig",
     "ProviderKind",
     "SimulatedProvider",
+    "scaled",
     "worst_case",
 ]
 
