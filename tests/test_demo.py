@@ -49,7 +49,8 @@ def test_the_demo_runs_offline_and_leaves_nothing_behind(
     for line in (
         "switchyard demo: 200 tasks, run twice through the coordinator on one simulated world",
         "every task to claude-sonnet-4-5 (routing.default_model)",
-        "priority == 0 or retry_count >= 2  ->  claude-opus-4-5",
+        "priority == 0     ->  claude-opus-4-5",
+        "retry_count >= 2  ->  gemini-3-pro",
         "SWE-bench bash-only leaderboard: claude-opus-4-5 74.4 %",
         "Which answer resolved each task:",
         "Where the routed run's attempts went:",
@@ -78,11 +79,12 @@ def test_routing_saves_on_non_critical_tasks_without_losing_verified_success(
     assert row, out
     _tasks, base_ok, base_cost, routed_ok, routed_cost, saving = row.groups()
     assert int(routed_ok) >= int(base_ok)
-    assert Decimal(routed_cost.replace(",", "")) < Decimal("0.35") * Decimal(base_cost.replace(",", ""))
-    assert int(saving) >= 65
-    # Escalation happened in the routed run: tasks resolved by the 2nd and 3rd answer.
-    routed = re.search(r"^routed +(\d+) +(\d+) +(\d+) +(\d+)$", out, re.M)
-    assert routed and int(routed[2]) > 0 and int(routed[3]) > 0
+    # The target: at least 70 % less on non-critical tasks.
+    assert Decimal(routed_cost.replace(",", "")) <= Decimal("0.30") * Decimal(base_cost.replace(",", ""))
+    assert int(saving) >= 70
+    # Escalation happened in the routed run: tasks resolved by the 2nd, 3rd and 4th answer.
+    routed = re.search(r"^routed +(\d+) +(\d+) +(\d+) +(\d+) +(\d+)$", out, re.M)
+    assert routed and int(routed[2]) > 0 and int(routed[3]) > 0 and int(routed[4]) > 0
 
 
 def test_with_dir_both_workspaces_stay_and_a_second_run_starts_fresh(tmp_path: Path) -> None:

@@ -87,7 +87,7 @@ def demo(workdir: str | None, n: int) -> None:
             click.echo(f"  switchyard dashboard --config {cfg}   (then open http://127.0.0.1:8377/)")
         click.echo(
             "To run real agents, replace the [providers.*] tables of the config (its header shows Claude Code,"
-            " OpenRouter and OpenAI), then `switchyard run --tasks FILE`."
+            " OpenRouter, OpenAI and Gemini CLI), then `switchyard run --tasks FILE`."
         )
 
 
