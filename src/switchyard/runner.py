@@ -14,7 +14,6 @@ the coordinator drives the same loop from a DBOS workflow.
 from __future__ import annotations
 
 import hashlib
-import re
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -34,24 +33,26 @@ from switchyard.providers.base import Call, Provider, ProviderContext, Result, m
 from switchyard.redact import Redactor, private_dir, write_private
 from switchyard.router import Route, Router
 from switchyard.task import Task
+from switchyard.verify import Verdict
+from switchyard.worktree import path_name
 
 __all__ = ["Runner", "safe_name"]
 
 
 def safe_name(text: str) -> str:
-    """A filesystem-safe version of an id."""
-    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "x"
-    return cleaned[:80]
+    """An id as one file name: readable where it can be, and two ids never share one (`worktree.path_name`)."""
+    return path_name(text)
 
 
 class Runner:
     """Executes calls for one config: providers, breaker, budgets, catalog, ledger.
 
-    Two optional hooks let a host follow along: `on_start(request)` just before a call
-    executes (the breaker and the budgets let it through), and `on_complete(record)`
-    for an attempt that completed its task, inside the transaction that writes it (the
-    coordinator marks the task done there, so the attempt and the task's state commit
-    together).
+    Optional hooks let a host follow along: `on_start(request)` just before a call
+    executes (the breaker and the budgets let it through), `verify(request, call)` after
+    a call that succeeded (its `Verdict` is the attempt's outcome: a rejected change is
+    recorded `rejected` and fails the attempt), and `on_complete(record)` for an attempt
+    that completed its task, inside the transaction that writes it (the coordinator marks
+    the task done there, so the attempt and the task's state commit together).
     """
 
     def __init__(
@@ -68,6 +69,7 @@ class Runner:
         budgets: Budgets | None = None,
         on_start: Callable[[AttemptRequest], None] | None = None,
         on_complete: Callable[[AttemptRecord], None] | None = None,
+        verify: Callable[[AttemptRequest, Call], Verdict | None] | None = None,
     ) -> None:
         self.loaded = loaded
         self.ledger = ledger
@@ -86,6 +88,7 @@ class Runner:
         self.budgets = budgets
         self.on_start = on_start
         self.on_complete = on_complete
+        self.verify = verify
 
     def close(self) -> None:
         for p in self._providers.values():
@@ -107,6 +110,8 @@ class Runner:
         workflow: str | None = None,
         requires: tuple[str, ...] = (),
         loop_count: int = 0,
+        last_outcome: str = "",
+        rejected_count: int = 0,
     ) -> Route:
         """Route `task` with the providers' current health and the budget facts."""
         budget = self.budgets.view() if self.budgets is not None else None
@@ -120,6 +125,8 @@ class Runner:
             now=now,
             requires=requires,
             loop_count=loop_count,
+            last_outcome=last_outcome,
+            rejected_count=rejected_count,
         ).route()
 
     def hold_amount(self, call: Call, provider: ProviderConfig) -> Decimal:
@@ -189,7 +196,12 @@ class Runner:
                 self.budgets.release(hold_id)
             raise
         latency_ms = int((time.perf_counter() - t0) * 1000)
-        record = self._record(request, call, result, started, latency_ms, hold_id)
+        verdict = self.verify(request, call) if result.ok and self.verify is not None else None
+        record = self._record(request, call, result, started, latency_ms, hold_id, verdict)
+        failure = result.failure
+        if verdict is not None and not verdict.verified:
+            kind = FailureKind.REJECTED if verdict.outcome == "rejected" else FailureKind.VERIFY_ERROR
+            failure = Failure(kind, record.error_message or "")
         if result.ok and result.text is not None:
             private_dir(run_dir)
             write_private(run_dir / "result.txt", self.context.redactor.redact(result.text).encode("utf-8"))
@@ -206,8 +218,8 @@ class Runner:
                     self.budgets.release(hold_id)
             if record.completed and self.on_complete is not None:
                 self.on_complete(record)
-        self.health.record(cand.provider, result.failure)
-        return AttemptOutcome(record, result.failure, result.text, result.output_path)
+        self.health.record(cand.provider, result.failure)  # a rejected change is not the provider failing
+        return AttemptOutcome(record, failure, result.text, result.output_path)
 
     def _replayed(self, rec: AttemptRecord, run_dir: Path) -> AttemptOutcome:
         """The outcome of an attempt the ledger already has, rebuilt from its row and its run directory."""
@@ -237,6 +249,7 @@ class Runner:
         started: float,
         latency_ms: int,
         hold_id: str | None,
+        verdict: Verdict | None = None,
     ) -> AttemptRecord:
         job, plan = request.job, request.plan
         task, route, cand = job.task, job.route, plan.candidate
@@ -250,8 +263,14 @@ class Runner:
             status = {FailureKind.TIMEOUT: "timeout", FailureKind.INTERRUPTED: "interrupted"}.get(
                 failure.kind, "failed"
             )
-        encoded = job.prompt.encode("utf-8")
+        error_class = str(failure.kind) if failure else None
         redact = self.context.redactor.redact
+        error_message = redact(failure.message)[:2000] if failure else None
+        if verdict is not None and not verdict.verified:
+            status = "rejected" if verdict.outcome == "rejected" else "failed"
+            error_class = str(FailureKind.REJECTED if verdict.outcome == "rejected" else FailureKind.VERIFY_ERROR)
+            error_message = redact(f"{verdict.check}: {verdict.detail}")[:2000]
+        encoded = job.prompt.encode("utf-8")
         return AttemptRecord(
             attempt_id=call.attempt_id,
             task_id=task.id,
@@ -279,8 +298,8 @@ class Runner:
             cost_usd=cost,
             reported_cost_usd=result.reported_cost_usd,
             latency_ms=latency_ms,
-            error_class=str(failure.kind) if failure else None,
-            error_message=redact(failure.message)[:2000] if failure else None,
+            error_class=error_class,
+            error_message=error_message,
             http_status=failure.http_status if failure else None,
             exit_code=result.exit_code,
             usage_problem=result.usage_problem,
@@ -289,8 +308,12 @@ class Runner:
             run_id=job.run_id,
             hold_id=hold_id,
             first=request.first,
-            completed=job.completes and result.ok,
+            completed=job.completes and result.ok and (verdict is None or verdict.verified),
             failover_from=request.failover_from,
+            verdict=verdict.outcome if verdict is not None else None,
+            verify_check=verdict.check if verdict is not None else None,
+            verify_detail=redact(verdict.detail)[:4000] if verdict is not None and verdict.detail else None,
+            verify_ms=verdict.ms if verdict is not None else 0,
         )
 
     # exec ------------------------------------------------------------------------------

@@ -1,30 +1,293 @@
-"""Git worktrees: each task's agents work in a checkout of their own, on a branch of their own."""
+"""Git workspaces: each task's agents work in a worktree of their own, on a branch of their own.
+
+Names. A task id can be any text (`a.lock`, `a..b`, `x/y`, a NUL); it becomes a
+branch name and a directory name by an injective escape (`path_name`,
+`branch_name`): characters outside a small safe set are written `%XX` (their
+UTF-8 bytes, `%` itself included), so two ids never share a name (`x/y` is
+`x%2Fy`, `x_y` stays `x_y`, `x?y` is `x%3Fy`) and every branch name is a valid
+git ref. Names longer than `MAX_NAME` keep their start and end with a hash of
+the whole id (`%%` and 16 hex digits: text no escape produces).
+
+A `Workspace` is one task's worktree, created from a configured base ref (the
+commit is resolved once and kept, so every diff and reset compares with the
+same base). It can
+
+* keep a `start_point(name)`: the working tree as a commit under
+  `refs/switchyard/<key>/` (made once), and `reset(commit)` the working tree to
+  one (HEAD back on the base, untracked and ignored files removed): a retry after
+  a rejected attempt starts where the rejected one started;
+* `change()`: what the working tree changed against the base, committed or not,
+  tracked or new (`Change`: paths and the added lines), read through a private
+  index so the worktree's own index is left alone;
+* `commit(message, marker)`: everything, once (a commit whose message carries
+  `marker` is not made again), and `push(remote, branch)`.
+
+Every operation is idempotent, so a durable step that runs one can run again
+after a crash. Git runs as argv lists, never through a shell.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import os
+import re
 import subprocess
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from switchyard._records import record
 from switchyard.errors import RunError
 
-__all__ = ["add_worktree"]
+__all__ = [
+    "MAX_NAME",
+    "Change",
+    "GitError",
+    "Workspace",
+    "add_worktree",
+    "branch_name",
+    "git",
+    "path_name",
+    "ref_name",
+    "repo_root",
+]
+
+MAX_NAME = 120  # characters of an escaped name before it is shortened (file names stop at 255 bytes)
+GIT_TIMEOUT_S = 600  # a push over a slow link; nothing local comes near it
+
+_REF_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+_PATH_SAFE = _REF_SAFE | frozenset(".:")
 
 
-def add_worktree(repo: Path, path: Path, branch: str) -> Path:
-    """A worktree of `repo` at `path` on `branch` (created from HEAD if new); an existing one is reused.
+class GitError(RunError):
+    """A git command failed; the message names the command and ends with git's own words."""
+
+
+def _escape(text: str, safe: frozenset[str]) -> str:
+    out: list[str] = []
+    for i, ch in enumerate(text):
+        if ch in safe and not (ch == "." and i == 0):  # a leading dot would hide the directory, or be `..`
+            out.append(ch)
+        else:
+            out.extend(f"%{b:02X}" for b in ch.encode("utf-8", "surrogatepass"))
+    name = "".join(out) or "%"  # the empty id, written so that no other id gives it
+    if len(name) > MAX_NAME:
+        digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+        name = name[: MAX_NAME - 18] + "%%" + digest
+    return name
+
+
+def path_name(text: str) -> str:
+    """`text` as one directory or file name: injective (two texts never share one), readable when it can be."""
+    return _escape(text, _PATH_SAFE)
+
+
+def ref_name(text: str) -> str:
+    """`text` as one component of a git ref name: always valid, injective."""
+    return _escape(text, _REF_SAFE)
+
+
+def branch_name(prefix: str, task_id: str) -> str:
+    """The task's branch: `prefix` and the escaped id, always a valid git ref, one per id."""
+    return prefix + ref_name(task_id)
+
+
+def git(
+    cwd: Path | str,
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    input: bytes | None = None,
+    check: bool = True,
+    timeout_s: float = GIT_TIMEOUT_S,
+) -> subprocess.CompletedProcess[bytes]:
+    """Run `git -C cwd args...`; a failure (with `check`) is a `GitError` ending with git's stderr."""
+    argv = ["git", "-C", str(cwd), *args]
+    sub = next((a for i, a in enumerate(args) if not a.startswith("-") and (i == 0 or args[i - 1] != "-c")), "")
+    full_env = None if env is None else {**os.environ, **env}
+    try:
+        proc = subprocess.run(argv, capture_output=True, input=input, env=full_env, timeout=timeout_s, check=False)
+    except FileNotFoundError:
+        raise GitError("git is not on PATH; install git to run tasks in worktrees") from None
+    except subprocess.TimeoutExpired:
+        raise GitError(f"'git {sub}' did not finish within {timeout_s:g}s") from None
+    if check and proc.returncode != 0:
+        said = (proc.stderr or proc.stdout).decode("utf-8", "replace").strip()
+        raise GitError(f"'git {sub}' failed (status {proc.returncode}): {said[-400:]}")
+    return proc
+
+
+def _out(cwd: Path | str, *args: str, env: Mapping[str, str] | None = None) -> str:
+    return git(cwd, *args, env=env).stdout.decode("utf-8", "replace").strip()
+
+
+def repo_root(path: Path) -> Path | None:
+    """The top of the git working tree `path` is in, or None when it is in none (or git is missing)."""
+    try:
+        proc = git(path, "rev-parse", "--show-toplevel", check=False)
+    except GitError:
+        return None
+    if proc.returncode != 0:
+        return None
+    return Path(proc.stdout.decode("utf-8", "replace").strip())
+
+
+def add_worktree(repo: Path, path: Path, branch: str, base: str = "HEAD") -> Path:
+    """A worktree of `repo` at `path` on `branch` (created from `base` if new); an existing one is reused.
 
     Idempotent, so a step that makes it can run again after a crash.
     """
-    if path.exists():
+    if (path / ".git").exists():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
-    stderr = ""
-    for argv in (
-        ["git", "-C", str(repo), "worktree", "add", "-b", branch, str(path)],
-        ["git", "-C", str(repo), "worktree", "add", str(path), branch],  # the branch exists already
-    ):
-        proc = subprocess.run(argv, capture_output=True, text=True, check=False)
-        if proc.returncode == 0:
-            return path
-        stderr = proc.stderr
-    raise RunError(f"git worktree add failed: {stderr.strip()[-300:]}")
+    if path.exists() and not any(path.iterdir()):
+        path.rmdir()  # left empty by a crash inside `git worktree add`
+    exists = git(repo, "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}", check=False).returncode == 0
+    if exists:
+        git(repo, "worktree", "prune")  # a worktree whose directory is gone still claims its branch
+        git(repo, "worktree", "add", "--quiet", str(path), branch)
+    else:
+        git(repo, "worktree", "add", "--quiet", "--no-track", "-b", branch, str(path), base)
+    return path
+
+
+@record
+class Change:
+    """What a working tree changed against its base: the paths (added, modified, deleted, renamed) and added lines."""
+
+    paths: tuple[str, ...] = ()
+    added: tuple[tuple[str, str], ...] = ()  # (path, line) for each added line of a text file
+
+    @property
+    def empty(self) -> bool:
+        return not self.paths
+
+
+@record
+class Workspace:
+    """One task's worktree: where it is, its branch, and the base commit it started from."""
+
+    path: str
+    branch: str
+    base: str  # the base commit (a full SHA), resolved when the worktree was made
+    repo: str
+    key: str  # the task's escaped id: its refs live under refs/switchyard/<key>/
+
+    @classmethod
+    def open(cls, repo: Path, path: Path, task_id: str, prefix: str, base_ref: str) -> Workspace:
+        """Make (or find) the task's worktree on its branch and resolve its base; idempotent."""
+        key = ref_name(task_id)
+        branch = prefix + key
+        add_worktree(repo, path, branch, base_ref)
+        return cls(str(path), branch, cls._base(repo, key, base_ref), str(repo), key)
+
+    @staticmethod
+    def _base(repo: Path, key: str, base_ref: str) -> str:
+        """The base commit, kept as a ref once known: a later run (after a crash) resolves the same one."""
+        ref = f"refs/switchyard/{key}/base"
+        known = git(repo, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", check=False)
+        if known.returncode == 0:
+            return known.stdout.decode().strip()
+        base = _out(repo, "rev-parse", "--verify", "--end-of-options", f"{base_ref}^{{commit}}")
+        git(repo, "update-ref", ref, base)
+        return base
+
+    # reading ---------------------------------------------------------------------------
+    def _private_index(self) -> dict[str, str]:
+        """An index of our own holding the whole working tree, staged: the worktree's own index stays as it is."""
+        gitdir = Path(_out(self.path, "rev-parse", "--absolute-git-dir"))
+        index = gitdir / "switchyard-index"
+        own = gitdir / "index"
+        if own.exists():  # start from the real index: its stat data spares hashing unchanged files
+            index.write_bytes(own.read_bytes())
+        env = {"GIT_INDEX_FILE": str(index)}
+        git(self.path, "add", "--all", "--", ".", env=env)
+        return env
+
+    def change(self) -> Change:
+        """Every path changed against the base (committed or not, tracked or new), and the lines added."""
+        env = self._private_index()
+        names = git(self.path, "diff", "--cached", "--name-only", "-z", "--no-renames", self.base, env=env).stdout
+        paths = tuple(p.decode("utf-8", "surrogateescape") for p in names.split(b"\0") if p)
+        if not paths:
+            return Change()
+        diff = git(
+            self.path, "diff", "--cached", "--unified=0", "--no-color", "--no-renames", "--no-ext-diff", self.base,
+            env=env,
+        ).stdout.decode("utf-8", "replace")  # fmt: skip
+        return Change(paths, tuple(_added_lines(diff)))
+
+    def head(self) -> str:
+        return _out(self.path, "rev-parse", "HEAD")
+
+    # changing --------------------------------------------------------------------------
+    def start_point(self, name: str, *, at_base: bool = False) -> tuple[str, bool]:
+        """The commit `refs/switchyard/<key>/<name>` holds, made now from the working tree if it is not there.
+
+        Returns (commit, made): a start point is made once, by the first attempt that starts
+        there; every later one (a retry, or the first after a crash) resets to it. `at_base`
+        says the working tree is known to be the base (a worktree just made): no need to read it.
+        """
+        ref = f"refs/switchyard/{self.key}/{name}"
+        found = git(self.path, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", check=False)
+        if found.returncode == 0:
+            return found.stdout.decode().strip(), False
+        commit = self.base if at_base else self.snapshot()
+        git(self.path, "update-ref", ref, commit)
+        return commit, True
+
+    def snapshot(self) -> str:
+        """The working tree as a commit on the base (the base itself when nothing changed)."""
+        env = self._private_index()
+        tree = _out(self.path, "write-tree", env=env)
+        if tree == _out(self.path, "rev-parse", f"{self.base}^{{tree}}"):
+            return self.base
+        return _out(
+            self.path,
+            "-c", "user.name=switchyard", "-c", "user.email=switchyard@localhost",
+            "commit-tree", tree, "-p", self.base, "-m", "switchyard: the working tree an attempt started from",
+        )  # fmt: skip
+
+    def reset(self, commit: str) -> None:
+        """Make the working tree `commit`'s content again, on the base: what an attempt did is gone."""
+        git(self.path, "reset", "--quiet", "--hard", self.base)
+        if commit != self.base:
+            git(self.path, "read-tree", "-u", "--reset", commit)
+        git(self.path, "clean", "-ffdxq")
+        if commit != self.base:
+            git(self.path, "reset", "--quiet", self.base)  # the index back on the base; the files stay
+
+    def commit(
+        self, message: str, marker: str, *, author: tuple[str, str] | None = None, env: Mapping[str, str] | None = None
+    ) -> str:
+        """Commit everything (once: a HEAD whose message has the line `marker` is kept); returns the commit."""
+        last = _out(self.path, "log", "-1", "--format=%B", "HEAD")
+        if marker.strip() in (line.strip() for line in last.splitlines()) and self.head() != self.base:
+            return self.head()
+        git(self.path, "add", "--all", "--", ".")
+        who: list[str] = []
+        if author is not None:
+            who = ["-c", f"user.name={author[0]}", "-c", f"user.email={author[1]}"]
+        git(self.path, *who, "commit", "--quiet", "--allow-empty", "--no-verify", "--file", "-", input=message.encode())
+        return self.head()
+
+    def push(self, remote: str, branch: str, commit: str) -> None:
+        """Put `commit` on `branch` at `remote` (pushing it again changes nothing)."""
+        git(self.path, "push", "--quiet", "--no-verify", remote, f"{commit}:refs/heads/{branch}")
+
+    def remove(self) -> None:
+        """Remove the worktree's directory (the branch and its commits stay)."""
+        git(self.repo, "worktree", "remove", "--force", self.path, check=False)
+
+
+_HUNK_FILE = re.compile(r"^\+\+\+ (?:b/)?(.*)$")
+
+
+def _added_lines(diff: str) -> Sequence[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    path = ""
+    for line in diff.splitlines():
+        if line.startswith("+++ "):
+            m = _HUNK_FILE.match(line)
+            path = m.group(1) if m else ""
+        elif line.startswith("+") and path != "/dev/null":
+            out.append((path, line[1:]))
+    return out
