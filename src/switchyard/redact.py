@@ -47,6 +47,15 @@ _SHAPES = (
 )
 
 
+# The shapes that name a key by its own look (a vendor prefix, a bearer token): in code, unlike in
+# output, `api_key = ...` is usually a variable, so an assignment counts only with a token-like literal.
+_TOKEN_SHAPES = _SHAPES[:4]
+_LITERAL_KEY = re.compile(
+    r"(?i)(?:api[_-]?key|secret|token|passw(?:or)?d|authorization|credentials?)[\"']?\s*[:=]\s*[\"']"
+    r"[A-Za-z0-9_\-+/=.]{16,}[\"']"
+)
+
+
 def _masked(match: re.Match[str]) -> str:
     return match.group(1) + MASK if match.re.groups else MASK
 
@@ -99,6 +108,18 @@ class Redactor:
         """Mask the values of `names` and of every key-like variable in `env`."""
         env = os.environ if env is None else env
         return cls(env[n] for n in secret_env_names(env, names) if n in env)
+
+    def looks_secret(self, text: str) -> bool:
+        """Does `text` (a line of code someone added) hold a known secret's value, a token-shaped key,
+        or a key written as a literal (`api_key = "..."` with 16+ token characters)?"""
+        if any(secret in text for secret in self._secrets):
+            return True
+        lowered = text.lower()
+        for shape in _TOKEN_SHAPES:
+            hay = lowered if shape.fold else text
+            if any(a in hay for a in shape.anchors) and shape.pattern.search(text):
+                return True
+        return _LITERAL_KEY.search(text) is not None
 
     def redact(self, text: str | None) -> str:
         """`text` with every secret masked ('' for None)."""

@@ -1,0 +1,231 @@
+"""Verification: the checks that decide whether an attempt's change is `verified` or `rejected`.
+
+After an agent finishes a stage that changes the repository, `verify()` runs, in
+its worktree, the built-in checks and then the `[verify]` commands, in order,
+stopping at the first that fails:
+
+* `change`: the attempt changed something (against the task's base commit);
+* `paths`: every changed path matches one of `allowed_paths` (`**` any depth,
+  `*` and `?` within one path segment);
+* `secrets`: no added line holds a key (`Redactor.looks_secret`: the token shapes
+  `switchyard.redact` masks, a key written as a literal, a secret variable's value);
+* each command: its argv, in the worktree, with a small environment (as agents
+  get: PATH, HOME, locale... plus `pass_env` and `env`), within `timeout_s`; exit
+  status 0 passes. Its output goes to `verify-N.log` in the attempt's run
+  directory (redacted, owner only), and its tail into the verdict.
+
+The result is a `Verdict`: `verified`, `rejected` (the failing check and the tail
+of what it printed), or `error` when a check could not run at all (a command that
+is not installed, a git failure): that is not the model's doing, and another
+model would meet it too. Without a worktree (a scratch directory) only the
+commands run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import re
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Literal
+
+from switchyard._records import record
+from switchyard.config.delivery import VerifyCommand, VerifyConfig
+from switchyard.providers.command import BASE_ENV
+from switchyard.providers.processes import ChildProcesses
+from switchyard.redact import Redactor, private_dir, write_private
+from switchyard.worktree import Change, GitError, Workspace
+
+__all__ = ["CheckRun", "Verdict", "glob_matcher", "verify"]
+
+TAIL_CHARS = 2000  # of a failing check's output, kept in the ledger and shown in reports
+KILL_GRACE_S = 5.0
+Outcome = Literal["verified", "rejected", "error"]
+
+
+@record
+class CheckRun:
+    """One check that ran: its name, whether it passed, and how long it took."""
+
+    name: str
+    passed: bool
+    ms: int = 0
+
+
+@record
+class Verdict:
+    """The outcome of verifying one attempt's change."""
+
+    outcome: Outcome
+    check: str | None = None  # the check that failed (or could not run)
+    detail: str = ""  # why, with the tail of its output (redacted)
+    checks: tuple[CheckRun, ...] = ()
+    ms: int = 0
+
+    @property
+    def verified(self) -> bool:
+        return self.outcome == "verified"
+
+    def summary(self) -> str:
+        """One line: each check and how it went."""
+        marks = ", ".join(f"{c.name} {'ok' if c.passed else 'FAILED'}" for c in self.checks)
+        return f"{self.outcome}: {marks or 'no checks'}"
+
+
+@functools.lru_cache(maxsize=64)
+def glob_matcher(pattern: str) -> re.Pattern[str]:
+    """A path glob as a regex: `**` any number of segments, `*` and `?` within one, the rest literal."""
+    out = []
+    i = 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out.append("(?:.*/)?")
+            i += 3
+        elif pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif pattern[i] == "*":
+            out.append("[^/]*")
+            i += 1
+        elif pattern[i] == "?":
+            out.append("[^/]")
+            i += 1
+        else:
+            out.append(re.escape(pattern[i]))
+            i += 1
+    return re.compile("".join(out) + r"\Z", re.DOTALL)
+
+
+def _check_paths(change: Change, allowed: Sequence[str]) -> str | None:
+    outside = [p for p in change.paths if not any(glob_matcher(g).match(p) for g in allowed)]
+    if not outside:
+        return None
+    shown = ", ".join(outside[:10]) + (f" and {len(outside) - 10} more" if len(outside) > 10 else "")
+    return f"changed {len(outside)} path(s) outside allowed_paths ({', '.join(allowed)}): {shown}"
+
+
+def _check_secrets(change: Change, redactor: Redactor) -> str | None:
+    found = []
+    for path, line in change.added:
+        if redactor.looks_secret(line):
+            found.append(f"{path}: {redactor.redact(line).strip()[:160]}")
+    if not found:
+        return None
+    return f"added {len(found)} line(s) that look like a secret:\n" + "\n".join(found[:10])
+
+
+def _env(cmd: VerifyCommand, env: Mapping[str, str]) -> dict[str, str]:
+    out = {k: env[k] for k in BASE_ENV if k in env}
+    out.update({k: env[k] for k in cmd.pass_env if k in env})
+    out.update(cmd.env)
+    return out
+
+
+def _tail(path: Path, redactor: Redactor) -> str:
+    """The end of a command's log, redacted; the log itself is rewritten redacted, owner only."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return ""
+    text = redactor.redact(data[-(256 * 1024) :].decode("utf-8", "replace"))
+    if len(data) > 256 * 1024:
+        text = f"[... {len(data) - 256 * 1024} earlier bytes not kept ...]\n" + text
+    write_private(path, text.encode("utf-8"))
+    return text[-TAIL_CHARS:]
+
+
+def _run(
+    cmd: VerifyCommand,
+    cwd: Path,
+    log: Path,
+    children: ChildProcesses,
+    env: Mapping[str, str],
+    redactor: Redactor,
+) -> tuple[Outcome | None, str]:
+    """Run one command; (None, "") when it passed, else its outcome and why."""
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    stdin = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        agent = children.spawn(cmd.argv, env=_env(cmd, env), cwd=cwd, stdin=stdin, stdout=fd, stderr=fd)
+    except FileNotFoundError:
+        return "error", f"{cmd.argv[0]!r} not found on PATH (or the worktree is gone)"
+    except PermissionError:
+        return "error", f"{cmd.argv[0]!r} is not executable"
+    finally:
+        os.close(fd)
+        os.close(stdin)
+    timed_out = False
+    exited = False
+    try:
+        try:
+            agent.proc.wait(timeout=cmd.timeout_s)
+            exited = True
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            agent.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                agent.proc.wait(timeout=KILL_GRACE_S)
+    finally:
+        status = agent.release(exited=exited)  # kills whatever it left behind, reaps it
+    tail = _tail(log, redactor)
+    if timed_out:
+        return "rejected", f"timed out after {cmd.timeout_s:g}s (killed)\n{tail}"
+    if status != 0:
+        return "rejected", f"exited with status {status}\n{tail}"
+    return None, ""
+
+
+def verify(
+    config: VerifyConfig,
+    workdir: Path,
+    workspace: Workspace | None,
+    *,
+    run_dir: Path,
+    redactor: Redactor,
+    children: ChildProcesses,
+    env: Mapping[str, str] | None = None,
+) -> Verdict:
+    """Run every check on the change in `workdir`; the first that fails decides."""
+    t0 = time.perf_counter()
+    runs: list[CheckRun] = []
+    env = os.environ if env is None else env
+
+    def done(outcome: Outcome, check: str | None = None, detail: str = "") -> Verdict:
+        return Verdict(outcome, check, redactor.redact(detail)[-TAIL_CHARS * 2 :], tuple(runs), _ms(t0))
+
+    if workspace is not None:
+        c0 = time.perf_counter()
+        try:
+            change = workspace.change()
+        except GitError as exc:
+            return done("error", "change", f"could not read the change: {exc}")
+        builtins: list[tuple[str, str | None]] = []
+        if config.require_change:
+            builtins.append(("change", "the attempt changed nothing" if change.empty else None))
+        if tuple(config.allowed_paths) != ("**",):
+            builtins.append(("paths", _check_paths(change, config.allowed_paths)))
+        if config.secrets:
+            builtins.append(("secrets", _check_secrets(change, redactor)))
+        spent = _ms(c0)
+        for name, problem in builtins:
+            runs.append(CheckRun(name, problem is None, spent))
+            spent = 0
+            if problem is not None:
+                return done("rejected", name, problem)
+    if config.commands:
+        private_dir(run_dir)
+    for i, cmd in enumerate(config.commands):
+        c0 = time.perf_counter()
+        outcome, why = _run(cmd, workdir, run_dir / f"verify-{i + 1}.log", children, env, redactor)
+        runs.append(CheckRun(cmd.label, outcome is None, _ms(c0)))
+        if outcome is not None:
+            return done(outcome, cmd.label, why)
+    return done("verified")
+
+
+def _ms(t0: float) -> int:
+    return int((time.perf_counter() - t0) * 1000)
