@@ -31,9 +31,11 @@ LAYERS: list[list[set[str]]] = [
     [{"ledger", "ledger.*"}],
     # the parts the runner wires together; each knows nothing of the others
     [{"router"}, {"health"}, {"budgets"}, {"sources"}, {"report"}, {"providers", "providers.*"}],
-    # pure machines over them: the attempt driver, the workflow stages; git worktrees
-    [{"driver"}, {"stages"}, {"worktree"}],
-    [{"runner"}, {"dashboard"}, {"replay", "replay.*"}],
+    # pure machines over them: the attempt driver, the workflow stages; git worktrees and the checks run in them
+    [{"driver"}, {"stages"}, {"worktree", "verify"}],
+    [{"runner"}, {"dashboard"}, {"replay", "replay.*"}, {"delivery"}],
+    # a task's verified outcome: its workspace, verification and delivery, for the coordinator's steps
+    [{"outcome"}],
     [{"coordinator"}],
     [{"cli", "cli.*"}],
 ]

@@ -218,7 +218,7 @@ def test_crash_mid_workflow_resumes_at_the_running_stage(tmp_path: Path) -> None
         stderr=subprocess.DEVNULL,
     )
     # The plan stage is recorded and the implement stage's agent is running (its output file names the attempt).
-    wait_for(lambda: bool(agents_running("W-3_implement_")), 60, "the implement stage's agent to start")
+    wait_for(lambda: bool(agents_running("W-3:implement:")), 60, "the implement stage's agent to start")
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     final = run(cfg, "--once")
@@ -226,7 +226,7 @@ def test_crash_mid_workflow_resumes_at_the_running_stage(tmp_path: Path) -> None
     with Ledger.open(tmp_path / ".switchyard" / "ledger.db") as ledger:
         attempts = ledger.attempts(task_id="W-3")
     assert [a.stage for a in attempts] == ["plan", "implement", "review"]
-    finished = Counter(Path(line).parent.name.split("_")[1] for line in (tmp_path / "finished.log").read_text().split())
+    finished = Counter(Path(line).parent.name.split(":")[1] for line in (tmp_path / "finished.log").read_text().split())
     assert finished["plan"] == 1  # the completed stage was not run (or charged) again
 
 

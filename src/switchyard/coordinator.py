@@ -62,16 +62,16 @@ from switchyard.driver import (
 )
 from switchyard.errors import ConfigError, RunError
 from switchyard.ledger.store import AttemptRecord, Ledger
+from switchyard.outcome import Delivered, Outcomes, Placed
 from switchyard.progress import Reporter
 from switchyard.prompts import DEFAULT_STAGE_TEMPLATE, check_template
 from switchyard.providers.base import ChildProcesses, ProviderContext
 from switchyard.redact import Redactor
 from switchyard.router import Route
-from switchyard.runner import Runner, safe_name
+from switchyard.runner import Runner
 from switchyard.sources import Source, SourceError
-from switchyard.stages import Cursor, StageOutput, StagePlan, TaskPlan, with_fixed_model
+from switchyard.stages import Cursor, StageOutput, StagePlan, TaskPlan, verify_stages, with_fixed_model
 from switchyard.task import Task
-from switchyard.worktree import add_worktree
 
 __all__ = ["APP_VERSION", "QUEUE", "Coordinator", "Enqueuer", "TaskFlow"]
 
@@ -80,7 +80,9 @@ QUEUE = "switchyard-tasks"
 # the workflow's sequence of steps (or their names) changes incompatibly.
 # 2: the workflow is `switchyard.task` on the TaskFlow configured instance; `begin` makes the first call;
 #    steps take and return records; skipped calls get attempt ids of their own.
-APP_VERSION = "switchyard-wf-2"
+# 3: verified outcomes: `begin` places the task (worktree, delivery target); `taken`, `review_rejected`,
+#    `commit`, `push`, `pull_request`, `report` steps; `finish` takes a note.
+APP_VERSION = "switchyard-wf-3"
 FLOW_NAME = "switchyard"  # the configured instance's name, recorded with every workflow
 WORKFLOW_NAME = "switchyard.task"  # the workflow's registered name (pinned: recorded with every workflow)
 ACTIVE_STATES = ("queued", "running", "retrying")
@@ -99,8 +101,9 @@ class Begun:
     """What a task's first step did: plan it, route its first stage, and make that stage's first call."""
 
     plan: TaskPlan
-    routed: Routed
+    routed: Routed | None
     made: AttemptOutcome | Skipped | None
+    placed: Placed = Placed()
 
 
 @record
@@ -129,25 +132,64 @@ class TaskFlow(DBOSConfiguredInstance):
 
     @DBOS.workflow(name=WORKFLOW_NAME)
     def run(self, task_id: str) -> str:
-        """Run every stage of the task; 'done' or 'dead'."""
+        """Run every stage of the task, then deliver its change; 'done' or 'dead'."""
         begun = self.begin(task_id)
-        plan = begun.plan
+        plan, placed = begun.plan, begun.placed
+        retry_count = plan.task.retry_count
+        if placed.error is not None:
+            return self.end_dead(task_id, placed, retry_count, placed.error)
+        if placed.target.tracks:
+            self.taken(task_id, placed)
         routed: Routed | None = begun.routed
         made = begun.made
         cursor: Cursor | None = Cursor()
-        retry_count = plan.task.retry_count
         stage = StageResult(retry_count)
+        reviews = 0
         while cursor is not None:
             stage = self.run_stage(plan, cursor, retry_count, routed, made)
             routed, made = None, None
             retry_count = stage.retry_count
             if stage.output is None:
-                self.finish(task_id, "dead", retry_count, stage.error)
-                return "dead"
-            cursor = plan.advance(cursor, stage.output)
-        if not stage.completed:  # a review stage that could have sent it back: mark the completion now
-            self.finish(task_id, "done", retry_count, None, stage.attempt_id)
+                return self.end_dead(task_id, placed, retry_count, stage.error)
+            step, cursor = cursor, plan.advance(cursor, stage.output)
+            if cursor is None and plan.review_rejected(step, stage.output):
+                # [verify] review: the review still rejects with no loops left; escalate the change it reviews.
+                reviews += 1
+                why = f"review rejected the change {reviews} time(s)"
+                self.review_rejected(stage.attempt_id or "", stage.output.text)
+                if reviews >= self.co.loaded.coordinator.max_attempts:
+                    return self.end_dead(task_id, placed, retry_count, why)
+                retry_count += 1
+                self.finish(task_id, "retrying", retry_count, why)
+                cursor = plan.restart(step, stage.output)
+        note = None
+        if placed.target.mode != "none":
+            delivered = self.deliver(task_id, placed)
+            if delivered.error is not None:
+                return self.end_dead(task_id, placed, retry_count, f"delivery failed: {delivered.error}")
+            assert placed.workspace is not None
+            note = delivered.summary(placed.target, placed.workspace.branch)
+            if placed.target.tracks:
+                self.report(task_id, placed, "done", f"Done: {note}.")
+        if not stage.completed:  # delivered, or a review that could have sent it back: the completion is now
+            self.finish(task_id, "done", retry_count, None, stage.attempt_id, note)
         return "done"
+
+    def end_dead(self, task_id: str, placed: Placed, retry_count: int, error: str | None) -> str:
+        """The task is dead: its source hears why (a comment, the failed label), then the ledger says so."""
+        if placed.target.tracks:
+            self.report(task_id, placed, "dead", f"switchyard gave up on this task: {error or 'no reason recorded'}")
+        self.finish(task_id, "dead", retry_count, error)
+        return "dead"
+
+    def deliver(self, task_id: str, placed: Placed) -> Delivered:
+        """Commit, push, open the pull request: as far as the source's `delivery` goes, each a step."""
+        done = self.commit(task_id, placed)
+        if done.error is None and placed.target.goes_to("push"):
+            done = self.push(placed, done)
+        if done.error is None and placed.target.goes_to("pr"):
+            done = self.pull_request(task_id, placed, done)
+        return done
 
     def run_stage(
         self,
@@ -176,6 +218,8 @@ class TaskFlow(DBOSConfiguredInstance):
                     retry_count, StageOutput(final.text or "", path), final.record.attempt_id, final.record.completed
                 )
             error = _why(result)
+            if final is not None and final.record.verdict == "error":
+                break  # a check that cannot run fails for every model: no escalation fixes it
             if level + 1 < max_attempts:
                 retry_count += 1
                 self.finish(job.task.id, "retrying", retry_count, error)
@@ -196,9 +240,40 @@ class TaskFlow(DBOSConfiguredInstance):
 
     @DBOS.step()
     def finish(
-        self, task_id: str, state: str, retry_count: int, last_error: str | None, completed_by: str | None = None
+        self,
+        task_id: str,
+        state: str,
+        retry_count: int,
+        last_error: str | None,
+        completed_by: str | None = None,
+        note: str | None = None,
     ) -> None:
-        self.co.finish(task_id, state, retry_count, last_error, completed_by)
+        self.co.finish(task_id, state, retry_count, last_error, completed_by, note)
+
+    # verified outcomes and delivery (switchyard.outcome) -------------------------------------
+    @DBOS.step()
+    def taken(self, task_id: str, placed: Placed) -> None:
+        self.co.tell(task_id, placed, "taken")
+
+    @DBOS.step()
+    def review_rejected(self, attempt_id: str, text: str) -> None:
+        self.co.ledger.reject(attempt_id, "review", text[-2000:])
+
+    @DBOS.step()
+    def commit(self, task_id: str, placed: Placed) -> Delivered:
+        return self.co.outcomes.commit(self.co.task(task_id), placed)
+
+    @DBOS.step()
+    def push(self, placed: Placed, done: Delivered) -> Delivered:
+        return self.co.outcomes.push(placed, done)
+
+    @DBOS.step()
+    def pull_request(self, task_id: str, placed: Placed, done: Delivered) -> Delivered:
+        return self.co.outcomes.pull_request(self.co.task(task_id), placed, done)
+
+    @DBOS.step()
+    def report(self, task_id: str, placed: Placed, outcome: str, message: str) -> None:
+        self.co.tell(task_id, placed, outcome, message)
 
     # the rest of the driver's host ---------------------------------------------------------
     def sleep(self, seconds: float) -> None:
@@ -224,6 +299,9 @@ def stage_job(
         timeout_s=stage.timeout_s,
         opening=cursor.index == cursor.loops == level == 0,
         completes=plan.completes(cursor),
+        verify=stage.verify,
+        # every attempt of a changing stage starts where the stage's pass started (on_retry = "reset")
+        start_point=f"{stage.key}-l{cursor.loops}" if stage.verify and plan.workdir else None,
     )
     failover = Failover(routed.route, loaded, jitter_key=f"{task.id}:{stage.name}:{cursor.loops}:{retry_count}")
     return job, failover
@@ -337,15 +415,17 @@ class Coordinator:
         self.reporter = reporter or Reporter()
         state = loaded.resolve(".switchyard")
         state.mkdir(parents=True, exist_ok=True)
+        ignore = state / ".gitignore"
+        if not ignore.exists():  # the state (worktrees too) stays out of the repository it may sit in
+            ignore.write_text("*\n", encoding="utf-8")
         self.state_dir = state
         self.system_db = system_db or cfg.system_db or self._default_system_db()
         self.template = self._load_template()
-        self.stage_plans = {
-            name: tuple(self._stage_plan(s) for s in wf.stages) for name, wf in loaded.workflows.items()
-        }
+        self.stage_plans = {name: self._stage_plans(wf.stages) for name, wf in loaded.workflows.items()}
         self.ledger = Ledger.open(loaded.ledger_location())
         names = [p.api_key_env for p in loaded.providers.values() if p.api_key_env]
         self.context = ProviderContext(redactor=Redactor.from_env(names), children=ChildProcesses(state / "children"))
+        self.outcomes = Outcomes(loaded, self.ledger, self.context)
         budgets = (
             Budgets(loaded, self.ledger, owner=cfg.executor_id, clock=wall_clock)
             if loaded.budgets.all_limits()
@@ -359,6 +439,7 @@ class Coordinator:
             wall_clock=wall_clock,
             on_start=self._started,
             on_complete=self._completed,
+            verify=self.outcomes.verify,
         )
         self.draining = threading.Event()
         self._never = threading.Event()
@@ -396,7 +477,11 @@ class Coordinator:
             raise ConfigError([p.__class__(**{**p.__dict__, "file": str(file)}) for p in exc.problems]) from None
         return text
 
-    def _stage_plan(self, stage: StageConfig) -> StagePlan:
+    def _stage_plans(self, stages: tuple[StageConfig, ...]) -> tuple[StagePlan, ...]:
+        judged = verify_stages(tuple((st.name, st.loop_to, st.verify) for st in stages))
+        return tuple(self._stage_plan(st, verify) for st, verify in zip(stages, judged, strict=True))
+
+    def _stage_plan(self, stage: StageConfig, verify: bool) -> StagePlan:
         template = stage.prompt
         if stage.prompt_file is not None:
             file = self.loaded.resolve(stage.prompt_file)
@@ -418,10 +503,12 @@ class Coordinator:
             stage.reject_if,
             stage.verdict_field,
             stage.reject_values,
+            verify,
         )
 
     def start(self) -> None:
         """Kill agents a crashed run left behind, launch DBOS (recovering pending workflows), re-queue lost enqueues."""
+        self.outcomes.check()
         reaped = self.context.children.reap_stale()
         if reaped:
             self.reporter.note(f"killed {reaped} agent process group(s) left by a previous run")
@@ -526,35 +613,62 @@ class Coordinator:
         else:  # begun before, and cut short: keep its workflow
             workflow = row.workflow
         if workflow is None:
-            stages: tuple[StagePlan, ...] = (StagePlan(None, template=self.template),)
+            stages: tuple[StagePlan, ...] = (StagePlan(None, template=self.template, verify=True),)
             max_loops = 0
         elif workflow in self.stage_plans:
             stages = self.stage_plans[workflow]
             max_loops = self.loaded.workflows[workflow].max_loops
         else:
             raise RunError(f"task {task_id}: its workflow {workflow!r} is no longer in the config")
-        workdir = self._worktree(task) if self.loaded.coordinator.worktree else None
+        placed = self.outcomes.place(task, row.source)
+        ws = placed.workspace
+        plan = TaskPlan(
+            task,
+            workflow,
+            stages,
+            max_loops,
+            ws.path if ws is not None else None,
+            review_check=self.loaded.verify.enabled and self.loaded.verify.review,
+            completes_later=placed.target.mode != "none",
+        )
+        if placed.error is not None:  # the workflow ends it dead, with the reason
+            return Begun(plan, None, None, placed)
         self.ledger.set_task(task_id, "running", _now_ms(), retry_count=task.retry_count, workflow=workflow)
         self.reporter.event("begin", task_id)
-        plan = TaskPlan(task, workflow, stages, max_loops, str(workdir) if workdir else None)
         routed = self.route_stage(plan, Cursor(), task.retry_count)
         request = first_request(*stage_job(self.loaded, plan, Cursor(), routed, task.retry_count, 0))
-        return Begun(plan, routed, self.attempt(request) if request is not None else None)
+        return Begun(plan, routed, self.attempt(request) if request is not None else None, placed)
 
-    def _worktree(self, task: Task) -> Path:
-        cfg = self.loaded.coordinator
-        path = self.loaded.resolve(cfg.worktree_dir) / safe_name(task.id)
-        try:
-            return add_worktree(self.loaded.resolve(cfg.repo), path, cfg.branch_prefix + safe_name(task.id))
-        except RunError as exc:
-            raise RunError(f"task {task.id}: {exc}") from None
+    def task(self, task_id: str) -> Task:
+        """The task as the ledger has it."""
+        row = self.ledger.task(task_id)
+        if row is None:
+            raise RunError(f"task {task_id} is not in the ledger")
+        return Task.from_dict(json.loads(row.task_json))
+
+    def tell(self, task_id: str, placed: Placed, outcome: str, message: str = "") -> None:
+        """Tell the task's source that it was taken, or how it ended; a failure to tell is reported, not fatal."""
+        task = self.task(task_id)
+        if outcome == "taken":
+            problem = self.outcomes.taken(task, placed)
+        else:
+            problem = self.outcomes.report(task, placed, outcome, message)
+        if problem is not None:
+            self.reporter.error(f"task {task_id}: {problem}")
 
     def route_stage(self, plan: TaskPlan, cursor: Cursor, retry_count: int) -> Routed:
         """The prompt and candidates of the cursor's stage, as the task stands now."""
         stage = plan.stage(cursor)
         task = plan.task.with_retry(retry_count)
+        last_outcome, rejected = self.ledger.outcome_facts(task.id) if retry_count or cursor.loops else ("", 0)
         route = self.runner.decide(
-            task, stage=stage.name, workflow=plan.workflow, requires=stage.requires, loop_count=cursor.loops
+            task,
+            stage=stage.name,
+            workflow=plan.workflow,
+            requires=stage.requires,
+            loop_count=cursor.loops,
+            last_outcome=last_outcome,
+            rejected_count=rejected,
         )
         if stage.model is not None:
             route = with_fixed_model(route, stage, plan.workflow, self.loaded.catalog[stage.model].provider)
@@ -595,6 +709,7 @@ class Coordinator:
         task = request.job.task
         if request.waited:  # it was blocked on a budget; the state says so until now
             self.ledger.set_task(task.id, "running", _now_ms())
+        self.outcomes.prepare(request)
         cand = request.plan.candidate
         self.reporter.event("start", task.id, model=cand.model, provider=cand.provider)
 
@@ -620,13 +735,19 @@ class Coordinator:
             self.runner.budgets.use(fresh.budgets)
 
     def finish(
-        self, task_id: str, state: str, retry_count: int, last_error: str | None, completed_by: str | None = None
+        self,
+        task_id: str,
+        state: str,
+        retry_count: int,
+        last_error: str | None,
+        completed_by: str | None = None,
+        note: str | None = None,
     ) -> None:
         """Move the task to `state`; `completed_by` is the attempt that completed it, marked so in the same commit."""
         with self.ledger.db.transaction():
             if completed_by is not None:
                 self.ledger.mark_completed(completed_by)
-            self.ledger.set_task(task_id, state, _now_ms(), retry_count=retry_count, last_error=last_error)
+            self.ledger.set_task(task_id, state, _now_ms(), retry_count=retry_count, last_error=last_error, note=note)
         self.reporter.event(state, task_id, error=last_error)
 
     # stopping ----------------------------------------------------------------------------

@@ -84,6 +84,8 @@ class Job:
     timeout_s: float | None = None
     opening: bool = True  # this route's first attempt is the task's very first attempt
     completes: bool = True  # success on this route completes the task
+    verify: bool = False  # this stage changes the repository: `[verify]` judges its attempts
+    start_point: str | None = None  # the workspace snapshot each of its attempts starts from (on_retry = reset)
 
 
 @record

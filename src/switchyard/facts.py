@@ -28,6 +28,8 @@ from switchyard.rules.types import ANY, NUMBER, TEXT, ListOf, MapOf, Record, Sca
 from switchyard.task import Task
 
 __all__ = [
+    "DEPRECATED_FACTS",
+    "OUTCOMES",
     "PROVIDER_STATUSES",
     "WEEKDAYS",
     "BudgetView",
@@ -42,6 +44,11 @@ __all__ = [
 PROVIDER_STATUSES = frozenset({"up", "down", "degraded", "disabled"})
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 PERIODS = ("day", "week", "month")
+# How the task's last attempt ended (`last_outcome`): "" before its first. `verified` and `rejected`
+# come from `[verify]`; `ok` is a success nothing verified.
+OUTCOMES = frozenset({"", "ok", "verified", "rejected", "failed", "timeout", "interrupted", "error"})
+# Old bare names the schema still reads, and what to write instead (the loader warns where a rule uses one).
+DEPRECATED_FACTS = {"estimated_tokens": "task.estimated_tokens"}
 
 
 def stable_hash(text: str) -> int:
@@ -117,10 +124,12 @@ class Facts:
         "_local",
         "budget",
         "labels",
+        "last_outcome",
         "loop_count",
         "now",
         "priority",
         "provider_status",
+        "rejected_count",
         "retry_count",
         "stage",
         "task",
@@ -139,6 +148,8 @@ class Facts:
         provider_status: Mapping[str, str] | None = None,
         budget: BudgetView | None = None,
         loop_count: int = 0,
+        last_outcome: str = "",
+        rejected_count: int = 0,
     ) -> None:
         self.task = task
         self.priority = task.priority
@@ -151,6 +162,8 @@ class Facts:
         self.provider_status = provider_status if provider_status is not None else {}
         self.budget = budget if budget is not None else EMPTY_BUDGET
         self.loop_count = loop_count
+        self.last_outcome = last_outcome
+        self.rejected_count = rejected_count
         self._local: datetime | None = None
         self._bucket: int | None = None
 
@@ -170,6 +183,11 @@ class Facts:
         return WEEKDAYS[self.local_time.weekday()]
 
     @property
+    def estimated_tokens(self) -> int:
+        """The bare name of `task.estimated_tokens` (deprecated: the seed system's)."""
+        return self.task.tokens_estimate
+
+    @property
     def bucket(self) -> int:
         """0–99, stable per task id: `bucket < 10` is a steady 10 % slice."""
         if self._bucket is None:
@@ -177,7 +195,10 @@ class Facts:
         return self._bucket
 
     def snapshot(self) -> dict[str, Any]:
-        """The plain facts, for `route --explain` and traces."""
+        """The plain facts, for `route --explain` and traces (the outcome facts once there was an attempt)."""
+        outcome = (
+            {"last_outcome": self.last_outcome, "rejected_count": self.rejected_count} if self.last_outcome else {}
+        )
         return {
             "task.id": self.task.id,
             "priority": self.priority,
@@ -190,6 +211,7 @@ class Facts:
             "workflow": self.workflow,
             "loop_count": self.loop_count,
             "provider_status": dict(self.provider_status),
+            **outcome,
         }
 
 
@@ -275,6 +297,9 @@ def build_schema(
             "stage": TEXT,
             "workflow": TEXT,
             "loop_count": NUMBER,
+            "last_outcome": Scalar("text", OUTCOMES, "outcome"),
+            "rejected_count": NUMBER,
+            "estimated_tokens": NUMBER,
             "provider_status": MapOf(status, "provider", check_key=_checker("provider", provider_names), missing="up"),
             "bucket": NUMBER,
             "budget": budget,

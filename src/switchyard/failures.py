@@ -16,6 +16,8 @@
 | auth            | 401, 403, a rejected key (Gemini's 400)    | disable  | yes                    |
 | interrupted     | we were asked to stop                      | fatal    | no                     |
 | unresolved      | an answer that did not resolve the task    | fatal    | no                     |
+| rejected        | `[verify]` rejected the attempt's change   | fatal    | no                     |
+| verify_error    | a `[verify]` check could not run           | fatal    | no                     |
 
 `retry` tries the same provider again (up to its `max_retries`), then fails
 over to the next candidate; `failover` moves on at once; `fatal` ends the
@@ -30,7 +32,10 @@ tokens are paid, but the work did not resolve the task (today only the
 simulated provider's quality model says so, see `providers/simulated.py`).
 Retrying the same candidate or its fallbacks would ask the same question of
 the same kind of model; escalating lets the rules (`retry_count >= 1`) pick a
-stronger one. It never counts against the breaker.
+stronger one. It never counts against the breaker. `rejected` is the same
+judgement made by `[verify]` on a change in the task's worktree (the attempt is
+recorded `rejected`, with the failing check). `verify_error`, a check that could
+not run, is not the model's doing: the coordinator ends the task instead.
 """
 
 from __future__ import annotations
@@ -61,6 +66,8 @@ class FailureKind(StrEnum):
     AUTH = "auth"
     INTERRUPTED = "interrupted"
     UNRESOLVED = "unresolved"
+    REJECTED = "rejected"
+    VERIFY_ERROR = "verify_error"
 
 
 @dataclass(frozen=True)
@@ -93,6 +100,8 @@ POLICY: dict[FailureKind, Policy] = {
     FailureKind.UNRESOLVED: Policy(
         "fatal", False, "the answer did not resolve the task; the coordinator escalates it (retry_count + 1)"
     ),
+    FailureKind.REJECTED: Policy("fatal", False, "verification rejected the change; the task escalates"),
+    FailureKind.VERIFY_ERROR: Policy("fatal", False, "a verification check could not run; fix [verify]"),
 }
 
 

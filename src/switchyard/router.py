@@ -296,10 +296,13 @@ class Router:
         workflow: str | None = None,
         loop_count: int = 0,
         requires: tuple[str, ...] | frozenset[str] = (),
+        last_outcome: str = "",
+        rejected_count: int = 0,
     ) -> Decision:
         """Choose a model for `task`. Pure: the same arguments always give the same decision.
 
-        `requires` keeps only models with those capabilities (a workflow stage's `requires`).
+        `requires` keeps only models with those capabilities (a workflow stage's `requires`);
+        `last_outcome` and `rejected_count` say how the task's earlier attempts ended (facts of those names).
         """
         status = self._status(provider_status)
         facts = Facts(
@@ -311,6 +314,8 @@ class Router:
             provider_status=status,
             budget=budget,
             loop_count=loop_count,
+            last_outcome=last_outcome,
+            rejected_count=rejected_count,
         )
         if requires:
             return self._walk(facts, status, frozenset(requires))

@@ -19,6 +19,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
 
+from switchyard.config.delivery import SourceConfig
 from switchyard.config.schema import default_priority_labels
 from switchyard.errors import InputError, RunError
 from switchyard.redact import Redactor
@@ -32,6 +33,7 @@ __all__ = [
     "Source",
     "SourceError",
     "TasksFile",
+    "from_config",
     "parse_source",
 ]
 
@@ -86,9 +88,9 @@ class TasksFile:
     Messages name an entry by its 1-based line in the file (`tasks.jsonl:3: task.priority: ...`).
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, name: str | None = None) -> None:
         self.path = Path(path)
-        self.name = f"file:{self.path}"
+        self.name = name or f"file:{self.path}"
 
     def check(self) -> None:
         """Raise `InputError` (exit 2) when the file cannot be read as a whole: `run` checks before it starts."""
@@ -341,6 +343,30 @@ class Beads:
             },
             f"{where}: task",
         )
+
+
+def from_config(
+    entry: SourceConfig,
+    base_dir: Path,
+    *,
+    priority_labels: Mapping[str, int] | None = None,
+    default_priority: int = 2,
+) -> Source:
+    """The source a `[[sources]]` entry describes; its name is the entry's (what delivery looks up)."""
+    if entry.kind == "github":
+        assert entry.repo is not None
+        return GitHub(
+            entry.repo,
+            entry.label,
+            priority_labels=priority_labels,
+            default_priority=default_priority,
+            limit=entry.limit,
+        )
+    if entry.kind == "beads":
+        return Beads(limit=entry.limit)
+    assert entry.path is not None
+    path = Path(entry.path).expanduser()
+    return TasksFile(path if path.is_absolute() else base_dir / path, name=entry.name)
 
 
 def parse_source(spec: str, *, priority_labels: Mapping[str, int] | None = None, default_priority: int = 2) -> Source:

@@ -26,7 +26,7 @@ from switchyard.prompts import render_prompt
 from switchyard.router import Candidate, Route
 from switchyard.task import Task
 
-__all__ = ["Cursor", "StageOutput", "StagePlan", "TaskPlan", "rejected", "with_fixed_model"]
+__all__ = ["Cursor", "StageOutput", "StagePlan", "TaskPlan", "rejected", "verify_stages", "with_fixed_model"]
 
 
 @record
@@ -42,6 +42,7 @@ class StagePlan:
     reject_if: str | None = None
     verdict_field: str | None = None
     reject_values: tuple[str, ...] = ()
+    verify: bool = False  # the stage that changes the repository: `[verify]` judges its attempts
 
     @property
     def key(self) -> str:
@@ -75,6 +76,8 @@ class TaskPlan:
     stages: tuple[StagePlan, ...]
     max_loops: int = 0
     workdir: str | None = None
+    review_check: bool = False  # `[verify] review`: a review that still rejects after its loops rejects the task
+    completes_later: bool = False  # the task completes after its stages (once its change is delivered)
 
     def stage(self, cursor: Cursor) -> StagePlan:
         return self.stages[cursor.index]
@@ -83,7 +86,20 @@ class TaskPlan:
         """Does success at this stage complete the task? The last stage, unless a review may still send it back."""
         stage = self.stages[cursor.index]
         last = cursor.index == len(self.stages) - 1
+        if self.completes_later or (stage.loop_to is not None and self.review_check):
+            return False  # delivery comes first; or the review's verdict decides, after it ran
         return last and (stage.loop_to is None or cursor.loops >= self.max_loops)
+
+    def review_rejected(self, cursor: Cursor, output: StageOutput) -> bool:
+        """With `review_check`: did this review stage still reject, with no loops left to send the task back?"""
+        stage = self.stages[cursor.index]
+        return self.review_check and stage.loop_to is not None and rejected(stage, output.text)
+
+    def restart(self, cursor: Cursor, output: StageOutput) -> Cursor:
+        """After a review rejected the task for good: back to the stage it reviews, loops counted afresh."""
+        stage = self.stages[cursor.index]
+        back = next(i for i, s in enumerate(self.stages) if s.name == stage.loop_to)
+        return Cursor(back, 0, {**cursor.outputs, stage.key: output})
 
     def advance(self, cursor: Cursor, output: StageOutput) -> Cursor | None:
         """Where the task goes after this stage produced `output`; None when the workflow is finished."""
@@ -92,8 +108,8 @@ class TaskPlan:
         if stage.loop_to is not None and cursor.loops < self.max_loops and rejected(stage, output.text):
             back = next(i for i, s in enumerate(self.stages) if s.name == stage.loop_to)
             return Cursor(back, cursor.loops + 1, outputs)
-        if cursor.index + 1 >= len(self.stages):
-            return None
+        if cursor.index + 1 >= len(self.stages) or self.review_rejected(cursor, output):
+            return None  # finished (or, under review_check, rejected: the coordinator escalates)
         return Cursor(cursor.index + 1, cursor.loops, outputs)
 
     def prompt(self, cursor: Cursor) -> str:
@@ -112,6 +128,16 @@ class TaskPlan:
             stage_output_files={k: v.file for k, v in outputs.items()},
             loop_count=cursor.loops,
         )
+
+
+def verify_stages(stages: tuple[tuple[str, str | None, bool | None], ...]) -> tuple[bool, ...]:
+    """Which stages `[verify]` judges, from (name, loop_to, verify) per stage: those that say `verify = true`;
+    when none says, the last stage that is not a review (the one that makes the change)."""
+    if any(v for _, _, v in stages):
+        return tuple(bool(v) for _, _, v in stages)
+    candidates = [i for i, (_, loop_to, v) in enumerate(stages) if loop_to is None and v is None]
+    last = candidates[-1] if candidates else None
+    return tuple(i == last for i in range(len(stages)))
 
 
 def with_fixed_model(route: Route, stage: StagePlan, workflow: str | None, provider: str) -> Route:

@@ -12,7 +12,9 @@ stopping at the first that fails:
 * each command: its argv, in the worktree, with a small environment (as agents
   get: PATH, HOME, locale... plus `pass_env` and `env`), within `timeout_s`; exit
   status 0 passes. Its output goes to `verify-N.log` in the attempt's run
-  directory (redacted, owner only), and its tail into the verdict.
+  directory (redacted, owner only), and its tail into the verdict. What the
+  commands leave in the worktree (build output, caches) is removed after them:
+  the change delivered is the change that was checked.
 
 The result is a `Verdict`: `verified`, `rejected` (the failing check and the tail
 of what it printed), or `error` when a check could not run at all (a command that
@@ -62,7 +64,7 @@ class Verdict:
 
     outcome: Outcome
     check: str | None = None  # the check that failed (or could not run)
-    detail: str = ""  # why, with the tail of its output (redacted)
+    detail: str = ""  # why, with the tail of its output (redacted); for a verified change, the checks it passed
     checks: tuple[CheckRun, ...] = ()
     ms: int = 0
 
@@ -218,13 +220,20 @@ def verify(
                 return done("rejected", name, problem)
     if config.commands:
         private_dir(run_dir)
-    for i, cmd in enumerate(config.commands):
-        c0 = time.perf_counter()
-        outcome, why = _run(cmd, workdir, run_dir / f"verify-{i + 1}.log", children, env, redactor)
-        runs.append(CheckRun(cmd.label, outcome is None, _ms(c0)))
-        if outcome is not None:
-            return done(outcome, cmd.label, why)
-    return done("verified")
+    try:
+        for i, cmd in enumerate(config.commands):
+            c0 = time.perf_counter()
+            outcome, why = _run(cmd, workdir, run_dir / f"verify-{i + 1}.log", children, env, redactor)
+            runs.append(CheckRun(cmd.label, outcome is None, _ms(c0)))
+            if outcome is not None:
+                return done(outcome, cmd.label, why)
+    finally:
+        if workspace is not None and config.commands:
+            try:
+                workspace.restore()  # what the commands built is not part of the change that is delivered
+            except GitError:
+                pass  # the next attempt resets, or delivery commits: both see git's own error if it persists
+    return done("verified", None, Verdict("verified", checks=tuple(runs)).summary())
 
 
 def _ms(t0: float) -> int:

@@ -17,8 +17,9 @@ same base). It can
   one (HEAD back on the base, untracked and ignored files removed): a retry after
   a rejected attempt starts where the rejected one started;
 * `change()`: what the working tree changed against the base, committed or not,
-  tracked or new (`Change`: paths and the added lines), read through a private
-  index so the worktree's own index is left alone;
+  tracked or new (`Change`: paths and the added lines); it stages the whole tree,
+  and `restore()` comes back to that after the checks ran (what they built or
+  cached is not part of the change);
 * `commit(message, marker)`: everything, once (a commit whose message carries
   `marker` is not made again), and `push(remote, branch)`.
 
@@ -203,17 +204,24 @@ class Workspace:
         return env
 
     def change(self) -> Change:
-        """Every path changed against the base (committed or not, tracked or new), and the lines added."""
-        env = self._private_index()
-        names = git(self.path, "diff", "--cached", "--name-only", "-z", "--no-renames", self.base, env=env).stdout
+        """Every path changed against the base (committed or not, tracked or new), and the lines added.
+
+        The whole working tree is staged first (the agent is done with it): what `restore` comes back to.
+        """
+        git(self.path, "add", "--all", "--", ".")
+        names = git(self.path, "diff", "--cached", "--name-only", "-z", "--no-renames", self.base).stdout
         paths = tuple(p.decode("utf-8", "surrogateescape") for p in names.split(b"\0") if p)
         if not paths:
             return Change()
         diff = git(
-            self.path, "diff", "--cached", "--unified=0", "--no-color", "--no-renames", "--no-ext-diff", self.base,
-            env=env,
-        ).stdout.decode("utf-8", "replace")  # fmt: skip
+            self.path, "diff", "--cached", "--unified=0", "--no-color", "--no-renames", "--no-ext-diff", self.base
+        ).stdout.decode("utf-8", "replace")
         return Change(paths, tuple(_added_lines(diff)))
+
+    def restore(self) -> None:
+        """Back to what `change` staged: files a check made or changed (build output, caches) are gone."""
+        git(self.path, "checkout", "--quiet", "--", ".")
+        git(self.path, "clean", "-fdq")
 
     def head(self) -> str:
         return _out(self.path, "rev-parse", "HEAD")

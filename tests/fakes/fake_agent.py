@@ -4,7 +4,7 @@ Run as `python fake_agent.py [args...]` with the prompt on stdin. It records its
 argv, environment and prompt to $FAKE_RECORD (JSON) when that is set.
 
 FAKE_MODE: ok | error529 | is_error_text | exit2 | hang | garbage | truncated | sleep | fail_then_ok | echo | review
-| escape | leak | flood | swap | threads
+| escape | leak | flood | swap | threads | edit
 """
 
 from __future__ import annotations
@@ -42,6 +42,15 @@ def main() -> int:
     }
     if mode == "ok":
         print(json.dumps(result))
+        return 0
+    if mode == "edit":  # edits files in its working directory: FAKE_EDITS = {"MODEL" or "*": {"path": "text"}}
+        model = sys.argv[sys.argv.index("--model") + 1] if "--model" in sys.argv else ""
+        edits = json.loads(os.environ.get("FAKE_EDITS", "{}"))
+        for path, text in (edits.get(model) or edits.get("*") or {}).items():
+            os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+            with open(path, "w", encoding="utf-8") as fh:
+                fh.write(text)
+        print(json.dumps({**result, "result": f"edited as {model}"}))
         return 0
     if mode == "sleep":
         time.sleep(float(os.environ.get("FAKE_SLEEP", "0.2")))

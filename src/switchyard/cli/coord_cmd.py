@@ -93,10 +93,18 @@ def status(config_path: str | None, as_json: bool, states: tuple[str, ...]) -> N
 
 @click.command()
 @click.option(
-    "--tasks", "task_files", multiple=True, metavar="FILE", help="A TOML, JSON or JSONL file of tasks. Repeatable."
+    "--tasks",
+    "task_files",
+    multiple=True,
+    metavar="FILE",
+    help="A TOML, JSON or JSONL file of tasks. Repeatable. With --source: instead of the config's [[sources]].",
 )
 @click.option(
-    "--source", "sources", multiple=True, metavar="SPEC", help="github:OWNER/REPO[:LABEL] or beads. Repeatable."
+    "--source",
+    "sources",
+    multiple=True,
+    metavar="SPEC",
+    help="github:OWNER/REPO[:LABEL] or beads. Repeatable. Default: the config's [[sources]].",
 )
 @click.option("--workers", type=click.IntRange(1, 256), help="Tasks run at once (default [coordinator] max_workers).")
 @click.option("--once", is_flag=True, help="Drain what is there, then exit (the default).")
@@ -123,16 +131,24 @@ def run(
     loaded = load(config_path)
     from switchyard.coordinator import Coordinator
     from switchyard.progress import make_reporter
-    from switchyard.sources import Source, TasksFile, parse_source
+    from switchyard.sources import Source, TasksFile, from_config, parse_source
 
     cfg = loaded.coordinator
     files = [TasksFile(f) for f in task_files]
-    for tasks_file in files:
-        tasks_file.check()  # an unreadable tasks file is a usage error: exit 2 before the engine starts
     srcs: list[Source] = [*files]
     srcs += [
         parse_source(s, priority_labels=cfg.priority_labels, default_priority=cfg.default_priority) for s in sources
     ]
+    if not srcs:  # no flags: the config's [[sources]]
+        srcs = [
+            from_config(
+                e, loaded.base_dir(), priority_labels=cfg.priority_labels, default_priority=cfg.default_priority
+            )
+            for e in loaded.sources
+        ]
+        files = [s for s in srcs if isinstance(s, TasksFile)]
+    for tasks_file in files:
+        tasks_file.check()  # an unreadable tasks file is a usage error: exit 2 before the engine starts
     reporter = make_reporter()
     co = Coordinator(loaded, workers=workers, reporter=reporter)
     stop = threading.Event()

@@ -24,6 +24,14 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from switchyard.config.locate import Loc, PathKey
+from switchyard.config.delivery import (
+    DeliveryConfig,
+    SourceConfig,
+    VerifyConfig,
+    WorkspaceConfig,
+    check_sections,
+)
+from switchyard.config.deprecated import apply_renames
 from switchyard.config.lint import lint_provider
 from switchyard.config.provider_kinds import CallShape, worst_case
 from switchyard.config.schema import (
@@ -44,7 +52,7 @@ from switchyard.config.schema import (
 )
 from switchyard.config.validate import Reader, parse_path, path_str
 from switchyard.errors import ConfigError, Problem, did_you_mean
-from switchyard.facts import build_schema
+from switchyard.facts import DEPRECATED_FACTS, build_schema
 from switchyard.money import usd
 from switchyard.providers.command_template import PLACEHOLDERS, placeholders_in
 from switchyard.rules.compile import Condition, compile_condition
@@ -74,6 +82,31 @@ register_section("runner", RunnerConfig)
 register_section("health", HealthConfig)
 register_section("coordinator", CoordinatorConfig)
 register_section("budgets", BudgetsConfig)
+register_section("workspace", WorkspaceConfig)
+register_section("delivery", DeliveryConfig)
+
+
+def _verify_section(reader: Reader, raw: Any, path: PathKey) -> VerifyConfig:
+    """`[verify]`: present (even empty) turns verification on, with the built-in checks."""
+    built: VerifyConfig | None = reader.build(VerifyConfig, raw, path) if raw is not None else None
+    if built is None:
+        return VerifyConfig()
+    return replace(built, enabled=True)
+
+
+def _sources_section(reader: Reader, raw: Any, path: PathKey) -> tuple[SourceConfig, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        reader.error(path, "expected an array of tables: write [[sources]] for each source")
+        return ()
+    converted = reader.convert(tuple[SourceConfig, ...], raw, path)
+    return converted if isinstance(converted, tuple) else ()
+
+
+SECTIONS["verify"] = _verify_section
+SECTIONS["sources"] = _sources_section
+_ABSENT = {"verify": None, "sources": None}  # sections whose absence means something: no default table
 _CORE = ("providers", "models", "routing", "workflows")
 
 
@@ -123,6 +156,22 @@ class LoadedConfig:
     @property
     def budgets(self) -> BudgetsConfig:
         return self.sections["budgets"]  # type: ignore[no-any-return]
+
+    @property
+    def workspace(self) -> WorkspaceConfig:
+        return self.sections["workspace"]  # type: ignore[no-any-return]
+
+    @property
+    def verify(self) -> VerifyConfig:
+        return self.sections["verify"]  # type: ignore[no-any-return]
+
+    @property
+    def delivery(self) -> DeliveryConfig:
+        return self.sections["delivery"]  # type: ignore[no-any-return]
+
+    @property
+    def sources(self) -> tuple[SourceConfig, ...]:
+        return self.sections["sources"]  # type: ignore[no-any-return]
 
     def locate(self, error: ConfigError) -> ConfigError:
         """`error` with this config's file, line and column filled in where a problem names only a key.
@@ -305,6 +354,10 @@ class _Loader:
                 hint="a config nests a few levels at most: look for a run of '[' or '{'",
             ) from None
 
+        for moved in apply_renames(data):
+            (self.error if moved.error else self.warn)(
+                moved.old, moved.message, "switchyard config migrate FILE writes the file with the new names"
+            )
         for key in data:
             if key not in _CORE and key not in SECTIONS:
                 known = list(_CORE) + list(SECTIONS)
@@ -338,8 +391,10 @@ class _Loader:
                     workflows[name] = built
         sections = {}
         for name, validate in SECTIONS.items():
-            sections[name] = validate(self.reader, data.get(name, {}), (name,))
+            sections[name] = validate(self.reader, data.get(name, _ABSENT.get(name, {})), (name,))
         self.sections_built = sections
+        for path, message, hint in check_sections(sections):
+            self.error(path, message, hint)
 
         self.check_references(providers, models, routing, workflows)
         conditions = self.compile_conditions(providers, models, routing, workflows)
@@ -602,7 +657,15 @@ class _Loader:
         for i, rule in enumerate(routing.rules):
             path: PathKey = ("routing", "rules", i, "condition")
             try:
-                out.append(compile_condition(rule.condition, schema))
+                compiled = compile_condition(rule.condition, schema)
+                out.append(compiled)
+                for name, instead in DEPRECATED_FACTS.items():
+                    if name in dict(compiled.reads):
+                        self.warn(
+                            path,
+                            f"the bare fact '{name}' is deprecated: write {instead}",
+                            "switchyard config migrate FILE rewrites it",
+                        )
             except ConfigError as exc:
                 for pr in exc.problems:
                     line, col = self.condition_position(path, pr.span[0] if pr.span else 0)

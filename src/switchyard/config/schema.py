@@ -230,10 +230,6 @@ class CoordinatorConfig:
     max_workers: int = field(default=2, metadata=check(up_to(256, "tasks at once, as --workers", positive)))
     max_attempts: int = field(default=3, metadata=check(up_to(1000, "escalations of one task", positive)))
     prompt_template: str | None = None
-    worktree: bool = False
-    worktree_dir: str = ".switchyard/worktrees"
-    repo: str = "."
-    branch_prefix: str = "switchyard/"
     system_db: str | None = None
     executor_id: str = "local"
     poll_interval_s: float = field(default=0.2, metadata=check(SECONDS_POSITIVE))
@@ -260,6 +256,8 @@ class StageConfig:
     reject_if: str | None = field(default=None, metadata=check(_regex))
     verdict_field: str | None = None
     reject_values: tuple[str, ...] = ("reject", "rejected", "changes_requested", "request_changes")
+    # `[verify]` judges this stage's attempts (default: the last stage that is not a review).
+    verify: bool | None = None
 
 
 @record

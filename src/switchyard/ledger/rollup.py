@@ -34,7 +34,18 @@ from switchyard.ledger.db import Database, Migration
 if TYPE_CHECKING:
     from switchyard.ledger.store import AttemptRecord
 
-__all__ = ["DIMENSIONS", "KEYS", "MIGRATIONS", "SUMS", "Dimension", "Sums", "add_attempts", "day_of", "mark_completed"]
+__all__ = [
+    "DIMENSIONS",
+    "KEYS",
+    "MIGRATIONS",
+    "SUMS",
+    "Dimension",
+    "Sums",
+    "add_attempts",
+    "adjust",
+    "day_of",
+    "mark_completed",
+]
 
 # Frozen: a shipped migration's SQL never changes (see ledger/db.py). 0005 also added the
 # attempts columns that feed the rollups, and `breaker_events`, read by reports.
@@ -82,6 +93,20 @@ MIGRATIONS: tuple[Migration, ...] = (
         """,
         sha256="bbe49d12788c05a359fc4a916506efd860a8623f1b959665c18c3870045b16d3",
     ),
+    # Verified outcomes (store's 0010_verdicts): attempts `[verify]` verified or rejected, and first
+    # attempts that were verified (the first-try verified rate).
+    Migration(
+        "0011_verdict_rollups",
+        """
+        ALTER TABLE rollup_attempts ADD COLUMN verified BIGINT NOT NULL DEFAULT 0;
+        ALTER TABLE rollup_attempts ADD COLUMN rejected BIGINT NOT NULL DEFAULT 0;
+        ALTER TABLE rollup_attempts ADD COLUMN first_verified BIGINT NOT NULL DEFAULT 0;
+        ALTER TABLE rollup_labels ADD COLUMN verified BIGINT NOT NULL DEFAULT 0;
+        ALTER TABLE rollup_labels ADD COLUMN rejected BIGINT NOT NULL DEFAULT 0;
+        ALTER TABLE rollup_labels ADD COLUMN first_verified BIGINT NOT NULL DEFAULT 0
+        """,
+        sha256="93b7d7f911a657b868707e90d6bdf726bcb3321c1c3d1f92fb7f1e90104e7551",
+    ),
 )
 
 
@@ -111,10 +136,14 @@ class Sums:
     cache_write_tokens: int = 0
     reasoning_tokens: int = 0
     latency_ms: int = 0
+    verified: int = 0  # attempts `[verify]` verified
+    rejected: int = 0  # attempts `[verify]` rejected
+    first_verified: int = 0  # a task's very first attempt, verified
 
     @classmethod
     def of(cls, rec: AttemptRecord) -> Sums:
         """What one attempt adds."""
+        verified = rec.verdict == "verified"
         return cls(
             1,
             1 if rec.status == "ok" else 0,
@@ -128,6 +157,9 @@ class Sums:
             rec.cache_write_tokens,
             rec.reasoning_tokens,
             rec.latency_ms,
+            1 if verified else 0,
+            1 if rec.verdict == "rejected" else 0,
+            1 if verified and rec.first else 0,
         )
 
     @classmethod
@@ -160,6 +192,9 @@ _SCAN = {
     "first": "SUM(a.first)",
     "opened": "SUM(CASE WHEN a.candidate_index = 0 AND a.try_index = 0 THEN 1 ELSE 0 END)",
     "completed": "SUM(a.completed)",
+    "verified": "SUM(CASE WHEN a.verdict = 'verified' THEN 1 ELSE 0 END)",
+    "rejected": "SUM(CASE WHEN a.verdict = 'rejected' THEN 1 ELSE 0 END)",
+    "first_verified": "SUM(CASE WHEN a.verdict = 'verified' THEN a.first ELSE 0 END)",
 }
 SUMS_SQL = ", ".join(f"SUM({name})" for name in SUMS)  # over a rollup table
 SCAN_SUMS_SQL = ", ".join(_SCAN.get(name, f"SUM(a.{name})") for name in SUMS)  # over `attempts a`
@@ -284,6 +319,20 @@ def add_attempts(db: Database, recs: Sequence[AttemptRecord]) -> None:
     for sql, values in ((_ATTEMPTS, attempts), (_LATENCY, latency), (_LABELS, labels), (_FAILOVERS, failovers)):
         if values:
             db.executemany(sql, values)
+
+
+def adjust(db: Database, rec: AttemptRecord, deltas: dict[str, int]) -> None:
+    """Change the figures `rec` (an attempt already in the rollups) added: `{"ok": -1, "rejected": 1}`."""
+    assert set(deltas) <= set(SUMS), deltas
+    keys = _keys(rec)
+    sets = ", ".join(f"{k} = {k} + ?" for k in deltas)
+    where = " AND ".join(f"{k} = ?" for k in KEYS)
+    db.execute(f"UPDATE rollup_attempts SET {sets} WHERE {where}", (*deltas.values(), *keys))
+    for label in rec.labels:
+        db.execute(
+            f"UPDATE rollup_labels SET {sets} WHERE day = ? AND label = ? AND model = ?",
+            (*deltas.values(), keys[0], label, rec.model),
+        )
 
 
 def mark_completed(db: Database, rec: AttemptRecord) -> None:

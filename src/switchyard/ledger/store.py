@@ -49,7 +49,7 @@ class AttemptRecord:
     task_id: str
     provider: str
     model: str
-    status: str  # ok | failed | timeout | interrupted
+    status: str  # ok | failed | timeout | interrupted | rejected (`[verify]` rejected its change)
     started_ms: int
     ended_ms: int
     stage: str | None = None
@@ -83,6 +83,10 @@ class AttemptRecord:
     first: bool = False  # the task's very first attempt: reports count tasks by it
     completed: bool = False  # this attempt finished its task (set later by mark_completed)
     failover_from: str | None = None  # the provider tried before this one, when this is a failover
+    verdict: str | None = None  # `[verify]`'s outcome: verified | rejected | error (None: nothing verified it)
+    verify_check: str | None = None  # the check that rejected it (or could not run)
+    verify_detail: str | None = None  # why: the tail of that check's output (redacted)
+    verify_ms: int = 0  # time spent verifying (not in latency_ms)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -307,6 +311,17 @@ MIGRATIONS: tuple[Migration, ...] = (
         """,
         sha256="54c982975327a9288c64943c9b9e0a3b7bde4e03014990a51efea49df2f1fa90",
     ),
+    Migration(
+        "0010_verdicts",
+        """
+        ALTER TABLE attempts ADD COLUMN verdict TEXT;
+        ALTER TABLE attempts ADD COLUMN verify_check TEXT;
+        ALTER TABLE attempts ADD COLUMN verify_detail TEXT;
+        ALTER TABLE attempts ADD COLUMN verify_ms BIGINT NOT NULL DEFAULT 0;
+        CREATE INDEX attempts_verdict ON attempts (started_ms) WHERE verdict IS NOT NULL
+        """,
+        sha256="6d8f46c728aeaec6500b9d911df8a3315e6326208a8085742f51ab932cb1342c",
+    ),
 )
 
 # Every module's migrations, in order: what `Ledger` applies.
@@ -379,6 +394,32 @@ class Ledger:
             assert rec is not None
             rollup.mark_completed(self.db, rec)
         return True
+
+    def reject(self, attempt_id: str, check: str, detail: str) -> bool:
+        """A successful attempt turned out rejected after all (a final review's verdict); idempotent."""
+        with self.db.transaction():
+            rec = self.get(attempt_id)
+            if rec is None or rec.status != "ok":
+                return False
+            self.db.execute(
+                "UPDATE attempts SET status = 'rejected', verdict = 'rejected', verify_check = ?, verify_detail = ?, "
+                "error_class = 'rejected', error_message = ? WHERE attempt_id = ?",
+                (check, detail, f"{check}: {detail}"[:2000], attempt_id),
+            )
+            rollup.adjust(self.db, rec, {"ok": -1, "rejected": 1})
+        return True
+
+    def outcome_facts(self, task_id: str) -> tuple[str, int]:
+        """(how the task's last attempt ended, how many of its attempts were rejected): the `last_outcome` and
+        `rejected_count` facts. An outcome is `verified`/`rejected`/`error` where `[verify]` judged, else the status."""
+        rows = self.db.query(
+            "SELECT status, verdict FROM attempts WHERE task_id = ? ORDER BY started_ms, attempt_id", (task_id,)
+        )
+        if not rows:
+            return "", 0
+        status, verdict = rows[-1]
+        rejected = sum(1 for r in rows if r[1] == "rejected")
+        return (verdict or status), rejected
 
     def get(self, attempt_id: str) -> AttemptRecord | None:
         row = self.db.one(_SELECT + " WHERE attempt_id = ?", (attempt_id,))
