@@ -277,7 +277,7 @@ def test_on_retry_continue_lets_the_next_model_see_the_work(tmp_path: Path) -> N
 
 
 def test_hostile_task_ids_each_get_their_own_worktree_and_end(tmp_path: Path) -> None:
-    cfg, remote, env = project(tmp_path, edits={"*": {"feature.py": GOOD}}, extra='[workspace]\nmode = "worktree"\n')
+    cfg, _remote, env = project(tmp_path, edits={"*": {"feature.py": GOOD}}, extra='[workspace]\nmode = "worktree"\n')
     ids = ["a.lock", "a..b", "x/y", "x_y", "x?y", "nul\u0000id"]
     tasks = tmp_path / "tasks.jsonl"
     tasks.write_text("".join(json.dumps({"id": i, "title": f"task {i!r}"}) + "\n" for i in ids))

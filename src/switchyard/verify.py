@@ -229,10 +229,10 @@ def verify(
                 return done(outcome, cmd.label, why)
     finally:
         if workspace is not None and config.commands:
-            try:
-                workspace.restore()  # what the commands built is not part of the change that is delivered
-            except GitError:
-                pass  # the next attempt resets, or delivery commits: both see git's own error if it persists
+            # What the commands built is not part of the change that is delivered. If git fails here, the
+            # next attempt's reset (or delivery's commit) meets the same error and reports it.
+            with contextlib.suppress(GitError):
+                workspace.restore()
     return done("verified", None, Verdict("verified", checks=tuple(runs)).summary())
 
 
