@@ -16,11 +16,23 @@ from pathlib import Path
 
 import pytest
 
-from agent_clis import CLAUDE, require
-from servers.anthropic_wire import ZERO_USAGE, AnthropicWireServer, ErrorReply, Usage
+from agent_clis import CLAUDE, cli_env, require
+from servers.anthropic_wire import (
+    ZERO_USAGE,
+    AnthropicWireServer,
+    ErrorReply,
+    RecordedRequest,
+    Responder,
+    Usage,
+    text_block,
+    tool_use_block,
+)
 from switchyard.catalog import Usage as SyUsage
 from switchyard.config import load_config
 from switchyard.ledger import Ledger
+from switchyard.money import usd
+from test_delivery import ISSUE, gh_calls, tools
+from test_worktree import git, make_repo
 
 
 @pytest.fixture(scope="module")
@@ -112,3 +124,158 @@ def test_real_claude_code_api_error_is_recorded(tmp_path: Path, claude: Path) ->
     assert attempt["error_class"] == "overloaded"
     assert attempt["http_status"] == 529
     assert attempt["exit_code"] == 1
+
+
+# ------------------------------------------------------------------ verified outcomes, end to end
+GOOD = "def f():\n    return 2\n"
+BAD = "def f():\n    return 1\n"
+CHECK = "from feature import f\nassert f() == 2, f'f() returned {f()}, expected 2'\nprint('check passed')\n"
+
+
+def _writes(by_model: dict[str, str]) -> Responder:
+    """A scripted Claude: on its first turn it writes feature.py (the text for the model family it runs as, e.g.
+    "sonnet": Claude Code may send another id upstream than the one it was asked for), then says so."""
+
+    def respond(req: RecordedRequest) -> list[dict[str, object]] | None:
+        if "haiku" in (req.model or ""):
+            return None  # Claude Code's own side requests
+        answered = any(
+            isinstance(block, dict) and block.get("type") == "tool_result"
+            for message in req.body["messages"]
+            for block in (message["content"] if isinstance(message["content"], list) else [])
+        )
+        if answered:
+            return [text_block("Wrote feature.py.")]
+        [text] = [t for family, t in by_model.items() if family in (req.model or "")]
+        return [tool_use_block("Write", {"file_path": "feature.py", "content": text})]
+
+    return respond
+
+
+def _delivery_project(tmp_path: Path, claude: Path, base_url: str) -> tuple[Path, Path, dict[str, str]]:
+    repo = make_repo(tmp_path / "repo", {"check.py": CHECK, "README.md": "project\n"})
+    remote = tmp_path / "origin.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(remote)], check=True)
+    git(repo, "remote", "add", "origin", str(remote))
+    git(repo, "push", "-q", "origin", "main")
+    cfg = repo / "switchyard.toml"
+    cfg.write_text(
+        f"""
+[providers.claude-code]
+command_template = ["{claude}", "-p", "--model", "{{model}}", "--output-format", "json", "--permission-mode", "acceptEdits"]
+stdin = "{{prompt_file}}"
+usage_format = "claude-json"
+api_key_env = "ANTHROPIC_API_KEY"
+timeout_s = 180
+max_retries = 0
+env = {{ ANTHROPIC_BASE_URL = "{base_url}", CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC = "1", DISABLE_TELEMETRY = "1", DISABLE_AUTOUPDATER = "1", DISABLE_ERROR_REPORTING = "1", CLAUDE_CODE_MAX_RETRIES = "0" }}
+
+[[models]]
+name = "claude-sonnet-4-5"
+provider = "claude-code"
+cost_per_million_input = 3.0
+cost_per_million_output = 15.0
+cost_per_million_cached_input = 0.30
+cost_per_million_cache_write = 3.75
+
+[[models]]
+name = "claude-opus-4-1"
+provider = "claude-code"
+cost_per_million_input = 15.0
+cost_per_million_output = 75.0
+cost_per_million_cached_input = 1.5
+cost_per_million_cache_write = 18.75
+
+[routing]
+default_model = "claude-sonnet-4-5"
+
+[[routing.rules]]
+condition = "retry_count >= 1"
+model = "claude-opus-4-1"
+reason = "a rejected change goes to the stronger model"
+
+[coordinator]
+max_attempts = 2
+poll_interval_s = 0.05
+
+[runner]
+max_attempts = 1
+
+[[sources]]
+kind = "github"
+repo = "o/r"
+label = "agent"
+
+[verify]
+allowed_paths = ["feature.py"]
+[[verify.commands]]
+name = "check"
+argv = ["{sys.executable}", "check.py"]
+env = {{ PYTHONDONTWRITEBYTECODE = "1" }}
+"""
+    )
+    bin_dir = tools(tmp_path / "bin")
+    env = cli_env(
+        tmp_path,
+        PATH=f"{bin_dir}:{CLAUDE.path.parent}:{os.environ['PATH']}",
+        ANTHROPIC_API_KEY="sk-ant-dummy-key-for-tests",
+        FAKE_GH_LOG=str(tmp_path / "gh.log"),
+        FAKE_GH_STATE=str(tmp_path / "gh-state.json"),
+        FAKE_GH_ISSUES=json.dumps([ISSUE]),
+    )
+    return cfg, remote, env
+
+
+def _run(cfg: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    exe = Path(sys.executable).parent / "switchyard"
+    return subprocess.run(
+        [str(exe), *args, "--config", str(cfg)], capture_output=True, text=True, env=env, timeout=600, check=False
+    )
+
+
+def test_real_claude_code_change_is_verified_pushed_and_proposed(tmp_path: Path, claude: Path) -> None:
+    served = Usage(input_tokens=900, output_tokens=120, cache_creation_input_tokens=0, cache_read_input_tokens=3000)
+    responder = _writes({"sonnet": GOOD})
+    with AnthropicWireServer(responder=responder, usage=served, usage_by_model={"haiku": ZERO_USAGE}) as srv:
+        cfg, remote, env = _delivery_project(tmp_path, claude, srv.base_url)
+        proc = _run(cfg, env, "run", "--once")
+        models = {r.model for r in srv.message_requests() if "haiku" not in (r.model or "")}
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert models == {"claude-sonnet-4-5"}
+    with Ledger.open(load_config(cfg).ledger_location()) as ledger:
+        [row] = ledger.attempts(task_id="gh-7")
+    assert (row.model, row.status, row.verdict) == ("claude-sonnet-4-5", "ok", "verified")
+    assert row.verify_detail == "verified: change ok, paths ok, secrets ok, check ok"
+    assert row.cost_usd > 0
+    # Claude Code's edit, checked by the repository's own test, is on the branch at the remote.
+    assert git(remote, "show", "switchyard/gh-7:feature.py") + "\n" == GOOD
+    assert "Switchyard-Model: claude-sonnet-4-5" in git(remote, "log", "-1", "--format=%B", "switchyard/gh-7")
+    [create] = gh_calls(tmp_path, "pr create")
+    assert "--head=switchyard/gh-7" in create["args"]
+    assert "`claude-sonnet-4-5`" in create["body"] and usd(row.cost_usd) in create["body"]
+    [comment] = gh_calls(tmp_path, "issue comment")
+    assert "Done: pull request https://github.com/o/r/pull/100." in comment["body"]
+    assert "`claude-sonnet-4-5`" in comment["body"]
+
+
+def test_real_claude_code_rejected_change_escalates_to_the_stronger_model(tmp_path: Path, claude: Path) -> None:
+    served = Usage(input_tokens=900, output_tokens=120)
+    responder = _writes({"sonnet": BAD, "opus": GOOD})
+    with AnthropicWireServer(responder=responder, usage=served, usage_by_model={"haiku": ZERO_USAGE}) as srv:
+        cfg, remote, env = _delivery_project(tmp_path, claude, srv.base_url)
+        proc = _run(cfg, env, "run", "--once")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    with Ledger.open(load_config(cfg).ledger_location()) as ledger:
+        first, second = ledger.attempts(task_id="gh-7")
+    assert (first.model, first.verdict, first.verify_check) == ("claude-sonnet-4-5", "rejected", "check")
+    assert "f() returned 1, expected 2" in (first.verify_detail or "")
+    assert (second.model, second.verdict, second.task_retry) == ("claude-opus-4-1", "verified", 1)
+    assert second.reason == "a rejected change goes to the stronger model"
+    assert git(remote, "show", "switchyard/gh-7:feature.py") + "\n" == GOOD
+    # `report` shows the path the task took and why the first attempt was rejected.
+    report = _run(cfg, env, "report")
+    assert report.returncode == 0, report.stderr
+    assert "claude-sonnet-4-5 rejected (check) -> claude-opus-4-1 verified" in report.stdout
+    data = json.loads(_run(cfg, env, "report", "--json").stdout)
+    [path] = data["verification"]["paths"]
+    assert path["path"] == ["claude-sonnet-4-5 rejected (check)", "claude-opus-4-1 verified"] and path["tasks"] == 1

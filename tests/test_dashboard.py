@@ -62,8 +62,28 @@ def server(tmp_path: Path) -> Iterator[str]:
     for r in [
         rec(0, D1 + shift, "big", priority=0),
         rec(1, D1 + shift + 1000, "small"),
-        rec(2, D2 + shift, "small", status="failed", error_class="overloaded", completed=False),
-        rec(3, D2 + shift + 5000, "big", candidate_index=1, failover_from="b", first=False, reason="fell back to big"),
+        rec(
+            2,
+            D2 + shift,
+            "small",
+            status="rejected",
+            error_class="rejected",
+            completed=False,
+            verdict="rejected",
+            verify_check="tests",
+            verify_detail="exited with status 1\nFAILED test_parse - AssertionError",
+        ),
+        rec(
+            3,
+            D2 + shift + 5000,
+            "big",
+            candidate_index=1,
+            failover_from="b",
+            first=False,
+            reason="fell back to big",
+            verdict="verified",
+            verify_detail="verified: change ok, tests ok",
+        ),
         rec(4, D3 + shift, "small", experiment="ab", arm="small"),
         rec(5, D3 + shift + 1, "big", experiment="ab", arm="big"),
     ]:
@@ -99,6 +119,20 @@ def test_json_endpoints(server: str) -> None:
         exps = c.get("/api/experiments").json()
         assert exps[0]["experiment"] == "ab"
         assert c.get("/api/report").json()["total"]["attempts"] == 6
+        v = c.get("/api/verification?days=30").json()
+        assert (v["verified_attempts"], v["rejected_attempts"], v["verified_tasks"]) == (1, 1, 1)
+        assert v["cost_per_verified_task_usd"] == "0.0384"
+        assert v["rejections"] == [
+            {"model": "small", "check": "tests", "attempts": 1, "example": "FAILED test_parse - AssertionError"}
+        ]
+        assert sorted(tuple(p["path"]) for p in v["paths"]) == [("big verified",), ("small rejected (tests)",)]
+        assert {(f["model"], f["label"], f["tasks"], f["rate"]) for f in v["first_try"]} == {
+            ("small", "(all)", 3, 0.0),
+            ("small", "bug", 3, 0.0),
+            ("big", "(all)", 2, 0.0),  # its verified attempt was a failover, not a task's first
+            ("big", "bug", 2, 0.0),
+        }
+        assert [d["verdict"] for d in decisions] == [None, None, "verified"]
         assert c.get("/api/nope").status_code == 404
         assert "switchyard" in c.get("/").text
 
@@ -131,7 +165,7 @@ def test_page_in_headless_chromium(server: str, tmp_path: Path) -> None:
     ).stdout
     assert 'data-ready="1"' in dom, dom[:2000]
     # Every panel loaded, and shows the seeded numbers.
-    for panel in ("distribution", "spend", "budgets", "providers", "decisions", "experiments"):
+    for panel in ("distribution", "spend", "budgets", "providers", "decisions", "experiments", "verification"):
         assert re.search(rf'id="panel-{panel}"[^>]*data-loaded="1"', dom), panel
     assert re.search(r'data-field="attempts">6<', dom)
     assert 'data-value="0.0384"' in dom
@@ -139,6 +173,9 @@ def test_page_in_headless_chromium(server: str, tmp_path: Path) -> None:
     assert re.search(r'<tr data-provider="b">.*?data-field="status">disabled<', dom, re.S)
     assert 'data-scope="provider:a"' in dom and 'data-experiment="ab"' in dom
     assert "fell back to big" in dom
+    assert 'data-rejection="small/tests"' in dom and 'data-path="small rejected (tests)"' in dom
+    assert re.search(r'data-field="verified_attempts">1<', dom)
+    assert re.search(r'<tr data-task="T-2">.*?data-field="status">rejected \(tests\)<', dom, re.S)
     assert 'data-series="big"' in dom  # the spend chart's legend
     shot = Path(os.environ.get("SWITCHYARD_ARTIFACTS", tmp_path)) / "dashboard.png"
     shot.parent.mkdir(parents=True, exist_ok=True)

@@ -12,6 +12,7 @@ millions of attempts.
     GET /api/providers         provider health and breaker events
     GET /api/decisions?limit=  recent attempts with the reason for their model
     GET /api/experiments       A/B results
+    GET /api/verification      verified outcomes: rejections and why, escalation paths, first-try rates
     GET /api/report            the full report (as `switchyard report --json`)
 """
 
@@ -38,6 +39,7 @@ from switchyard.report import (
     Group,
     Report,
     Spend,
+    Verification,
     Window,
     breaker_events,
     experiments,
@@ -45,6 +47,7 @@ from switchyard.report import (
     report,
     spend_by_day,
     totals_by_model,
+    verification,
 )
 
 __all__ = ["Dashboard", "serve"]
@@ -103,6 +106,8 @@ class Decision:
     error: str | None
     cost_usd: Decimal
     latency_ms: int
+    verdict: str | None = None  # `[verify]`'s outcome, when it judged the attempt
+    verify_check: str | None = None  # the check that rejected it
 
 
 class Dashboard:
@@ -176,12 +181,20 @@ class Dashboard:
                 error=r.error_class,
                 cost_usd=r.cost_usd,
                 latency_ms=r.latency_ms,
+                verdict=r.verdict,
+                verify_check=r.verify_check,
             )
             for r in self.ledger.attempts(limit=limit, newest_first=True)
         )
 
     def experiments(self, q: dict[str, list[str]]) -> tuple[Experiment, ...]:
         return experiments(self.ledger.db, self._window(q) if "days" in q else Window())
+
+    def verification(self, q: dict[str, list[str]]) -> Verification:
+        w = self._window(q)
+        total, _ = totals_by_model(self.ledger.db, w)
+        found = verification(self.ledger.db, w, total.cost_usd if total is not None else Decimal(0))
+        return found if found is not None else Verification(0, 0, 0, 0, None, (), (), ())
 
     def report(self, q: dict[str, list[str]]) -> Report:
         return report(self.ledger.db, self._window(q) if "days" in q else Window(), ())
@@ -195,6 +208,7 @@ class Dashboard:
             "/api/providers": self.providers,
             "/api/decisions": self.decisions,
             "/api/experiments": self.experiments,
+            "/api/verification": self.verification,
             "/api/report": self.report,
         }
         handler = endpoints.get(path)

@@ -42,9 +42,13 @@ __all__ = [
     "Comparison",
     "Experiment",
     "Failovers",
+    "FirstTry",
     "Group",
+    "OutcomePath",
+    "Rejection",
     "Report",
     "Saving",
+    "Verification",
     "Window",
     "baseline",
     "breakdown",
@@ -52,6 +56,7 @@ __all__ = [
     "failovers",
     "jsonable",
     "report",
+    "verification",
     "wilson",
 ]
 
@@ -148,6 +153,9 @@ class Group:
     key: dict[str, str]
     share_attempts: float = 0.0
     share_cost: float = 0.0
+    verified: int = 0  # attempts `[verify]` verified (they count among the successes)
+    rejected: int = 0  # attempts `[verify]` rejected (failures, with the check that rejected them)
+    first_try_verified_rate: float | None = None  # of the tasks started here, verified on their first attempt
 
 
 @record
@@ -247,6 +255,50 @@ class Experiment:
 
 
 @record
+class Rejection:
+    """Attempts one check rejected on one model, and the last thing it said."""
+
+    model: str
+    check: str
+    attempts: int
+    example: str
+
+
+@record
+class OutcomePath:
+    """The verified outcomes a task went through, in order (`cheap rejected (check)`, `strong verified`)."""
+
+    path: tuple[str, ...]
+    tasks: int
+    cost_usd: Decimal
+
+
+@record
+class FirstTry:
+    """Tasks whose first attempt went to `model`, with `label`, and how many were verified at once."""
+
+    model: str
+    label: str
+    tasks: int
+    verified: int
+    rate: float | None
+
+
+@record
+class Verification:
+    """Verified outcomes: what `[verify]` verified and rejected, why, the paths tasks took, cost per verified task."""
+
+    verified_attempts: int
+    rejected_attempts: int
+    error_attempts: int
+    verified_tasks: int
+    cost_per_verified_task_usd: Decimal | None
+    rejections: tuple[Rejection, ...]
+    paths: tuple[OutcomePath, ...]
+    first_try: tuple[FirstTry, ...]
+
+
+@record
 class Report:
     """The whole report (`switchyard report`; `jsonable` gives its `--json`)."""
 
@@ -258,6 +310,7 @@ class Report:
     failover: Failovers
     experiments: tuple[Experiment, ...]
     baseline: Baseline | None = field(default=None, metadata={"omit_none": True})
+    verification: Verification | None = field(default=None, metadata={"omit_none": True})
 
 
 # --------------------------------------------------------------------------- reading the rollups
@@ -392,6 +445,11 @@ def _group(s: Sums, hist: Histogram | None, key: dict[str, str]) -> Group:
             mean=round(s.latency_ms / s.n, 1) if s.n else None,
         ),
         key=key,
+        verified=s.verified,
+        rejected=s.rejected,
+        first_try_verified_rate=round(s.first_verified / s.first, 4)
+        if s.first and (s.verified or s.rejected)
+        else None,
     )
 
 
@@ -660,7 +718,8 @@ def experiments(db: Database, window: Window) -> tuple[Experiment, ...]:
 
     The unit is a routing decision that landed in the arm (a task, or a task's stage, whose
     first attempt went to the arm's model; arms are sticky per task id); it succeeds when an
-    attempt on it succeeded.
+    attempt on it succeeded. Where `[verify]` judges, that means verified: a rejected attempt
+    is recorded `rejected`, not `ok`.
     """
     sums, hist = _collect(db, window, ("experiment",))
     grouped: dict[str, list[Arm]] = {}
@@ -709,6 +768,73 @@ def experiments(db: Database, window: Window) -> tuple[Experiment, ...]:
     return tuple(out)
 
 
+# --------------------------------------------------------------------------- verified outcomes
+def _step(model: str, verdict: str, check: str | None) -> str:
+    return f"{model} {verdict}" + (f" ({check})" if verdict != "verified" and check else "")
+
+
+def verification(db: Database, window: Window, total_cost: Decimal) -> Verification | None:
+    """What `[verify]` decided in the window (None when it judged nothing): counts, reasons, paths, first tries.
+
+    Reads only the attempts `[verify]` judged (a partial index keeps them), grouped by task; a
+    task's path is the sequence of its judged attempts. The first-try rate per model and label
+    comes from the rollups.
+    """
+    where, params = _span_where((window.since_ms, window.until_ms), "a.verdict IS NOT NULL")
+    rows = db.query(
+        "SELECT a.task_id, a.model, a.verdict, a.verify_check, a.verify_detail, a.cost_pico FROM attempts a"
+        f"{where} ORDER BY a.task_id, a.started_ms, a.attempt_id",
+        params,
+    )
+    if not rows:
+        return None
+    counts = {"verified": 0, "rejected": 0, "error": 0}
+    reasons: dict[tuple[str, str], list[Any]] = {}
+    per_task: dict[str, tuple[list[str], int]] = {}
+    for task_id, model, verdict, check, detail, pico in rows:
+        counts[verdict] = counts.get(verdict, 0) + 1
+        if verdict != "verified":
+            entry = reasons.setdefault((model, check or "-"), [0, ""])
+            entry[0] += 1
+            entry[1] = _last_line(detail)
+        steps, cost = per_task.get(task_id, ([], 0))
+        steps.append(_step(model, verdict, check))
+        per_task[task_id] = (steps, cost + int(pico or 0))
+    paths: dict[tuple[str, ...], list[int]] = {}
+    for steps, pico in per_task.values():
+        acc = paths.setdefault(tuple(steps), [0, 0])
+        acc[0] += 1
+        acc[1] += pico
+    verified_tasks = sum(n for path, (n, _) in paths.items() if path[-1].endswith(" verified"))
+    by_model, _ = _collect(db, window, ("model",))
+    by_label, _ = _collect(db, window, ("label", "model"))
+    cells = [((m,), "(all)", s) for (m,), s in by_model.items()] + [((m,), lab, s) for (lab, m), s in by_label.items()]
+    first_try = [
+        FirstTry(m, label, s.first, s.first_verified, round(s.first_verified / s.first, 4))
+        for (m,), label, s in cells
+        if s.first and (s.verified or s.rejected)
+    ]
+    return Verification(
+        verified_attempts=counts["verified"],
+        rejected_attempts=counts["rejected"],
+        error_attempts=counts["error"],
+        verified_tasks=verified_tasks,
+        cost_per_verified_task_usd=total_cost / verified_tasks if verified_tasks else None,
+        rejections=tuple(
+            Rejection(m, c, n, ex) for (m, c), (n, ex) in sorted(reasons.items(), key=lambda kv: (-kv[1][0], kv[0]))
+        ),
+        paths=tuple(
+            OutcomePath(path, n, _money(pico)) for path, (n, pico) in sorted(paths.items(), key=lambda kv: -kv[1][0])
+        ),
+        first_try=tuple(sorted(first_try, key=lambda f: (f.model, f.label))),
+    )
+
+
+def _last_line(detail: str | None) -> str:
+    lines = [ln.strip() for ln in (detail or "").splitlines() if ln.strip()]
+    return lines[-1][:200] if lines else ""
+
+
 # --------------------------------------------------------------------------- the whole report
 def report(
     db: Database,
@@ -729,4 +855,5 @@ def report(
         failover=failovers(db, window),
         experiments=experiments(db, window),
         baseline=baseline(db, window, baseline_model) if baseline_model is not None else None,
+        verification=verification(db, window, total.cost_usd if total is not None else ZERO),
     )

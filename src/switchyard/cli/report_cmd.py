@@ -13,9 +13,9 @@ from switchyard.errors import InputError, did_you_mean
 from switchyard.ledger.store import to_ms
 
 if TYPE_CHECKING:
-    from switchyard.report import Group, Report
+    from switchyard.report import Group, Report, Verification
 
-__all__ = ["render_report", "report"]
+__all__ = ["render_report", "render_verification", "report"]
 
 
 def _pct(x: float | None) -> str:
@@ -32,6 +32,7 @@ def _group_rows(groups: tuple[Group, ...], dims: tuple[str, ...]) -> tuple[list[
         "attempts",
         "tasks",
         "success",
+        "rejected",
         "tokens in/out",
         "cost",
         "$/done task",
@@ -48,6 +49,7 @@ def _group_rows(groups: tuple[Group, ...], dims: tuple[str, ...]) -> tuple[list[
                 f"{g.attempts:,}",
                 f"{g.tasks:,}",
                 _pct(g.success_rate),
+                f"{g.rejected:,}",
                 f"{t.input + t.cache_read + t.cache_write:,}/{t.output:,}",
                 money(g.cost_usd, 4),
                 money(g.cost_per_successful_task_usd, 4),
@@ -129,6 +131,9 @@ def render_report(data: Report) -> str:
             )
         if exp.warning:
             out.append(f"  note: {exp.warning}")
+    if data.verification is not None:
+        out.append("")
+        out.extend(render_verification(data.verification))
     base = data.baseline
     if base:
         out.append("")
@@ -148,6 +153,29 @@ def render_report(data: Report) -> str:
             table(["priority", "attempts", "actual", "baseline", "saving", "saving %"], rows, right={1, 2, 3, 4, 5})
         )
     return "\n".join(out)
+
+
+def render_verification(v: Verification) -> list[str]:
+    """The verified-outcomes part of the report: counts, why changes were rejected, the paths tasks took."""
+    out = [
+        f"verification: {v.verified_attempts:,} verified, {v.rejected_attempts:,} rejected"
+        + (f", {v.error_attempts:,} could not be checked" if v.error_attempts else "")
+        + f"; {v.verified_tasks:,} verified task(s), {money(v.cost_per_verified_task_usd, 4)} per verified task"
+    ]
+    if v.rejections:
+        out.append("rejected:")
+        out += [
+            f"  {r.model} by {r.check}: {r.attempts:,}" + (f"  ({r.example})" if r.example else "")
+            for r in v.rejections[:10]
+        ]
+    if v.paths:
+        out.append("paths (the verified outcomes of each task, in order):")
+        out += [f"  {' -> '.join(p.path)}: {p.tasks:,} task(s), {money(p.cost_usd, 4)}" for p in v.paths[:10]]
+    if v.first_try:
+        out.append("first-try verified rate (tasks whose first attempt was verified):")
+        rows = [[f.model, f.label, f"{f.tasks:,}", f"{f.verified:,}", _pct(f.rate)] for f in v.first_try]
+        out.append(table(["model", "label", "tasks", "verified", "rate"], rows, right={2, 3, 4}))
+    return out
 
 
 def _csv(data: Report) -> str:
@@ -174,6 +202,9 @@ def _csv(data: Report) -> str:
             "share_cost",
             "median_latency_ms",
             "p95_latency_ms",
+            "verified",
+            "rejected",
+            "first_try_verified_rate",
         ]
     )
     for g in groups:
@@ -197,6 +228,9 @@ def _csv(data: Report) -> str:
                 g.share_cost,
                 g.latency_ms.median or "",
                 g.latency_ms.p95 or "",
+                g.verified,
+                g.rejected,
+                "" if g.first_try_verified_rate is None else g.first_try_verified_rate,
             ]
         )
     return buf.getvalue()
