@@ -28,7 +28,13 @@ from switchyard.replay.engine import (
     oracle_frontier,
     single_model,
 )
-from switchyard.replay.outcomes import load_outcomes, outcomes_from_ledger, parse_outcomes, write_outcomes
+from switchyard.replay.outcomes import (
+    OutcomeTable,
+    load_outcomes,
+    outcomes_from_ledger,
+    parse_outcomes,
+    write_outcomes,
+)
 from switchyard.replay.plot import PlotPoint, cost_quality_svg
 
 # The public SWE-bench outcome table, beside the repository (or its worktrees' folder); never copied in.
@@ -286,8 +292,32 @@ def test_ledger_importer_errors(tmp_path: Path) -> None:
     with Ledger.open(tmp_path / "l.db") as ledger:
         with pytest.raises(InputError, match="no attempts recorded"):
             outcomes_from_ledger(ledger)
-        with pytest.raises(InputError, match="--success verified: unknown; choose one of ok"):
-            outcomes_from_ledger(ledger, success="verified")
+        with pytest.raises(InputError, match="--success bogus: unknown; choose one of ok, verified"):
+            outcomes_from_ledger(ledger, success="bogus")
+
+
+def test_ledger_importer_counts_verified_outcomes(tmp_path: Path) -> None:
+    with Ledger.open(tmp_path / "l.db") as ledger:
+        for rec in (
+            # [verify] rejected cheap's change and verified big's
+            _attempt("t1:-:a0", "t1", "cheap", "rejected", "0.01", 2000, verdict="rejected", verify_check="tests"),
+            _attempt("t1:-:a1", "t1", "big", "ok", "0.20", 3000, verdict="verified"),
+            # a check could not run: not resolved, whatever the agent did
+            _attempt("t2:-:a0", "t2", "cheap", "failed", "0.01", 4000, verdict="error", verify_check="lint"),
+            # nothing judged it (a plan stage; a ledger from before [verify]): ok counts
+            _attempt("t3:plan:a0", "t3", "cheap", "ok", "0.01", 5000, stage="plan"),
+        ):
+            ledger.record(rec)
+        verified = outcomes_from_ledger(ledger)
+        ok = outcomes_from_ledger(ledger, success="ok")
+    cells = [("t1", "cheap", None), ("t1", "big", None), ("t2", "cheap", None), ("t3", "cheap", "plan")]
+
+    def resolved(t: OutcomeTable) -> list[bool]:
+        found = [t.get(task, model, stage) if stage else t.get(task, model) for task, model, stage in cells]
+        return [o is not None and o.resolved for o in found]
+
+    assert resolved(verified) == [False, True, False, True]
+    assert resolved(ok) == resolved(verified)  # a rejected attempt is recorded "rejected", never "ok"
 
 
 # ----------------------------------------------------------------------------- the replay

@@ -530,9 +530,11 @@ def tune(
 @click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), help="Default: from --out's name, else csv.")
 @click.option(
     "--success",
-    default="ok",
+    type=click.Choice(["verified", "ok"]),
+    default="verified",
     show_default=True,
-    help="What counts as resolved: 'ok' = an attempt that ended without an error.",
+    help="What counts as resolved: 'verified' = an attempt [verify] verified (where nothing judged it: one "
+    "that ended without an error); 'ok' = any attempt that ended without an error.",
 )
 @click.option("--since", metavar="WHEN", help="ISO time, 'today', or an age such as 2h, 7d.")
 @click.option("--until", metavar="WHEN", help="Same forms as --since.")

@@ -504,15 +504,20 @@ def _attempt_ok(rec: AttemptRecord) -> bool:
     return rec.status == "ok"
 
 
-# What counts as a resolved attempt when importing from the ledger. Today an attempt that
-# ended "ok" (the agent finished without an error); verified outcomes add their own entry.
-SUCCESS: dict[str, Callable[[AttemptRecord], bool]] = {"ok": _attempt_ok}
+def _attempt_verified(rec: AttemptRecord) -> bool:
+    return rec.verdict == "verified" if rec.verdict is not None else rec.status == "ok"
+
+
+# What counts as a resolved attempt when importing from the ledger: `verified` (the default) is an
+# attempt `[verify]` verified, or, where nothing judged it (no [verify], a stage that changes
+# nothing), one that ended "ok"; `ok` is any attempt whose agent finished without an error.
+SUCCESS: dict[str, Callable[[AttemptRecord], bool]] = {"verified": _attempt_verified, "ok": _attempt_ok}
 
 
 def outcomes_from_ledger(
     ledger: Ledger,
     *,
-    success: str = "ok",
+    success: str = "verified",
     since_ms: int | None = None,
     until_ms: int | None = None,
 ) -> OutcomeTable:
