@@ -11,12 +11,12 @@ from switchyard.cli.common import config_option, dump_json, echo_json, json_opti
 from switchyard.config import DEFAULT_CONFIG, find_config, load_config
 from switchyard.errors import ConfigError, InputError
 
-__all__ = ["config", "init"]
+__all__ = ["config", "init", "migrate"]
 
 
 @click.group()
 def config() -> None:
-    """Check a config file."""
+    """Check a config file, or migrate an old one."""
 
 
 @config.command("check")
@@ -56,6 +56,38 @@ def check(config_path: str | None, as_json: bool) -> None:
         warn("warning: " + w.render())
     parts = ", ".join(f"{n} {k}" for k, n in summary.items())
     click.echo(f"{path}: ok ({parts})")
+
+
+@config.command("migrate")
+@click.argument("old", type=click.Path(dir_okay=False))
+@click.option("--out", "out_path", type=click.Path(dir_okay=False), help="Write here instead of stdout.")
+def migrate(old: str, out_path: str | None) -> None:
+    """Convert the seed system's coordinator config to this one: switchyard config migrate OLD.toml > switchyard.toml
+
+    Renamed keys, [github] and [worktree], the bare estimated_tokens fact, and agent or HTTP command
+    templates switchyard runs better another way are rewritten, each with a comment saying what it
+    was. What cannot be converted is a warning on stderr naming its line. Exit status 2 when the
+    result does not load yet (the warnings say why).
+    """
+    from switchyard.config.migrate import migrate_text
+
+    try:
+        with open(old, encoding="utf-8") as fh:
+            text = fh.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{old}: cannot read it: {exc}") from None
+    done = migrate_text(text, old)
+    for line in done.warnings:
+        warn("warning: " + line)
+    if out_path is not None:
+        target = Path(out_path)
+        if target.exists() and target.resolve() == Path(old).resolve():
+            raise InputError(f"--out {out_path}: that is the file being migrated; write the result elsewhere")
+        target.write_text(done.text, encoding="utf-8")
+    else:
+        click.echo(done.text, nl=False)
+    if not done.loads:
+        raise click.exceptions.Exit(2)
 
 
 #: `init --agent NAME` -> (the starter shipped for that agent CLI, what to do before the first run).

@@ -107,7 +107,9 @@ def status(config_path: str | None, as_json: bool, states: tuple[str, ...]) -> N
     help="github:OWNER/REPO[:LABEL] or beads. Repeatable. Default: the config's [[sources]].",
 )
 @click.option("--workers", type=click.IntRange(1, 256), help="Tasks run at once (default [coordinator] max_workers).")
-@click.option("--once", is_flag=True, help="Drain what is there, then exit (the default).")
+@click.option(
+    "--once", is_flag=True, help="Drain what is there, then exit (the default, unless [coordinator] watch_s is set)."
+)
 @click.option(
     "--watch", type=click.FloatRange(min=1), metavar="SECONDS", help="Keep polling the sources every SECONDS."
 )
@@ -134,6 +136,8 @@ def run(
     from switchyard.sources import Source, TasksFile, from_config, parse_source
 
     cfg = loaded.coordinator
+    if watch is None and not once:
+        watch = cfg.watch_s  # [coordinator] watch_s: keep polling the sources, as the old coordinator did
     files = [TasksFile(f) for f in task_files]
     srcs: list[Source] = [*files]
     srcs += [

@@ -45,7 +45,8 @@ def _worktree_mode(v: Any) -> Any:
 RENAMES: tuple[Rename, ...] = (
     # the seed system's [coordinator]
     Rename(("coordinator", "max_concurrent_workers"), ("coordinator", "max_workers")),
-    Rename(("coordinator", "poll_interval_seconds"), ("coordinator", "poll_interval_s")),
+    # how often the old coordinator looked for new issues: `run` re-reads its sources that often
+    Rename(("coordinator", "poll_interval_seconds"), ("coordinator", "watch_s")),
     Rename(("coordinator", "worker_timeout_hours"), ("runner", "default_timeout_s"), _hours_to_s, "hours -> seconds"),
     # the seed system's [worktree]
     Rename(("worktree", "base_dir"), ("workspace", "dir")),

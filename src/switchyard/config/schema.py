@@ -233,6 +233,8 @@ class CoordinatorConfig:
     system_db: str | None = None
     executor_id: str = "local"
     poll_interval_s: float = field(default=0.2, metadata=check(SECONDS_POSITIVE))
+    # `switchyard run` without --once keeps re-reading its sources every watch_s seconds (as --watch)
+    watch_s: float | None = field(default=None, metadata=check(SECONDS_POSITIVE))
     grace_s: float = field(default=30.0, metadata=check(SECONDS))
     priority_labels: dict[str, int] = field(default_factory=default_priority_labels, metadata=check(_priorities))
     default_priority: int = field(default=2, metadata=check(lambda v: None if 0 <= v <= 4 else "priorities are 0-4"))
