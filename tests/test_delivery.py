@@ -185,6 +185,9 @@ def test_rejected_change_escalates_and_the_verified_one_becomes_a_pull_request(t
         ["issue", "edit", "7", "--add-label=in-progress", "--repo=o/r"],
         ["issue", "edit", "7", "--add-label=done", "--remove-label=in-progress", "--repo=o/r"],
     ]
+    # Its worktree went to the pool for the next task; the branch stays.
+    worktrees = cfg.parent / ".switchyard" / "worktrees"
+    assert [p.name for p in (worktrees / ".pool").iterdir()] == ["gh-7"] and not (worktrees / "gh-7").exists()
     # The repository the user works in is untouched: the work happened in the task's worktree.
     assert not (cfg.parent / "feature.py").exists()
     assert git(cfg.parent, "status", "--porcelain") == "?? switchyard.toml"

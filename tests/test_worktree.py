@@ -139,3 +139,37 @@ def test_a_bad_base_ref_is_a_git_error_naming_it(tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "repo")
     with pytest.raises(GitError, match="failed"):
         Workspace.open(repo, tmp_path / "wt" / "t", "t", "sy/", "no-such-branch")
+
+
+def test_a_released_worktree_is_reused_by_the_next_task(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo", {"src/a.py": "a = 1\n", ".gitignore": "cache/\n"})
+    pool = tmp_path / "wt" / ".pool"
+    first = Workspace.open(repo, tmp_path / "wt" / "t1", "t1", "sy/", "main", pool=pool)
+    wt1 = Path(first.path)
+    (wt1 / "src/a.py").write_text("a = 2\n")
+    (wt1 / "cache").mkdir()
+    (wt1 / "cache/deps.bin").write_text("built once")
+    done = first.commit("t1's change\n\nSwitchyard-Task: t1\n", "Switchyard-Task: t1")
+    first.release(pool, keep=2)
+    assert not wt1.exists() and [p.name for p in pool.iterdir()] == ["t1"]
+    assert git(repo, "rev-parse", "sy/t1") == done  # the branch and its commit stay
+    assert git(repo, "for-each-ref", "refs/switchyard/t1/") == ""  # its bookkeeping refs are gone
+
+    second = Workspace.open(repo, tmp_path / "wt" / "t2", "t2", "sy/", "main", pool=pool)
+    wt2 = Path(second.path)
+    assert list(pool.iterdir()) == []  # taken from the pool, not checked out anew
+    assert git(wt2, "branch", "--show-current") == "sy/t2" and second.head() == second.base
+    assert (wt2 / "src/a.py").read_text() == "a = 1\n" and second.change().empty
+    assert (wt2 / "cache/deps.bin").read_text() == "built once"  # ignored caches stay, as in CI
+    second.release(pool, keep=0)  # no pool: removed
+    assert not wt2.exists() and git(repo, "worktree", "list").count("\n") == 0
+
+
+def test_a_pooled_worktree_moved_but_not_switched_is_finished_on_open(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    pool = tmp_path / "wt" / ".pool"
+    Workspace.open(repo, tmp_path / "wt" / "t1", "t1", "sy/", "main", pool=pool).release(pool, keep=1)
+    # A crash right after `git worktree move` out of the pool: the directory is there, detached.
+    git(repo, "worktree", "move", str(pool / "t1"), str(tmp_path / "wt" / "t2"))
+    ws = Workspace.open(repo, tmp_path / "wt" / "t2", "t2", "sy/", "main", pool=pool)
+    assert git(Path(ws.path), "branch", "--show-current") == "sy/t2"

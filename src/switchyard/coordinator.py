@@ -81,7 +81,7 @@ QUEUE = "switchyard-tasks"
 # 2: the workflow is `switchyard.task` on the TaskFlow configured instance; `begin` makes the first call;
 #    steps take and return records; skipped calls get attempt ids of their own.
 # 3: verified outcomes: `begin` places the task (worktree, delivery target); `taken`, `review_rejected`,
-#    `commit`, `push`, `pull_request`, `report` steps; `finish` takes a note.
+#    `commit`, `push`, `pull_request`, `report`, `release` steps; `finish` takes a note.
 APP_VERSION = "switchyard-wf-3"
 FLOW_NAME = "switchyard"  # the configured instance's name, recorded with every workflow
 WORKFLOW_NAME = "switchyard.task"  # the workflow's registered name (pinned: recorded with every workflow)
@@ -171,6 +171,7 @@ class TaskFlow(DBOSConfiguredInstance):
             note = delivered.summary(placed.target, placed.workspace.branch)
             if placed.target.tracks:
                 self.report(task_id, placed, "done", f"Done: {note}.")
+            self.release(task_id, placed)
         if not stage.completed:  # delivered, or a review that could have sent it back: the completion is now
             self.finish(task_id, "done", retry_count, None, stage.attempt_id, note)
         return "done"
@@ -274,6 +275,12 @@ class TaskFlow(DBOSConfiguredInstance):
     @DBOS.step()
     def report(self, task_id: str, placed: Placed, outcome: str, message: str) -> None:
         self.co.tell(task_id, placed, outcome, message)
+
+    @DBOS.step()
+    def release(self, task_id: str, placed: Placed) -> None:
+        problem = self.co.outcomes.release(self.co.task(task_id), placed)
+        if problem is not None:
+            self.co.reporter.error(f"task {task_id}: {problem}")
 
     # the rest of the driver's host ---------------------------------------------------------
     def sleep(self, seconds: float) -> None:

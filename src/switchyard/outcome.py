@@ -10,7 +10,9 @@ The coordinator's steps call `Outcomes`; it keeps no state a crash could lose
   an attempt of the stage that changes the repository starts from that stage's
   start point: the first attempt keeps it, a retry resets to it;
 * `verify(request, call)` (after an agent succeeded): the attempt's `Verdict`;
-* `commit`, `push`, `pull_request`, `report`: the delivery steps (`switchyard.delivery`).
+* `commit`, `push`, `pull_request`, `report`: the delivery steps (`switchyard.delivery`);
+* `release`: a delivered task's worktree goes to the pool (`[workspace] pool`), where the
+  next task takes it instead of checking out every file of the repository again.
 """
 
 from __future__ import annotations
@@ -92,6 +94,7 @@ class Outcomes:
         self.config = loaded.workspace
         self.repo = loaded.resolve(self.config.repo)
         self.dir = loaded.resolve(self.config.dir)
+        self.pool = self.dir / ".pool" if self.config.pool else None  # no task's directory starts with a dot
         self.sources: dict[str, SourceConfig] = {s.name: s for s in loaded.sources}
         self.delivery = Delivery(loaded.delivery, context.redactor)
         self._in_git: bool | None = None
@@ -125,7 +128,12 @@ class Outcomes:
             return Placed(None, target)
         try:
             ws = Workspace.open(
-                self.repo, self.dir / path_name(task.id), task.id, self.config.branch_prefix, self.config.base
+                self.repo,
+                self.dir / path_name(task.id),
+                task.id,
+                self.config.branch_prefix,
+                self.config.base,
+                pool=self.pool,
             )
         except GitError as exc:
             return Placed(None, target, f"could not make the task's worktree: {exc}")
@@ -160,7 +168,9 @@ class Outcomes:
         with self._lock:
             ws = self._spaces.get(task.id)
         if ws is None or ws.path != workdir:
-            ws = Workspace.open(self.repo, Path(workdir), task.id, self.config.branch_prefix, self.config.base)
+            ws = Workspace.open(
+                self.repo, Path(workdir), task.id, self.config.branch_prefix, self.config.base, pool=self.pool
+            )
             with self._lock:
                 self._spaces[task.id] = ws
         return ws
@@ -224,6 +234,18 @@ class Outcomes:
         except DeliveryError as exc:
             return Delivered(done.commit, error=str(exc))
         return Delivered(done.commit, url)
+
+    def release(self, task: Task, placed: Placed) -> str | None:
+        """The task's work is committed: its worktree goes to the pool for the next task; an error message."""
+        if placed.workspace is None:
+            return None
+        try:
+            placed.workspace.release(self.pool, self.config.pool)
+        except GitError as exc:
+            return f"could not release the worktree: {exc}"
+        with self._lock:
+            self._spaces.pop(task.id, None)
+        return None
 
     def taken(self, task: Task, placed: Placed) -> str | None:
         """Tell the source the task started; an error message (the task goes on regardless)."""

@@ -150,6 +150,43 @@ def add_worktree(repo: Path, path: Path, branch: str, base: str = "HEAD") -> Pat
     return path
 
 
+def _keep_ref(cwd: Path | str, ref: str, commit: str) -> tuple[str, bool]:
+    """Point `ref` at `commit` unless it exists already: (what it points at, whether it was made now).
+
+    One git call when the ref is new (the common case)."""
+    if git(cwd, "update-ref", ref, commit, _NO_COMMIT, check=False).returncode == 0:
+        return commit, True
+    return _out(cwd, "rev-parse", "--verify", f"{ref}^{{commit}}"), False
+
+
+_NO_COMMIT = "0" * 40  # as update-ref's old value: "only if the ref does not exist yet"
+
+
+def _switch(path: Path, branch: str, base: str) -> None:
+    """A pooled worktree onto a new `branch` at `base`: files that differ are rewritten, the rest left alone.
+
+    A pooled worktree is clean (its task's work was committed); what its `.gitignore` ignores
+    (dependencies, build caches) stays, as a CI cache would. A retry resets to the start point,
+    ignored files included.
+    """
+    if git(path, "checkout", "--quiet", "--force", "--no-track", "-b", branch, base, check=False).returncode != 0:
+        git(path, "checkout", "--quiet", "--force", branch)  # the branch exists (a crash after it was made): keep it
+
+
+def _from_pool(repo: Path, pool: Path, path: Path, branch: str, base: str) -> bool:
+    """Take a worktree from `pool` for `branch` (a new one: an existing branch keeps its own checkout)."""
+    if not pool.is_dir() or (Path(repo) / ".git" / "refs" / "heads" / branch).exists():
+        return False  # (a packed branch is found by `_switch`, which then checks it out as it is)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for slot in sorted(pool.iterdir()):
+        moved = git(repo, "worktree", "move", str(slot), str(path), check=False)
+        if moved.returncode != 0:
+            continue  # another worker took it first (or it is not a worktree): the next one
+        _switch(path, branch, base)
+        return True
+    return False
+
+
 @record
 class Change:
     """What a working tree changed against its base: the paths (added, modified, deleted, renamed) and added lines."""
@@ -173,23 +210,46 @@ class Workspace:
     key: str  # the task's escaped id: its refs live under refs/switchyard/<key>/
 
     @classmethod
-    def open(cls, repo: Path, path: Path, task_id: str, prefix: str, base_ref: str) -> Workspace:
-        """Make (or find) the task's worktree on its branch and resolve its base; idempotent."""
+    def open(
+        cls, repo: Path, path: Path, task_id: str, prefix: str, base_ref: str, *, pool: Path | None = None
+    ) -> Workspace:
+        """Make (or find) the task's worktree on its branch and resolve its base; idempotent.
+
+        With a `pool`, a worktree a finished task left there is taken and switched to the new
+        branch (only the files that differ are written) instead of checking out every file anew.
+        """
         key = ref_name(task_id)
         branch = prefix + key
-        add_worktree(repo, path, branch, base_ref)
-        return cls(str(path), branch, cls._base(repo, key, base_ref), str(repo), key)
+        base = cls._base(repo, key, base_ref)
+        if (path / ".git").exists():
+            if git(path, "symbolic-ref", "--quiet", "HEAD", check=False).returncode != 0:
+                _switch(path, branch, base)  # taken from the pool, but a crash came before the switch
+        elif pool is None or not _from_pool(repo, pool, path, branch, base):
+            add_worktree(repo, path, branch, base)
+        return cls(str(path), branch, base, str(repo), key)
+
+    def release(self, pool: Path | None, keep: int) -> None:
+        """The task is over and its work committed: put the worktree in the pool (or remove it); idempotent."""
+        path = Path(self.path)
+        if not (path / ".git").exists():
+            return
+        refs = _out(self.repo, "for-each-ref", "--format=delete %(refname)", f"refs/switchyard/{self.key}/")
+        if refs:
+            git(self.repo, "update-ref", "--stdin", input=(refs + "\n").encode())
+        if pool is not None and keep > 0:
+            pool.mkdir(parents=True, exist_ok=True)
+            if sum(1 for _ in pool.iterdir()) < keep:
+                # Detach HEAD (files and index untouched): the branch stays, free for others to check out.
+                git(path, "update-ref", "--no-deref", "HEAD", "HEAD")
+                git(self.repo, "worktree", "move", str(path), str(pool / self.key))
+                return
+        git(self.repo, "worktree", "remove", "--force", str(path))
 
     @staticmethod
     def _base(repo: Path, key: str, base_ref: str) -> str:
         """The base commit, kept as a ref once known: a later run (after a crash) resolves the same one."""
-        ref = f"refs/switchyard/{key}/base"
-        known = git(repo, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", check=False)
-        if known.returncode == 0:
-            return known.stdout.decode().strip()
         base = _out(repo, "rev-parse", "--verify", "--end-of-options", f"{base_ref}^{{commit}}")
-        git(repo, "update-ref", ref, base)
-        return base
+        return _keep_ref(repo, f"refs/switchyard/{key}/base", base)[0]
 
     # reading ---------------------------------------------------------------------------
     def _private_index(self) -> dict[str, str]:
@@ -235,10 +295,12 @@ class Workspace:
         says the working tree is known to be the base (a worktree just made): no need to read it.
         """
         ref = f"refs/switchyard/{self.key}/{name}"
+        if at_base:  # one call in the common case: make it, unless it is there
+            return _keep_ref(self.path, ref, self.base)
         found = git(self.path, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", check=False)
         if found.returncode == 0:
             return found.stdout.decode().strip(), False
-        commit = self.base if at_base else self.snapshot()
+        commit = self.snapshot()
         git(self.path, "update-ref", ref, commit)
         return commit, True
 
@@ -266,16 +328,22 @@ class Workspace:
     def commit(
         self, message: str, marker: str, *, author: tuple[str, str] | None = None, env: Mapping[str, str] | None = None
     ) -> str:
-        """Commit everything (once: a HEAD whose message has the line `marker` is kept); returns the commit."""
-        last = _out(self.path, "log", "-1", "--format=%B", "HEAD")
-        if marker.strip() in (line.strip() for line in last.splitlines()) and self.head() != self.base:
-            return self.head()
+        """Commit everything on the branch (once: a HEAD whose message has the line `marker` is kept).
+
+        Plumbing (`write-tree`, `commit-tree`, `update-ref`): no hooks, and no second scan of the tree.
+        """
+        head, _, last = _out(self.path, "log", "-1", "--format=%H%n%B", "HEAD").partition("\n")
+        if marker.strip() in (line.strip() for line in last.splitlines()) and head != self.base:
+            return head
         git(self.path, "add", "--all", "--", ".")
+        tree = _out(self.path, "write-tree")
         who: list[str] = []
         if author is not None:
             who = ["-c", f"user.name={author[0]}", "-c", f"user.email={author[1]}"]
-        git(self.path, *who, "commit", "--quiet", "--allow-empty", "--no-verify", "--file", "-", input=message.encode())
-        return self.head()
+        commit = git(self.path, *who, "commit-tree", tree, "-p", head, "-F", "-", env=env, input=message.encode())
+        new = commit.stdout.decode().strip()
+        git(self.path, "update-ref", "-m", "switchyard: commit the task's change", "HEAD", new, head)
+        return new
 
     def push(self, remote: str, branch: str, commit: str) -> None:
         """Put `commit` on `branch` at `remote` (pushing it again changes nothing)."""

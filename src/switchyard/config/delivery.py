@@ -98,6 +98,9 @@ class WorkspaceConfig:
     base: str = "HEAD"
     branch_prefix: str = "switchyard/"
     on_retry: Literal["reset", "continue"] = "reset"
+    # worktrees kept once their task's work is committed, for the next tasks to reuse: a new worktree of a
+    # large repository is a checkout of every file, a reused one rewrites only the files that differ
+    pool: int = field(default=4, metadata=check(lambda v: None if 0 <= v <= 1000 else "must be 0-1000"))
 
 
 @record
