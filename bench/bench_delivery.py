@@ -118,7 +118,7 @@ def main() -> None:
             task = Task(id=f"gh-{n}", title=f"Task {n}", body="make a change", url=f"https://github.com/o/r/issues/{n}")
             lap: dict[str, tuple[float, float]] = {}
 
-            def timed(name: str, fn, *a, **kw):  # type: ignore[no-untyped-def]
+            def timed(name: str, fn, *a, lap=lap, **kw):  # type: ignore[no-untyped-def]
                 t, c = time.perf_counter(), cpu_s()
                 out = fn(*a, **kw)
                 lap[name] = (time.perf_counter() - t, cpu_s() - c)
