@@ -52,6 +52,9 @@ def project(
     delivery: str = "pr",
     verify: str = '[[verify.commands]]\nname = "check"\nargv = ["{py}", "check.py"]\ntimeout_s = 60\n',
     extra: str = "",
+    routing: str = "",
+    escalate: str = "retry_count >= 1",
+    source: str = '[[sources]]\nkind = "github"\nrepo = "o/r"\nlabel = "agent"\n',
 ) -> tuple[Path, Path, dict[str, str]]:
     """A repository with its own check, a bare remote, a config in the repository; (config, remote, env)."""
     repo = make_repo(tmp_path / "repo", {"check.py": CHECK, "README.md": "project\n"})
@@ -85,9 +88,10 @@ cost_per_million_output = 15.0
 
 [routing]
 default_model = "cheap"
+{routing}
 
 [[routing.rules]]
-condition = "retry_count >= 1"
+condition = "{escalate}"
 model = "strong"
 reason = "escalate after a rejection"
 
@@ -99,11 +103,7 @@ max_workers = 2
 max_attempts = 2
 poll_interval_s = 0.05
 
-[[sources]]
-kind = "github"
-repo = "o/r"
-label = "agent"
-delivery = "{delivery}"
+{source}delivery = "{delivery}"
 
 {verify.replace("{py}", sys.executable)}
 {extra}
@@ -290,3 +290,84 @@ def test_hostile_task_ids_each_get_their_own_worktree_and_end(tmp_path: Path) ->
     assert set(rows) == set(ids) and {r["state"] for r in rows.values()} == {"done"}
     worktrees = git(cfg.parent, "worktree", "list", "--porcelain")
     assert worktrees.count("branch refs/heads/switchyard/") == len(ids)
+
+
+def test_a_workspace_that_cannot_be_made_ends_the_task_dead_with_the_reason(tmp_path: Path) -> None:
+    cfg, _remote, env = project(
+        tmp_path, edits={"*": {"feature.py": GOOD}}, extra='[workspace]\nbase = "no-such-branch"\n'
+    )
+    proc = run(cfg, env, "--once")
+    assert proc.returncode == 1
+    [row] = status(cfg)
+    assert row["state"] == "dead" and row["attempts"] == 0
+    assert row["last_error"].startswith("could not make the task's worktree: 'git rev-parse' failed")
+    [comment] = gh_state(tmp_path)["comments"]["o/r#7"]
+    assert "could not make the task's worktree" in comment
+
+
+def test_beads_tasks_are_committed_and_their_bead_closed(tmp_path: Path) -> None:
+    bead = {"id": "bd-a1", "title": "Make f return 2", "description": "f() must return 2", "priority": 1}
+    cfg, _remote, env = project(
+        tmp_path, edits={"*": {"feature.py": GOOD}}, delivery="commit", source='[[sources]]\nkind = "beads"\n'
+    )
+    proc = run(cfg, {**env, "FAKE_BD_ISSUES": json.dumps([bead])}, "--once")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    [row] = status(cfg)
+    assert (
+        row["state"] == "done"
+        and row["note"].startswith("commit ")
+        and row["note"].endswith("on branch switchyard/bd-a1")
+    )
+    calls = [c["args"] for c in gh_calls(tmp_path) if c["tool"] == "bd" and c["call"] != "ready"]
+    assert calls[0] == ["update", "--status=in_progress", "--", "bd-a1"]
+    assert calls[1][:1] == ["close"] and calls[1][-2:] == ["--", "bd-a1"]
+    assert calls[1][1].startswith("--reason=Done: commit ") and len(calls) == 2
+    assert "Switchyard-Task: bd-a1" in git(cfg.parent, "log", "-1", "--format=%B", "switchyard/bd-a1")
+
+
+def test_a_review_that_still_rejects_escalates_the_change_it_reviewed(tmp_path: Path) -> None:
+    reviewer = json.dumps([sys.executable, FAKE, "--model", "{model}", "--out", "{output_file}"])
+    extra = f"""
+[providers.reviewer]
+command_template = {reviewer}
+stdin = "{{prompt_file}}"
+usage_format = "claude-json"
+max_retries = 0
+env = {{ FAKE_MODE = "judge", FAKE_JUDGE_FILE = "feature.py", FAKE_JUDGE_WANT = "return 2" }}
+
+[[models]]
+name = "judge"
+provider = "reviewer"
+
+[workflows.reviewed]
+max_loops = 0
+stages = [
+    {{ name = "implement", route = true }},
+    {{ name = "review", model = "judge", loop_to = "implement", reject_if = "^REJECT" }},
+]
+"""
+    cfg, remote, env = project(
+        tmp_path,
+        edits={"cheap": {"feature.py": BAD}, "strong": {"feature.py": GOOD}},
+        verify="[verify]\nreview = true\n",  # the built-in checks, and the review's verdict
+        extra=extra,
+        routing='default_workflow = "reviewed"',
+        escalate="last_outcome == 'rejected' and rejected_count >= 1",
+    )
+    proc = run(cfg, env, "--once")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    with Ledger.open(cfg.parent / ".switchyard" / "ledger.db") as ledger:
+        attempts = ledger.attempts(task_id="gh-7")
+    assert [(a.stage, a.model, a.status, a.verdict, a.verify_check) for a in attempts] == [
+        ("implement", "cheap", "ok", "verified", None),  # its change passed the built-in checks ...
+        ("review", "judge", "rejected", "rejected", "review"),  # ... but the review rejected it, for good
+        ("implement", "strong", "ok", "verified", None),  # escalated: the rules saw last_outcome = 'rejected'
+        ("review", "judge", "ok", None, None),
+    ]
+    assert attempts[2].task_retry == 1 and attempts[3].completed
+    assert git(remote, "show", "switchyard/gh-7:feature.py") + "\n" == GOOD
+    report = subprocess.run(
+        [EXE, "report", "--config", str(cfg)], capture_output=True, text=True, check=True, env={**os.environ, **env}
+    ).stdout
+    assert "cheap verified -> judge rejected (review) -> strong verified: 1 task(s)" in report
+    assert "judge by review: 1" in report

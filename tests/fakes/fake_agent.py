@@ -4,7 +4,7 @@ Run as `python fake_agent.py [args...]` with the prompt on stdin. It records its
 argv, environment and prompt to $FAKE_RECORD (JSON) when that is set.
 
 FAKE_MODE: ok | error529 | is_error_text | exit2 | hang | garbage | truncated | sleep | fail_then_ok | echo | review
-| escape | leak | flood | swap | threads | edit
+| escape | leak | flood | swap | threads | edit | judge
 """
 
 from __future__ import annotations
@@ -42,6 +42,14 @@ def main() -> int:
     }
     if mode == "ok":
         print(json.dumps(result))
+        return 0
+    if mode == "judge":  # a reviewer: APPROVE when $FAKE_JUDGE_FILE (in its working directory) has $FAKE_JUDGE_WANT
+        try:
+            with open(os.environ["FAKE_JUDGE_FILE"], encoding="utf-8") as fh:
+                good = os.environ["FAKE_JUDGE_WANT"] in fh.read()
+        except OSError:
+            good = False
+        print(json.dumps({**result, "result": "APPROVE" if good else "REJECT: wrong value"}))
         return 0
     if mode == "edit":  # edits files in its working directory: FAKE_EDITS = {"MODEL" or "*": {"path": "text"}}
         model = sys.argv[sys.argv.index("--model") + 1] if "--model" in sys.argv else ""
