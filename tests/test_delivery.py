@@ -371,3 +371,13 @@ stages = [
     ).stdout
     assert "cheap verified -> judge rejected (review) -> strong verified: 1 task(s)" in report
     assert "judge by review: 1" in report
+
+
+def test_a_delivery_template_with_an_unknown_field_stops_the_run_before_any_task(tmp_path: Path) -> None:
+    cfg, _remote, env = project(
+        tmp_path, edits={"*": {"feature.py": GOOD}}, extra='[delivery]\ncommit_message = "{titel}"\n'
+    )
+    proc = run(cfg, env, "--once")
+    assert proc.returncode == 2
+    assert "delivery.commit_message: unknown template field {titel} (did you mean {title}?)" in proc.stderr
+    assert gh_calls(tmp_path) == []

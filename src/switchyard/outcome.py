@@ -28,6 +28,7 @@ from switchyard.delivery import Delivery, DeliveryError, Target
 from switchyard.driver import AttemptRequest
 from switchyard.errors import ConfigError
 from switchyard.ledger.store import AttemptRecord, Ledger
+from switchyard.prompts import check_template
 from switchyard.providers.base import Call, ProviderContext
 from switchyard.task import Task
 from switchyard.verify import Verdict, verify
@@ -108,7 +109,12 @@ class Outcomes:
         return self._in_git
 
     def check(self) -> None:
-        """`mode = "worktree"` needs a git repository: say so before any task starts."""
+        """Before any task starts: the delivery templates name known fields; `mode = "worktree"` has a repository."""
+        for key in ("commit_message", "pr_title"):
+            try:
+                check_template(getattr(self.loaded.delivery, key), f"delivery.{key}")
+            except ConfigError as exc:
+                raise self.loaded.locate(exc) from None
         if self.config.mode == "worktree" and not self.in_git:
             raise ConfigError.single(
                 f'[workspace] mode = "worktree" but {self.repo} is not in a git repository',
