@@ -198,3 +198,14 @@ def test_verify_config_loads_and_bad_entries_are_located() -> None:
     assert "c.toml:10:17: verify.allowed_paths: paths are relative globs such as 'src/**'" in text
     assert "verify.commands[0].argv: argv needs at least the program" in text
     assert "verify.commands[0].pass_env: not an environment variable name: 'A B'" in text
+
+
+def test_names_git_would_read_as_options_are_config_errors() -> None:
+    with pytest.raises(ConfigError) as err:
+        loads_config(
+            BASE + '[workspace]\nbase = "--orphan"\nbranch_prefix = "-x/"\n[delivery]\nremote = "--upload-pack=x"\n',
+            "c.toml",
+        )
+    text = str(err.value)
+    for key in ("workspace.base", "workspace.branch_prefix", "delivery.remote"):
+        assert f"{key}: " in text and "starts with '-', which git would read as an option" in text

@@ -43,6 +43,11 @@ def test_hostile_ids_get_valid_distinct_names() -> None:
     paths = [path_name(i) for i in HOSTILE]
     assert len(set(paths)) == len(HOSTILE)
     assert all("/" not in p and "\0" not in p and not p.startswith(".") for p in paths)
+    for i in HOSTILE:  # with no prefix too, each is a name git accepts for a branch (none reads as an option)
+        assert (
+            subprocess.run(["git", "check-ref-format", "--branch", branch_name("", i)], capture_output=True).returncode
+            == 0
+        ), i
     # Ids that were already safe keep their look.
     assert branch_name("switchyard/", "gh-7") == "switchyard/gh-7"
     assert path_name("T-00:-:l0:r0:a0") == "T-00:-:l0:r0:a0"

@@ -66,7 +66,7 @@ class GitError(RunError):
 def _escape(text: str, safe: frozenset[str]) -> str:
     out: list[str] = []
     for i, ch in enumerate(text):
-        if ch in safe and not (ch == "." and i == 0):  # a leading dot would hide the directory, or be `..`
+        if ch in safe and not (i == 0 and ch in ".-"):  # a leading dot hides a file (or is `..`), a dash is an option
             out.append(ch)
         else:
             out.extend(f"%{b:02X}" for b in ch.encode("utf-8", "surrogatepass"))

@@ -58,6 +58,15 @@ def _globs(v: tuple[str, ...]) -> str | None:
     return f"paths are relative globs such as 'src/**' (check {', '.join(repr(b) for b in bad)})" if bad else None
 
 
+def _not_an_option(v: str) -> str | None:
+    """Names git and gh take as arguments: one that starts with '-' would be read as an option."""
+    return f"{v!r} starts with '-', which git would read as an option" if v.startswith("-") else None
+
+
+def _remote(v: str) -> str | None:
+    return "the remote's name is empty" if not v.strip() else _not_an_option(v)
+
+
 def default_delivery(kind: str) -> str:
     """What a source delivers when it does not say: a pull request for GitHub, a commit for beads, nothing for files."""
     return {"github": "pr", "beads": "commit"}.get(kind, "none")
@@ -95,8 +104,8 @@ class WorkspaceConfig:
     mode: Literal["auto", "worktree", "scratch"] = "auto"
     repo: str = "."
     dir: str = ".switchyard/worktrees"
-    base: str = "HEAD"
-    branch_prefix: str = "switchyard/"
+    base: str = field(default="HEAD", metadata=check(_not_an_option))
+    branch_prefix: str = field(default="switchyard/", metadata=check(_not_an_option))
     on_retry: Literal["reset", "continue"] = "reset"
     # worktrees kept once their task's work is committed, for the next tasks to reuse: a new worktree of a
     # large repository is a checkout of every file, a reused one rewrites only the files that differ
@@ -143,10 +152,12 @@ class DeliveryLabels:
 class DeliveryConfig:
     """`[delivery]`: how a verified change leaves the machine."""
 
-    remote: str = "origin"
+    remote: str = field(default="origin", metadata=check(_remote))
     commit_message: str = "{title}\n\n{url}"
     pr_title: str = "{title}"
-    pr_base: str | None = None  # default: the branch `[workspace] base` names (or the repository's current one)
+    pr_base: str | None = field(
+        default=None, metadata=check(lambda v: v and _not_an_option(v))
+    )  # default: the branch `[workspace] base` names (or the repository's current one)
     draft: bool = False
     comment: bool = True  # comment on the source issue when the task ends
     author_name: str | None = None  # default: the repository's user.name
