@@ -72,7 +72,16 @@ from switchyard.sources import Source, SourceError
 from switchyard.stages import Cursor, StageOutput, StagePlan, TaskPlan, verify_stages, with_fixed_model
 from switchyard.task import Task
 
-__all__ = ["APP_VERSION", "QUEUE", "Coordinator", "Enqueuer", "TaskFlow"]
+__all__ = [
+    "APP_VERSION",
+    "QUEUE",
+    "Coordinator",
+    "Enqueuer",
+    "TaskFlow",
+    "cancel_workflows",
+    "default_system_db",
+    "requeue_workflows",
+]
 
 QUEUE = "switchyard-tasks"
 # Pinned: DBOS only recovers workflows recorded under the same version. Bump it only when
@@ -459,10 +468,7 @@ class Coordinator:
 
     # setup -------------------------------------------------------------------------
     def _default_system_db(self) -> str:
-        location = self.loaded.ledger_location()
-        if location.startswith(("postgresql://", "postgres://")):
-            return location  # one PostgreSQL for the ledger and the queue: many machines share both
-        return "sqlite:///" + str(self.loaded.resolve(".switchyard/dbos.sqlite"))
+        return default_system_db(self.loaded)
 
     def _load_template(self) -> str | None:
         path = self.loaded.coordinator.prompt_template
@@ -788,13 +794,70 @@ class Coordinator:
     def wait_idle(self, stop: threading.Event, poll_s: float = 0.2) -> bool:
         """Wait until no task is queued or running and every blocked one was re-checked here; False if stopped."""
         while not stop.is_set():
-            if not self.ledger.count_tasks(ACTIVE_STATES):
+            # A call still in flight (its task cancelled meanwhile) ends and is recorded before we leave.
+            if not self.ledger.count_tasks(ACTIVE_STATES) and not self.inflight():
                 blocked = {t.task_id for t in self.ledger.tasks(states=["blocked"])}
                 with self._lock:
                     if blocked <= self.blocked_seen:
                         return True
             stop.wait(poll_s)
         return False
+
+
+def default_system_db(loaded: LoadedConfig) -> str:
+    """Where the durable queue lives when [coordinator] system_db does not say."""
+    location = loaded.ledger_location()
+    if location.startswith(("postgresql://", "postgres://")):
+        return location  # one PostgreSQL for the ledger and the queue: many machines share both
+    return "sqlite:///" + str(loaded.resolve(".switchyard/dbos.sqlite"))
+
+
+def _client(loaded: LoadedConfig) -> DBOSClient | None:
+    """A client on the queue's database; None where no coordinator ever made one (the ledger is all there is)."""
+    url = loaded.coordinator.system_db or default_system_db(loaded)
+    if url.startswith("sqlite:///") and not os.path.exists(url[len("sqlite:///") :]):
+        return None
+    return DBOSClient(system_database_url=url, application_name="switchyard")
+
+
+_LIVE = ["ENQUEUED", "PENDING"]
+
+
+def cancel_workflows(loaded: LoadedConfig, task_ids: list[str]) -> int:
+    """Cancel the durable workflows of these tasks (the first, and any a retry forked): a queued one never
+    starts, a running one stops before its next step. Their ledger rows say `cancelled` first, so a
+    coordinator's last step cannot undo it. Returns how many workflows were cancelled."""
+    client = _client(loaded)
+    if client is None:
+        return 0
+    try:
+        found = client.list_workflows(workflow_ids=task_ids, status=_LIVE, load_input=False, load_output=False)
+        found += client.list_workflows(forked_from=task_ids, status=_LIVE, load_input=False, load_output=False)
+        ids = [w.workflow_id for w in found]
+        if ids:
+            client.cancel_workflows(ids)
+        return len(ids)
+    finally:
+        client.destroy()
+
+
+def requeue_workflows(loaded: LoadedConfig, task_ids: list[str]) -> int:
+    """Run these tasks (back to `queued` in the ledger) again: each a fresh workflow on the queue, forked from
+    its first (a task's workflow id is its id, and an ended workflow never runs twice). A task that never had
+    a workflow is queued by the next `switchyard run`. Returns how many were forked."""
+    client = _client(loaded)
+    if client is None:
+        return 0
+    try:
+        known = {
+            w.workflow_id for w in client.list_workflows(workflow_ids=task_ids, load_input=False, load_output=False)
+        }
+        for task_id in task_ids:
+            if task_id in known:
+                client.fork_workflow(task_id, 0, application_version=APP_VERSION, queue_name=QUEUE)
+        return len(known)
+    finally:
+        client.destroy()
 
 
 def _stop_queue() -> None:

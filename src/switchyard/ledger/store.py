@@ -598,11 +598,43 @@ class Ledger:
     ) -> None:
         """Move a task to `state`; fields left as None keep their value (except note and last_error)."""
         assert state in TASK_STATES, state
+        # A cancelled task stays cancelled: a workflow still finishing its last step cannot move it (only `requeue`).
         self.db.execute(
             "UPDATE tasks SET state = ?, updated_ms = ?, retry_count = COALESCE(?, retry_count), "
-            "workflow = COALESCE(?, workflow), stage = COALESCE(?, stage), last_error = ?, note = ? WHERE task_id = ?",
+            "workflow = COALESCE(?, workflow), stage = COALESCE(?, stage), last_error = ?, note = ? "
+            "WHERE task_id = ? AND state != 'cancelled'",
             (state, now_ms, retry_count, workflow, stage, last_error, note, task_id),
         )
+
+    def cancel_task(self, task_id: str, now_ms: int, note: str) -> bool:
+        """Cancel a task that has not ended (queued, running, retrying, blocked, interrupted); False if it had."""
+        return (
+            self.db.execute(
+                "UPDATE tasks SET state = 'cancelled', updated_ms = ?, note = ? WHERE task_id = ? "
+                "AND state IN ('queued', 'running', 'retrying', 'blocked', 'interrupted')",
+                (now_ms, note, task_id),
+            )
+            > 0
+        )
+
+    def requeue_task(self, task_id: str, now_ms: int, note: str) -> int | None:
+        """A dead or cancelled task back to `queued`, its attempts kept and its retry count going on (one more,
+        in the row and in the task the workflow reads); returns the new retry count, None if it was not dead or
+        cancelled."""
+        with self.db.transaction():
+            row = self.task(task_id)
+            if row is None or row.state not in ("dead", "cancelled"):
+                return None
+            retry = row.retry_count + 1
+            task = json.loads(row.task_json)
+            task["retry_count"] = max(retry, int(task.get("retry_count") or 0) + 1)
+            retry = task["retry_count"]
+            self.db.execute(
+                "UPDATE tasks SET state = 'queued', updated_ms = ?, retry_count = ?, task_json = ?, last_error = NULL, "
+                "note = ? WHERE task_id = ? AND state IN ('dead', 'cancelled')",
+                (now_ms, retry, json.dumps(task), note, task_id),
+            )
+        return int(retry)
 
     def tasks(self, *, states: Sequence[str] | None = None) -> list[TaskRow]:
         """Known tasks, oldest first."""
