@@ -1,7 +1,7 @@
 """The read commands and the dashboard over ledgers of 10k, 100k and 1M attempts: wall time and peak memory.
 
     .venv/bin/python bench/bench_report.py [--attempts 10000 100000 1000000] [--runs 3] [--dir DIR]
-                                           [--pg postgresql://USER@HOST:PORT/DB]
+                                           [--pg postgresql://USER@HOST:PORT]
 
 Generates each ledger once (bench/gen_ledger.py, ~N/1.25 tasks with their rows;
 kept in DIR/<backend>-<N> and reused), then measures, for each size:
@@ -15,7 +15,8 @@ kept in DIR/<backend>-<N> and reused), then measures, for each size:
   per endpoint, the median time of `--runs` requests, and the server's peak
   memory after them (`VmHWM`).
 
-With --pg, the same on PostgreSQL (a database the benchmark empties and fills).
+With --pg, the same on that PostgreSQL server (a database `switchyard_bench_<N>` per size, made and
+filled once).
 Target: status, log, report and each endpoint at most 1 s and 100 MiB at 1M.
 """
 
@@ -120,11 +121,22 @@ def measure_endpoint(cfg: Path, endpoint: str, runs: int) -> tuple[float, float]
         server.wait(timeout=30)
 
 
+def pg_database(server: str, n: int) -> str:
+    """The URL of this size's database on the server, made if it is not there."""
+    import psycopg
+
+    name = f"switchyard_bench_{n}"
+    with psycopg.connect(server.rstrip("/") + "/postgres", autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is None:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    return f"{server.rstrip('/')}/{name}"
+
+
 def ledger_for(base: Path, backend: str, n: int, pg: str | None) -> Path:
     out = base / f"{backend}-{n}"
     cfg = out / "switchyard.toml"
     marker = out / "generated"
-    url = pg if backend == "postgres" else None
+    url = pg_database(pg, n) if backend == "postgres" and pg else None
     if not marker.exists() or marker.read_text().strip() != f"{n} {url or ''}".strip():
         t0 = time.perf_counter()
         generate(out, n, url=url)
@@ -139,14 +151,17 @@ def main() -> None:
     ap.add_argument("--attempts", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--dir", type=Path, default=ROOT / ".bench-data" / "report")
-    ap.add_argument("--pg", metavar="URL", help="also measure on this PostgreSQL database (emptied and filled)")
+    ap.add_argument("--pg", metavar="URL", help="also measure on this PostgreSQL server (postgresql://USER@HOST:PORT)")
     ap.add_argument("--only", help="measure only the commands and endpoints whose label contains this")
+    ap.add_argument("--backend", choices=["sqlite", "postgres"], help="only this one")
     args = ap.parse_args()
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "src")], check=True, stdout=subprocess.DEVNULL)
     backends = ["sqlite"] + (["postgres"] if args.pg else [])
+    if args.backend:
+        backends = [args.backend]
     results: dict[str, dict[str, dict[str, list[float]]]] = {}
     for backend in backends:
-        for n in args.attempts:  # one PostgreSQL database: the sizes in turn (regenerated when it changes)
+        for n in args.attempts:
             cfg = ledger_for(args.dir, backend, n, args.pg)
             column = f"{backend} {n:,}"
             for label, argv, _ in COMMANDS:

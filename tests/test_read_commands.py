@@ -138,3 +138,50 @@ def test_log_shows_the_newest_hundred_and_all_streams(tmp_path: Path, ledger_url
     assert len(out.splitlines()) == 3 and "(the newest" not in out
     code, _, err = invoke("log", "--config", str(cfg), "--all", "--limit", "5")
     assert code == 2 and "--all and --limit cannot be combined" in err
+
+
+def _labelled(ledger: Ledger, now_ms: int) -> None:
+    recs = [
+        AttemptRecord(
+            f"L-{i}", f"L-{i}", "sim", "m", "ok", now_ms - 1000 * i, now_ms - 1000 * i + 5, labels=labels, first=True
+        )
+        for i, labels in enumerate([("bug",), ("bug", "ui"), (), (), ("ui",)])
+    ]
+    with ledger.db.transaction():
+        ledger.record_many(recs)
+
+
+def test_report_by_label_counts_unlabelled_attempts_as_none(tmp_path: Path, ledger_url: str) -> None:
+    import time
+
+    from switchyard.report import Window, report
+
+    cfg, ledger = make(tmp_path, ledger_url, tasks=0)
+    now = int(time.time() * 1000)
+    _labelled(ledger, now)
+    for window in (Window(), Window(now - 3_600_000, None)):  # from the rollups, and from a scan of a partial day
+        groups = {g.key["label"]: g.attempts for g in report(ledger.db, window, ("label",)).groups}
+        assert groups == {"bug": 2, "ui": 2, "(none)": 2}, window
+    ledger.close()
+    code, out, err = invoke("report", "--config", str(cfg), "--by", "label")
+    assert code == 0, err
+    assert any(line.startswith("(none)") for line in out.splitlines()), out
+
+
+def test_the_label_rollups_of_an_older_ledger_get_its_unlabelled_attempts(tmp_path: Path, ledger_url: str) -> None:
+    import time
+
+    from switchyard.report import Window, report
+
+    with Ledger.open(ledger_url) as ledger:
+        _labelled(ledger, int(time.time() * 1000))
+        # As a ledger written before 0031 has it: no `(none)` rows, the migration not applied.
+        ledger.db.execute("DELETE FROM rollup_labels WHERE label = '(none)'")
+        ledger.db.execute("DELETE FROM rollup_latency WHERE dim = 'label' AND value = '(none)'")
+        ledger.db.execute("DELETE FROM _migrations WHERE name = '0031_unlabelled_rollups'")
+        assert {g.key["label"] for g in report(ledger.db, Window(), ("label",)).groups} == {"bug", "ui"}
+    with Ledger.open(ledger_url) as ledger:  # applies 0031
+        groups = {g.key["label"]: g.attempts for g in report(ledger.db, Window(), ("label",)).groups}
+        assert groups == {"bug": 2, "ui": 2, "(none)": 2}
+        row = ledger.db.one("SELECT SUM(n) FROM rollup_latency WHERE dim = 'label' AND value = '(none)'")
+        assert row is not None and int(row[0]) == 2
