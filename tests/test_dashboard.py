@@ -137,6 +137,28 @@ def test_json_endpoints(server: str) -> None:
         assert "switchyard" in c.get("/").text
 
 
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("/api/summary?days=100000000", "days=100000000: expected a whole number from 1 to 36,500 or 'all'"),
+        ("/api/summary?days=-3", "days=-3: expected a whole number from 1 to 36,500 or 'all'"),
+        ("/api/report?days=1e9", "days=1e9: expected a whole number from 1 to 36,500 or 'all'"),
+        ("/api/verification?days=" + "9" * 5000, "days=" + "9" * 39 + "…: expected a whole number"),
+        ("/api/spend?by=label", "by=label: expected 'model' or 'provider'"),
+        ("/api/decisions?limit=0", "limit=0: expected a whole number from 1 to 500"),
+        ("/api/decisions?limit=ten", "limit=ten: expected a whole number from 1 to 500"),
+        ("/api/experiments?days=x", "days=x: expected a whole number"),
+        ("/api/summary?days=1&days=2", "days: given 2 times with different values"),
+    ],
+)
+def test_a_bad_query_value_is_a_400_saying_what_is_allowed(server: str, query: str, message: str) -> None:
+    with httpx.Client(base_url=server, timeout=10) as c:
+        res = c.get(query)
+    assert res.status_code == 400, res.text
+    assert res.json()["error"].startswith(message)
+    assert "Error" not in res.text and "Traceback" not in res.text
+
+
 def _chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -169,7 +191,14 @@ def test_page_in_headless_chromium(server: str, tmp_path: Path) -> None:
         assert re.search(rf'id="panel-{panel}"[^>]*data-loaded="1"', dom), panel
     assert re.search(r'data-field="attempts">6<', dom)
     assert 'data-value="0.0384"' in dom
-    assert re.search(r'<tr data-model="big">.*?data-field="attempts">3<', dom, re.S)
+    assert re.search(r'<tr data-model="big"[^>]*>.*?data-field="attempts">3<', dom, re.S)
+    # One colour per model on every panel, each its own; bars are shares of 100 % (3 of 6 attempts: half).
+    colours = {m: re.search(rf'<tr data-model="{m}" data-color="([^"]+)"', dom) for m in ("big", "small")}
+    legend = {m: re.search(rf'<span data-series="{m}" data-color="([^"]+)"', dom) for m in ("big", "small")}
+    assert all(colours.values()) and all(legend.values()), dom[:3000]
+    assert {m: c.group(1) for m, c in colours.items() if c} == {m: c.group(1) for m, c in legend.items() if c}
+    assert len({c.group(1) for c in colours.values() if c}) == 2
+    assert re.search(r'<tr data-model="big"[^>]*>.*?<i data-width="50.0"', dom, re.S)
     assert re.search(r'<tr data-provider="b">.*?data-field="status">disabled<', dom, re.S)
     assert 'data-scope="provider:a"' in dom and 'data-experiment="ab"' in dom
     assert "fell back to big" in dom
