@@ -185,3 +185,38 @@ def test_the_label_rollups_of_an_older_ledger_get_its_unlabelled_attempts(tmp_pa
         assert groups == {"bug": 2, "ui": 2, "(none)": 2}
         row = ledger.db.one("SELECT SUM(n) FROM rollup_latency WHERE dim = 'label' AND value = '(none)'")
         assert row is not None and int(row[0]) == 2
+
+
+def test_a_config_warning_is_printed_once(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    cfg, ledger = make(tmp_path, str(tmp_path / "l.db"), tasks=0)
+    ledger.close()
+    cfg.write_text(cfg.read_text() + "[coordinator]\nmax_concurrent_workers = 2\n")
+    tasks = tmp_path / "t.jsonl"
+    tasks.write_text('{"id": "a", "title": "t"}\n{"id": "b", "title": "u"}\n')
+    exe = str(Path(sys.executable).parent / "switchyard")
+    for args in (["run", "--tasks", str(tasks), "--once"], ["status"], ["log"], ["show", "a"], ["providers"]):
+        proc = subprocess.run(
+            [exe, *args, "--config", str(cfg)], capture_output=True, text=True, env=dict(os.environ), check=False
+        )
+        assert proc.returncode == 0, (args, proc.stderr)
+        assert proc.stderr.count("coordinator.max_concurrent_workers is deprecated") == 1, (args, proc.stderr)
+
+
+def test_the_starters_and_the_readme_say_what_the_agent_inherits() -> None:
+    from importlib import resources
+
+    from switchyard.providers.command import BASE_ENV
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    texts = {"README.md": " ".join(readme.split())}
+    for name in ("starter.toml", "starter-codex.toml", "starter-gemini.toml"):
+        text = resources.files("switchyard.examples").joinpath(name).read_text()
+        texts[name] = " ".join(line.lstrip("# ") for line in text.splitlines())
+    for name, text in texts.items():
+        # Every variable the child keeps is named, and so is how to hand it another one.
+        assert all(v in text for v in BASE_ENV), name
+        assert "pass_env" in text and "does not inherit" in text.replace("does NOT inherit", "does not inherit"), name

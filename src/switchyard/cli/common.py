@@ -63,8 +63,14 @@ def load(config_path: str | None, *, quiet: bool = False) -> LoadedConfig:
     LOADED[:] = [loaded]  # a config error raised later (the ledger URL will not connect) is placed in this file
     if not quiet:
         for w in loaded.warnings:
-            warn("warning: " + w.render())
+            text = "warning: " + w.render()
+            if text not in _WARNED:  # one warning printed once, however often this process loads the file
+                _WARNED.add(text)
+                warn(text)
     return loaded
+
+
+_WARNED: set[str] = set()
 
 
 def open_ledger(loaded: LoadedConfig) -> Ledger:
