@@ -108,6 +108,8 @@ def test_status_all_streams_every_task_in_pages(tmp_path: Path, ledger_url: str)
     assert all("…" in line for line in lines[2:27])
     code, out, _ = invoke("status", "--config", str(cfg), "--all", "--state", "cancelled", "--json")
     assert (code, json.loads(out)) == (0, [])
+    code, out, err = invoke("status", "--config", str(cfg), "--state", "daed")
+    assert (code, out) == (2, "") and "error: --state daed: not a task state (did you mean 'dead'?)" in err
 
 
 def test_status_of_an_empty_ledger(tmp_path: Path) -> None:

@@ -26,7 +26,7 @@ from switchyard.cli.common import (
     open_ledger,
     table,
 )
-from switchyard.errors import InputError
+from switchyard.errors import InputError, did_you_mean
 from switchyard.ledger.store import PICO, TASK_STATES, Ledger, TaskRow, from_ms
 
 __all__ = ["StatusView", "render_status", "run", "status", "status_view", "task_line", "task_status"]
@@ -226,6 +226,12 @@ def status(config_path: str | None, as_json: bool, states: tuple[str, ...], show
     Counts and totals come from the database, so this stays quick over millions of attempts;
     --all lists every task, oldest first, streamed.
     """
+    for state in states:
+        if state not in TASK_STATES:
+            raise InputError(
+                f"--state {state}: not a task state"
+                + (did_you_mean(state, TASK_STATES) or f" (one of {', '.join(TASK_STATES)})")
+            )
     loaded = load(config_path)
     with open_ledger(loaded) as ledger:
         if show_all:
