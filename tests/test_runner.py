@@ -331,3 +331,50 @@ default_model = "a"
     assert again.final is not None and again.final.replayed
     assert again.final.output_path is not None
     assert again.final.output_path.resolve() == first.final.output_path.resolve()
+
+
+# --- providers the router calls unavailable are never called (issue 11) ------------------------
+def test_a_disabled_provider_is_never_called_and_every_candidate_unavailable_blocks(tmp_path: Path) -> None:
+    # seen: with every candidate disabled, exec called them anyway and every task went dead
+    runner, ledger, _ = make(tmp_path, primary="enabled = false", backup="enabled = false")
+    result = runner.run(Task("T-1"), prompt="p", run_id="r1")
+    assert result.attempts == [] and ledger.attempts() == []
+    assert result.blocked is not None and result.blocked.on_exceed == "block"
+    assert result.why == ("every candidate is unavailable: big via primary is disabled (enabled = false in the config)")
+
+
+def test_a_route_decided_before_a_provider_went_missing_skips_it(tmp_path: Path) -> None:
+    from switchyard.router import Router
+
+    runner, ledger, _ = make(tmp_path, primary='api_key_env = "SWITCHYARD_TEST_NO_SUCH_KEY"')
+    # A route made while the key was there (a workflow's checkpointed route, say): big first.
+    route = Router(runner.loaded).decide(Task("T-1"), provider_status={}).route()
+    assert [c.provider for c in route.candidates] == ["primary", "backup"]
+    result = runner.run(Task("T-1"), prompt="p", run_id="r1", route=route)
+    assert result.ok
+    assert [r.provider for r in ledger.attempts()] == ["backup"]  # primary never called
+
+
+def test_every_candidate_down_or_disabled_blocks_without_an_attempt(tmp_path: Path) -> None:
+    runner, ledger, _ = make(
+        tmp_path, primary='failure_rate = 1.0\nerror_kind = "529"\nmax_retries = 2', backup="enabled = false"
+    )
+    first = runner.run(Task("T-1"), prompt="p", run_id="r1")  # three failures open primary's circuit
+    assert [r.status for r in ledger.attempts()] == ["failed"] * 3
+    assert not first.ok and first.blocked is None  # it tried its one candidate: an ordinary failure
+    again = runner.run(Task("T-2"), prompt="p", run_id="r2")
+    assert again.attempts == [] and again.blocked is not None
+    assert "big via primary is down (circuit open: 3 consecutive failures" in again.why
+
+
+def test_cli_exec_with_every_provider_disabled_says_why_and_calls_nothing(tmp_path: Path) -> None:
+    cfg = tmp_path / "switchyard.toml"
+    cfg.write_text(BASE.format(primary="enabled = false", backup='api_key_env = "SWITCHYARD_TEST_NO_SUCH_KEY"'))
+    r = CliRunner()
+    res = r.invoke(cli, ["exec", "--config", str(cfg), "--task", '{"id": "T-1"}'])
+    assert res.exit_code == 1
+    assert res.stderr.startswith("BLOCKED: task T-1: nothing was called: every candidate is unavailable: ")
+    assert "big via primary is disabled (enabled = false in the config)" in res.stderr
+    res = r.invoke(cli, ["exec", "--config", str(cfg), "--task", '{"id": "T-1"}', "--json"])
+    assert res.exit_code == 1 and json.loads(res.stdout)["blocked"].startswith("every candidate is unavailable")
+    assert "no attempts recorded" in r.invoke(cli, ["log", "--config", str(cfg)]).stdout

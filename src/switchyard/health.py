@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from switchyard._records import record
 from switchyard.config import LoadedConfig
-from switchyard.config.schema import HealthConfig
+from switchyard.config.schema import HealthConfig, ProviderConfig
 from switchyard.failures import POLICY, Failure, FailureKind
 
 # The failure kinds that count against a breaker, from the one table in failures.py.
@@ -40,15 +40,15 @@ class ProviderHealth:
 def config_health(loaded: LoadedConfig, env: Mapping[str, str] | None = None) -> dict[str, ProviderHealth]:
     """Status from config and environment alone (no breaker state)."""
     env = os.environ if env is None else env
-    out: dict[str, ProviderHealth] = {}
-    for name, p in loaded.providers.items():
-        if not p.enabled:
-            out[name] = ProviderHealth(name, "disabled", "enabled = false in the config")
-        elif p.api_key_env and not env.get(p.api_key_env):
-            out[name] = ProviderHealth(name, "disabled", f"environment variable {p.api_key_env} is not set")
-        else:
-            out[name] = ProviderHealth(name, "up", "ok")
-    return out
+    return {name: _config_health(name, p, env) for name, p in loaded.providers.items()}
+
+
+def _config_health(name: str, p: ProviderConfig, env: Mapping[str, str]) -> ProviderHealth:
+    if not p.enabled:
+        return ProviderHealth(name, "disabled", "enabled = false in the config")
+    if p.api_key_env and not env.get(p.api_key_env):
+        return ProviderHealth(name, "disabled", f"environment variable {p.api_key_env} is not set")
+    return ProviderHealth(name, "up", "ok")
 
 
 def current_status(loaded: LoadedConfig, env: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -106,6 +106,18 @@ class Health:
     def status(self) -> dict[str, str]:
         """`{provider: up|down|degraded|disabled}` for the router."""
         return {name: h.status for name, h in self.explain().items()}
+
+    def disabled(self, provider: str) -> str | None:
+        """Why `provider` must not be called at all (config, environment, a disabling failure), else None."""
+        p = self.loaded.providers.get(provider)
+        if p is not None:
+            h = _config_health(provider, p, os.environ if self.env is None else self.env)
+            if h.status == "disabled":
+                return h.reason
+        row = self.ledger.breakers().get(provider)
+        if row is not None and row.state == "disabled":
+            return row.reason
+        return None
 
     def allow(self, provider: str) -> bool:
         """May we call `provider` now? Half-open admits one probe at a time."""

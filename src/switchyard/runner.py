@@ -31,7 +31,7 @@ from switchyard.health import Health
 from switchyard.ledger.store import AttemptRecord, Ledger
 from switchyard.providers.base import Call, Provider, ProviderContext, Result, make_provider
 from switchyard.redact import Redactor, private_dir, write_private
-from switchyard.router import Route, Router
+from switchyard.router import UNAVAILABLE, Candidate, Route, Router
 from switchyard.task import Task
 from switchyard.verify import Verdict
 from switchyard.worktree import path_name
@@ -148,8 +148,9 @@ class Runner:
         existing = self.ledger.get(request.attempt_id)
         if existing is not None:
             return self._replayed(existing, run_dir)
-        if not self.health.allow(cand.provider):
-            return Skipped(f"circuit open for {cand.provider}")
+        disabled = self.health.disabled(cand.provider)
+        if disabled is not None or not self.health.allow(cand.provider):
+            return self._unavailable(job.route, cand, disabled)
         model = self.loaded.catalog[cand.model]
         pcfg = self.loaded.providers[cand.provider]
         budgeted = self.budgets is not None and self.budgets.active
@@ -220,6 +221,28 @@ class Runner:
                 self.on_complete(record)
         self.health.record(cand.provider, result.failure)  # a rejected change is not the provider failing
         return AttemptOutcome(record, failure, result.text, result.output_path)
+
+    def _unavailable(self, route: Route, cand: Candidate, disabled: str | None) -> Skipped:
+        """A candidate that may not be called now: move on, or, when no candidate of the route may, wait.
+
+        A disabled provider is never called. When every candidate is unavailable (disabled, or its
+        circuit open) the call blocks, like a blocking budget: `exec` stops with the reason, the
+        coordinator marks the task `blocked` and asks again later, so the task spends no attempts
+        and resumes once the config, the environment or the provider is fixed.
+        """
+        health = self.health.explain()
+        gone: list[str] = []
+        for c in dict.fromkeys(route.candidates):
+            h = health.get(c.provider)
+            if h is None or h.status not in UNAVAILABLE:
+                gone = []
+                break
+            gone.append(f"{c.model} via {c.provider} is {h.status} ({h.reason})")
+        if gone:
+            return Skipped("every candidate is unavailable: " + "; ".join(gone), "block")
+        if disabled is not None:
+            return Skipped(f"{cand.provider} is disabled: {disabled}")
+        return Skipped(f"circuit open for {cand.provider}")
 
     def _replayed(self, rec: AttemptRecord, run_dir: Path) -> AttemptOutcome:
         """The outcome of an attempt the ledger already has, rebuilt from its row and its run directory."""

@@ -44,7 +44,8 @@ def _attempt_line(r: AttemptRecord) -> str:
 def exec_(task_arg: str, stage: str | None, prompt_arg: str | None, config_path: str | None, as_json: bool) -> None:
     """Route one task, run it (with retries and failover), record every attempt, print the outcome.
 
-    Exit status 1 when every candidate failed.
+    Exit status 1 when every candidate failed, or when none could be called (every candidate's
+    provider disabled or down, or a blocking budget): the reason is printed.
     """
     from switchyard.prompts import render_prompt
     from switchyard.runner import Runner
@@ -73,11 +74,14 @@ def exec_(task_arg: str, stage: str | None, prompt_arg: str | None, config_path:
                 "cost_usd": result.cost_usd,
                 "text": final.text if final and final.ok else None,
                 "why": result.why or None,
+                "blocked": result.blocked.reason if result.blocked else None,
                 "attempts": [a.record.to_dict() for a in result.attempts],
             }
         )
+    elif result.blocked is not None and not result.attempts:
+        click.echo(f"BLOCKED: task {task.id}: nothing was called: {result.blocked.reason}", err=True)
     else:
-        head = "ok" if result.ok else "FAILED"
+        head = "ok" if result.ok else "BLOCKED" if result.blocked is not None else "FAILED"
         model = f"{final.record.model} via {final.record.provider}" if final else "nothing was called"
         click.echo(f"{head}: task {task.id} -> {model}; {len(result.attempts)} attempt(s), {money(result.cost_usd, 6)}")
         for a in result.attempts:
