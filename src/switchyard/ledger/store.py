@@ -87,6 +87,12 @@ class AttemptRecord:
     verify_check: str | None = None  # the check that rejected it (or could not run)
     verify_detail: str | None = None  # why: the tail of that check's output (redacted)
     verify_ms: int = 0  # time spent verifying (not in latency_ms)
+    # How cost_usd was found: "catalog" (the usage read × the catalog's prices), "reported" (no usage,
+    # the provider's own figure), "unknown" (a call that ran and whose usage could not be read: its
+    # worst case, the budget hold, is charged; reports show it as unpriced).
+    cost_basis: str = "catalog"
+    reported_model: str | None = None  # the model the provider says ran, when it says
+    cost_flagged: bool = False  # reported and catalog cost differ by more than [runner] reported_cost_gap
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -113,6 +119,11 @@ class AttemptRecord:
         pico = to_pico(self.cost_usd)
         assert pico is not None
         return pico
+
+    @property
+    def reported_cost_pico(self) -> int | None:
+        """The provider's own cost figure in integer picodollars (stored, for the gap's sums in SQL)."""
+        return to_pico(self.reported_cost_usd)
 
     @property
     def latency_bucket(self) -> int:
@@ -145,10 +156,10 @@ def _column_codec(name: str, annotation: str) -> tuple[Callable[[Any], Any], Cal
     raise TypeError(f"AttemptRecord.{name}: no column type for {annotation!r} (add one to _column_codec)")
 
 
-# Every field of the record is a column of the same name; `cost_pico` and `latency_bucket` are
-# stored too, computed from the record (its properties), for SQL sums and histograms.
+# Every field of the record is a column of the same name; `cost_pico`, `latency_bucket` and
+# `reported_cost_pico` are stored too, computed from the record (its properties), for SQL sums and histograms.
 _FIELDS = [(f.name, *_column_codec(f.name, str(f.type))) for f in fields(AttemptRecord)]
-_DERIVED = ("cost_pico", "latency_bucket")
+_DERIVED = ("cost_pico", "latency_bucket", "reported_cost_pico")
 _INSERT_COLUMNS = [name for name, _, _ in _FIELDS] + list(_DERIVED)
 _SELECT = "SELECT " + ", ".join(name for name, _, _ in _FIELDS) + " FROM attempts"
 
@@ -321,6 +332,19 @@ MIGRATIONS: tuple[Migration, ...] = (
         CREATE INDEX attempts_verdict ON attempts (started_ms) WHERE verdict IS NOT NULL
         """,
         sha256="6d8f46c728aeaec6500b9d911df8a3315e6326208a8085742f51ab932cb1342c",
+    ),
+    # Money that was not counted (issue 11): how each cost was found, the model the provider says
+    # ran, its own cost as picodollars, and whether that cost and the catalog's are far apart.
+    Migration(
+        "0012_cost_basis",
+        """
+        ALTER TABLE attempts ADD COLUMN cost_basis TEXT NOT NULL DEFAULT 'catalog';
+        ALTER TABLE attempts ADD COLUMN reported_model TEXT;
+        ALTER TABLE attempts ADD COLUMN cost_flagged INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE attempts ADD COLUMN reported_cost_pico BIGINT;
+        CREATE INDEX attempts_cost_questions ON attempts (started_ms) WHERE cost_basis = 'unknown' OR cost_flagged = 1
+        """,
+        sha256="595df256258c3b5ecc437c3a9a72e254f10477a893ec953d9a1034c422742181",
     ),
 )
 
