@@ -279,3 +279,30 @@ def test_real_claude_code_rejected_change_escalates_to_the_stronger_model(tmp_pa
     data = json.loads(_run(cfg, env, "report", "--json").stdout)
     [path] = data["verification"]["paths"]
     assert path["path"] == ["claude-sonnet-4-5 rejected (check)", "claude-opus-4-1 verified"] and path["tasks"] == 1
+
+
+def test_real_claude_code_usage_error_disables_the_provider(tmp_path: Path, claude: Path) -> None:
+    # seen: a CLI usage error was retried three times; it is a configuration error (issue 11)
+    with AnthropicWireServer() as srv:
+        cfg = write_config(tmp_path, claude, srv.base_url)
+        cfg.write_text(cfg.read_text().replace('"--max-turns", "1"', '"--max-turns", "1", "--no-such-option"'))
+        cfg.write_text(cfg.read_text().replace("max_retries = 0", "max_retries = 3"))
+        proc = run_exec(tmp_path, cfg, '{"id": "gh-44", "title": "x"}')
+        assert srv.message_requests() == []
+    assert proc.returncode == 1
+    [attempt] = json.loads(proc.stdout)["attempts"]  # not retried
+    assert attempt["error_class"] == "config_error"
+    assert attempt["error_message"] == (
+        f"{claude} rejected its command line (exit 1): error: unknown option '--no-such-option'; "
+        "fix command_template of provider claude-code"
+    )
+    exe = Path(sys.executable).parent / "switchyard"
+    shown = subprocess.run(
+        [str(exe), "providers", "--config", str(cfg), "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "ANTHROPIC_API_KEY": "sk-ant-dummy-key-for-tests"},
+    )
+    [row] = json.loads(shown.stdout)
+    assert row["status"] == "disabled" and "unknown option '--no-such-option'" in row["reason"]

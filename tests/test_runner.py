@@ -378,3 +378,37 @@ def test_cli_exec_with_every_provider_disabled_says_why_and_calls_nothing(tmp_pa
     res = r.invoke(cli, ["exec", "--config", str(cfg), "--task", '{"id": "T-1"}', "--json"])
     assert res.exit_code == 1 and json.loads(res.stdout)["blocked"].startswith("every candidate is unavailable")
     assert "no attempts recorded" in r.invoke(cli, ["log", "--config", str(cfg)]).stdout
+
+
+# --- failures that would repeat on every call disable the provider (issue 11) --------------------
+def test_a_missing_executable_disables_its_provider_at_once(tmp_path: Path) -> None:
+    # seen: `executable 'claude' not found` on every task, each retried like a transient failure
+    cfg = tmp_path / "switchyard.toml"
+    cfg.write_text(
+        BASE.format(primary="", backup="")
+        .replace('[providers.primary]\nkind = "simulated"\nlatency_ms = 0', "[providers.primary]")
+        .replace(
+            "[providers.backup]",
+            'command_template = ["switchyard-test-no-such-agent", "-p"]\nusage_format = "claude-json"\n'
+            "max_retries = 3\n\n[providers.backup]",
+        )
+    )
+    r = CliRunner()
+    res = r.invoke(cli, ["exec", "--config", str(cfg), "--task", '{"id": "T-1"}', "--json"])
+    out = json.loads(res.stdout)
+    assert out["ok"] is True and [a["error_class"] for a in out["attempts"]] == ["config_error", None]
+    reason = (
+        "config_error: executable 'switchyard-test-no-such-agent' not found on PATH (provider primary) "
+        "(then: switchyard providers reset primary)"
+    )
+    providers = {
+        p["provider"]: p for p in json.loads(r.invoke(cli, ["providers", "--config", str(cfg), "--json"]).stdout)
+    }
+    assert (providers["primary"]["status"], providers["primary"]["reason"]) == ("disabled", reason)
+    route = json.loads(r.invoke(cli, ["route", "--config", str(cfg), "--task", '{"id": "T-2"}', "--json"]).stdout)
+    assert route["model"] == "small" and route["skipped"] == ["big: provider primary is disabled"]
+    res = r.invoke(cli, ["exec", "--config", str(cfg), "--task", '{"id": "T-2"}', "--json"])
+    assert [a["provider"] for a in json.loads(res.stdout)["attempts"]] == ["backup"]  # never called again
+    assert r.invoke(cli, ["providers", "reset", "primary", "--config", str(cfg)]).exit_code == 0
+    res = r.invoke(cli, ["exec", "--config", str(cfg), "--task", '{"id": "T-3"}', "--json"])
+    assert [a["error_class"] for a in json.loads(res.stdout)["attempts"]] == ["config_error", None]

@@ -61,7 +61,8 @@ class Health:
 
     closed → (N consecutive failures, or a failure rate over the window) → open:
     the router sees `down`. After `cooldown_s` it is half-open (`degraded`) and
-    exactly one caller may probe: success closes it, failure reopens it. A 401/403
+    exactly one caller may probe: success closes it, failure reopens it. A failure whose
+    policy is `disable` (a 401/403, a missing executable, a command line the CLI rejects)
     disables the provider until `switchyard providers reset NAME`.
     """
 
@@ -146,8 +147,11 @@ class Health:
                 if row.state != "closed" or row.failures:
                     self.ledger.put_breaker(BreakerRow(provider, "closed", 0, None, None, "", now))
                 return
-            if failure.kind is FailureKind.AUTH:
-                reason = f"credentials rejected (HTTP {failure.http_status or '401/403'}): {failure.message[:200]}"
+            if failure.policy.action == "disable":
+                if failure.kind is FailureKind.AUTH:
+                    reason = f"credentials rejected (HTTP {failure.http_status or '401/403'}): {failure.message[:200]}"
+                else:
+                    reason = f"{failure.kind}: {failure.message[:300]} (then: switchyard providers reset {provider})"
                 self.ledger.put_breaker(BreakerRow(provider, "disabled", row.failures + 1, now, None, reason, now))
                 self.ledger.breaker_event(provider, now, "disabled", reason)
                 return
