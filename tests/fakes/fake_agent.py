@@ -37,7 +37,7 @@ def main() -> int:
         "num_turns": 1,
         "result": "done: " + prompt[:40],
         "session_id": "s-1",
-        "total_cost_usd": 0.0192,
+        "total_cost_usd": float(os.environ.get("FAKE_COST", "0.0192")),
         "usage": usage,
     }
     if mode == "ok":

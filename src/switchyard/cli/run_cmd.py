@@ -23,11 +23,25 @@ def _prompt_arg(value: str | None) -> str | None:
         raise InputError(f"--prompt {value}: cannot read: {exc.strerror}") from None
 
 
+def _cost(r: AttemptRecord) -> str:
+    """An attempt's cost, marked when it is not the catalog's price of the usage read."""
+    text = money(r.cost_usd, 6)
+    if r.cost_basis == "unknown":
+        text += " unpriced"  # its worst case, charged because its usage could not be read
+    elif r.cost_basis == "reported":
+        text += " reported"
+    if r.cost_flagged:
+        text += " flagged"
+    return text
+
+
 def _attempt_line(r: AttemptRecord) -> str:
     tokens = f"{r.input_tokens}+{r.cache_read_tokens}r+{r.cache_write_tokens}w in / {r.output_tokens} out"
-    line = (
-        f"  {r.attempt_id}  {r.model} via {r.provider}: {r.status}  {tokens}  {money(r.cost_usd, 6)}  {r.latency_ms} ms"
-    )
+    line = f"  {r.attempt_id}  {r.model} via {r.provider}: {r.status}  {tokens}  {_cost(r)}  {r.latency_ms} ms"
+    if r.reported_model and r.reported_model != r.model:
+        line += f"\n      the provider reports running {r.reported_model}"
+    if r.cost_flagged and r.reported_cost_usd is not None:
+        line += f"\n      the provider reports {money(r.reported_cost_usd, 6)}, the catalog says {money(r.cost_usd, 6)}"
     if r.error_class:
         line += f"\n      [{r.error_class}] {(r.error_message or '').splitlines()[0][:160] if r.error_message else ''}"
     if r.usage_problem:
@@ -133,7 +147,7 @@ def log(
             r.provider,
             r.status + (f" ({r.error_class})" if r.error_class else ""),
             f"{r.input_tokens + r.cache_read_tokens + r.cache_write_tokens}/{r.output_tokens}",
-            money(r.cost_usd, 6),
+            _cost(r),
             f"{r.latency_ms}",
         ]
         for r in rows
