@@ -305,7 +305,7 @@ class Runner:
         elif _unpriced(result):
             assert hold is not None
             cost, basis = hold, "unknown"
-            usage_problem = (usage_problem or "no usage reported") + f"; charged its worst case, {usd(hold)}"
+            usage_problem = (usage_problem or "no usage reported") + f"; charged its worst case, {usd(hold, 2)}"
         failure = result.failure
         status = "ok"
         if failure is not None:
