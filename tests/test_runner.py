@@ -399,7 +399,7 @@ def test_a_missing_executable_disables_its_provider_at_once(tmp_path: Path) -> N
     assert out["ok"] is True and [a["error_class"] for a in out["attempts"]] == ["config_error", None]
     reason = (
         "config_error: executable 'switchyard-test-no-such-agent' not found on PATH (provider primary) "
-        "(then: switchyard providers reset primary)"
+        "(fix the provider's config or environment)"
     )
     providers = {
         p["provider"]: p for p in json.loads(r.invoke(cli, ["providers", "--config", str(cfg), "--json"]).stdout)
@@ -412,3 +412,17 @@ def test_a_missing_executable_disables_its_provider_at_once(tmp_path: Path) -> N
     assert r.invoke(cli, ["providers", "reset", "primary", "--config", str(cfg)]).exit_code == 0
     res = r.invoke(cli, ["exec", "--config", str(cfg), "--task", '{"id": "T-3"}', "--json"])
     assert [a["error_class"] for a in json.loads(res.stdout)["attempts"]] == ["config_error", None]
+    # The config is fixed: the provider is tried again, no reset needed.
+    agent = json.dumps([sys.executable, str(Path(__file__).parent / "fakes" / "fake_agent.py")])
+    cfg.write_text(cfg.read_text().replace('["switchyard-test-no-such-agent", "-p"]', agent))
+    providers = {
+        p["provider"]: p for p in json.loads(r.invoke(cli, ["providers", "--config", str(cfg), "--json"]).stdout)
+    }
+    assert providers["primary"]["status"] == "up"
+    assert providers["primary"]["reason"] == "its config or environment changed since: " + reason
+    res = r.invoke(cli, ["exec", "--config", str(cfg), "--task", '{"id": "T-4"}', "--json"])
+    assert [(a["provider"], a["status"]) for a in json.loads(res.stdout)["attempts"]] == [("primary", "ok")]
+    providers = {
+        p["provider"]: p for p in json.loads(r.invoke(cli, ["providers", "--config", str(cfg), "--json"]).stdout)
+    }
+    assert (providers["primary"]["status"], providers["primary"]["breaker"]) == ("up", "closed")

@@ -25,8 +25,8 @@ over to the next candidate; `failover` moves on at once; `fatal` ends the
 route: `exec` stops there (another model would get the same bad request), and
 the coordinator, as after any route that failed, escalates the task
 (`retry_count + 1`) and routes it again, up to `[coordinator] max_attempts`;
-`disable` marks the provider disabled until `switchyard providers reset NAME`,
-then fails over: `route`, `status` and `providers` show it disabled with the
+`disable` marks the provider disabled until `switchyard providers reset NAME`
+(a configuration error: until its config or environment changes), then fails over: `route`, `status` and `providers` show it disabled with the
 reason, and no task calls it again (a failure that would repeat on every call,
 such as a missing executable or a command line the CLI rejects, `classify_exit`,
 is a configuration error, not something to retry).
@@ -105,7 +105,7 @@ POLICY: dict[FailureKind, Policy] = {
     FailureKind.CONFIG_ERROR: Policy(
         "disable",
         True,
-        "the provider cannot run as configured; fix it, then run 'switchyard providers reset NAME'",
+        "the provider cannot run as configured; it is tried again once its config or environment changes",
     ),
     FailureKind.INTERRUPTED: Policy("fatal", False, "stopped on request"),
     FailureKind.UNRESOLVED: Policy(

@@ -8,6 +8,7 @@ variable). Otherwise it is `up`, unless its circuit breaker says `down`
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -23,7 +24,7 @@ from switchyard.failures import POLICY, Failure, FailureKind
 _COUNTED = tuple(kind.value for kind, policy in POLICY.items() if policy.breaker)
 
 if TYPE_CHECKING:  # `route` reads config health without touching SQLite
-    from switchyard.ledger.store import Ledger
+    from switchyard.ledger.store import BreakerRow, Ledger
 
 __all__ = ["Health", "ProviderHealth", "config_health", "current_status"]
 
@@ -63,7 +64,8 @@ class Health:
     the router sees `down`. After `cooldown_s` it is half-open (`degraded`) and
     exactly one caller may probe: success closes it, failure reopens it. A failure whose
     policy is `disable` (a 401/403, a missing executable, a command line the CLI rejects)
-    disables the provider until `switchyard providers reset NAME`.
+    disables the provider until `switchyard providers reset NAME`, or, for a configuration
+    error, until the provider's config or environment changes.
     """
 
     def __init__(
@@ -84,6 +86,22 @@ class Health:
     def _now_ms(self) -> int:
         return int(self.clock() * 1000)
 
+    def fingerprint(self, provider: str) -> str:
+        """The provider's config and the PATH its executable is looked up in, as a digest.
+
+        A provider disabled by a configuration error is tried again once this changes: the
+        config was fixed (another command_template, say) or the environment was.
+        """
+        env = os.environ if self.env is None else self.env
+        text = repr(self.loaded.providers.get(provider)) + "\0" + env.get("PATH", "")
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+    def _lifted(self, row: BreakerRow) -> bool:
+        """A provider disabled by a configuration error whose config or environment changed since."""
+        return (
+            row.state == "disabled" and row.config_sha is not None and row.config_sha != self.fingerprint(row.provider)
+        )
+
     def explain(self) -> dict[str, ProviderHealth]:
         """Every provider's status and why, config and breakers combined."""
         out = config_health(self.loaded, self.env)
@@ -92,7 +110,9 @@ class Health:
         for name, row in self.ledger.breakers().items():
             if name not in out or out[name].status == "disabled":
                 continue
-            if row.state == "disabled":
+            if self._lifted(row):
+                out[name] = ProviderHealth(name, "up", f"its config or environment changed since: {row.reason}")
+            elif row.state == "disabled":
                 out[name] = ProviderHealth(name, "disabled", row.reason)
             elif row.state == "open":
                 if row.opened_ms is not None and now < row.opened_ms + cooldown:
@@ -116,7 +136,7 @@ class Health:
             if h.status == "disabled":
                 return h.reason
         row = self.ledger.breakers().get(provider)
-        if row is not None and row.state == "disabled":
+        if row is not None and row.state == "disabled" and not self._lifted(row):
             return row.reason
         return None
 
@@ -126,7 +146,7 @@ class Health:
         if row is None or row.state == "closed":
             return True
         if row.state == "disabled":
-            return False
+            return self._lifted(row)  # the next call shows whether the fix worked
         now = self._now_ms()
         if row.opened_ms is not None and now < row.opened_ms + int(self.settings.cooldown_s * 1000):
             return False
@@ -150,9 +170,11 @@ class Health:
             if failure.policy.action == "disable":
                 if failure.kind is FailureKind.AUTH:
                     reason = f"credentials rejected (HTTP {failure.http_status or '401/403'}): {failure.message[:200]}"
+                    sha = None  # a key is fixed outside our sight: lifted by `providers reset`
                 else:
-                    reason = f"{failure.kind}: {failure.message[:300]} (then: switchyard providers reset {provider})"
-                self.ledger.put_breaker(BreakerRow(provider, "disabled", row.failures + 1, now, None, reason, now))
+                    reason = f"{failure.kind}: {failure.message[:300]} (fix the provider's config or environment)"
+                    sha = self.fingerprint(provider)
+                self.ledger.put_breaker(BreakerRow(provider, "disabled", row.failures + 1, now, None, reason, now, sha))
                 self.ledger.breaker_event(provider, now, "disabled", reason)
                 return
             if not failure.policy.breaker:

@@ -203,6 +203,9 @@ class BreakerRow:
     probe_ms: int | None = None
     reason: str = ""
     updated_ms: int = 0
+    # Disabled by a configuration error: the fingerprint of the provider's config and environment
+    # then (`Health.fingerprint`); once they change the provider is tried again.
+    config_sha: str | None = None
 
 
 # The tables this module reads and writes, as frozen migrations (see `ledger/db.py`): a shipped
@@ -345,6 +348,13 @@ MIGRATIONS: tuple[Migration, ...] = (
         CREATE INDEX attempts_cost_questions ON attempts (started_ms) WHERE cost_basis = 'unknown' OR cost_flagged = 1
         """,
         sha256="595df256258c3b5ecc437c3a9a72e254f10477a893ec953d9a1034c422742181",
+    ),
+    # A provider disabled by a configuration error (a missing executable, a rejected command line)
+    # remembers the config and environment it failed under, and is tried again once they change.
+    Migration(
+        "0014_breaker_config",
+        "ALTER TABLE breakers ADD COLUMN config_sha TEXT",
+        sha256="48c156ea96dfd9eda20a1d73e55ddcbcd977be390816c57840a925423883d931",
     ),
 )
 
@@ -602,7 +612,9 @@ class Ledger:
 
     # breakers --------------------------------------------------------------------
     def breakers(self) -> dict[str, BreakerRow]:
-        rows = self.db.query("SELECT provider, state, failures, opened_ms, probe_ms, reason, updated_ms FROM breakers")
+        rows = self.db.query(
+            "SELECT provider, state, failures, opened_ms, probe_ms, reason, updated_ms, config_sha FROM breakers"
+        )
         return {r[0]: BreakerRow(*r) for r in rows}
 
     def breaker_event(self, provider: str, at_ms: int, state: str, reason: str) -> None:
@@ -614,11 +626,20 @@ class Ledger:
 
     def put_breaker(self, row: BreakerRow) -> None:
         self.db.execute(
-            "INSERT INTO breakers (provider, state, failures, opened_ms, probe_ms, reason, updated_ms) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (provider) DO UPDATE SET state = excluded.state, "
+            "INSERT INTO breakers (provider, state, failures, opened_ms, probe_ms, reason, updated_ms, config_sha) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (provider) DO UPDATE SET state = excluded.state, "
             "failures = excluded.failures, opened_ms = excluded.opened_ms, probe_ms = excluded.probe_ms, "
-            "reason = excluded.reason, updated_ms = excluded.updated_ms",
-            (row.provider, row.state, row.failures, row.opened_ms, row.probe_ms, row.reason, row.updated_ms),
+            "reason = excluded.reason, updated_ms = excluded.updated_ms, config_sha = excluded.config_sha",
+            (
+                row.provider,
+                row.state,
+                row.failures,
+                row.opened_ms,
+                row.probe_ms,
+                row.reason,
+                row.updated_ms,
+                row.config_sha,
+            ),
         )
 
     def claim_probe(self, provider: str, now_ms: int, stale_ms: int) -> bool:
