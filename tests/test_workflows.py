@@ -346,3 +346,44 @@ recheck_s = 0.3
     proc = run(cfg, "--once", env={"SWITCHYARD_TEST_SIM_KEY": "k"})  # the environment is fixed: they go on
     assert proc.returncode == 0, proc.stderr
     assert {r["state"] for r in status(cfg)} == {"done"}
+
+
+def test_a_missing_executable_blocks_its_tasks_until_the_config_is_fixed(tmp_path: Path) -> None:
+    # seen: `executable 'claude' not found` retried on every task; every task went dead after 16 attempts
+    cfg = tmp_path / "switchyard.toml"
+    base = """
+[providers.agent]
+command_template = {template}
+stdin = "{{prompt_file}}"
+usage_format = "claude-json"
+max_retries = 3
+
+[[models]]
+name = "m"
+provider = "agent"
+cost_per_million_input = 3.0
+cost_per_million_output = 15.0
+
+[routing]
+default_model = "m"
+
+[coordinator]
+max_workers = 2
+poll_interval_s = 0.05
+
+[budgets]
+recheck_s = 0.3
+"""
+    cfg.write_text(base.format(template='["switchyard-test-no-such-agent", "-p"]'))
+    proc = run(cfg, "--tasks", str(tasks_file(tmp_path, 2)), "--once")
+    assert proc.returncode == 0, proc.stderr
+    rows = status(cfg)
+    assert [r["state"] for r in rows] == ["blocked"] * 2
+    assert "every candidate is unavailable: m via agent is disabled (config_error: executable" in rows[0]["note"]
+    with Ledger.open(tmp_path / ".switchyard" / "ledger.db") as ledger:
+        tried = ledger.attempts()
+    assert 1 <= len(tried) <= 2 and {a.error_class for a in tried} == {"config_error"}  # no retries
+    cfg.write_text(base.format(template=json.dumps([sys.executable, FAKE])))  # the config is fixed
+    proc = run(cfg, "--once")
+    assert proc.returncode == 0, proc.stderr
+    assert {r["state"] for r in status(cfg)} == {"done"}
