@@ -128,29 +128,31 @@ class Health:
         """`{provider: up|down|degraded|disabled}` for the router."""
         return {name: h.status for name, h in self.explain().items()}
 
-    def disabled(self, provider: str) -> str | None:
-        """Why `provider` must not be called at all (config, environment, a disabling failure), else None."""
+    def allow(self, provider: str) -> bool:
+        """May we call `provider` now? Half-open admits one probe at a time."""
+        why, allowed = self.gate(provider)
+        return why is None and allowed
+
+    def gate(self, provider: str) -> tuple[str | None, bool]:
+        """(why `provider` is disabled, or None; may it be called now), reading its breaker once.
+
+        A disabled provider is never called. Otherwise its circuit decides: closed lets the call
+        through, open refuses it, half-open admits one probe at a time (this call takes the slot).
+        """
         p = self.loaded.providers.get(provider)
         if p is not None:
             h = _config_health(provider, p, os.environ if self.env is None else self.env)
             if h.status == "disabled":
-                return h.reason
-        row = self.ledger.breakers().get(provider)
-        if row is not None and row.state == "disabled" and not self._lifted(row):
-            return row.reason
-        return None
-
-    def allow(self, provider: str) -> bool:
-        """May we call `provider` now? Half-open admits one probe at a time."""
+                return h.reason, False
         row = self.ledger.breakers().get(provider)
         if row is None or row.state == "closed":
-            return True
+            return None, True
         if row.state == "disabled":
-            return self._lifted(row)  # the next call shows whether the fix worked
+            return (None, True) if self._lifted(row) else (row.reason, False)  # the next call shows if it was fixed
         now = self._now_ms()
         if row.opened_ms is not None and now < row.opened_ms + int(self.settings.cooldown_s * 1000):
-            return False
-        return self.ledger.claim_probe(provider, now, int(self.settings.probe_timeout_s * 1000))
+            return None, False
+        return None, self.ledger.claim_probe(provider, now, int(self.settings.probe_timeout_s * 1000))
 
     def record(self, provider: str, failure: Failure | None) -> None:
         """Feed one call's outcome to the provider's breaker."""

@@ -162,8 +162,8 @@ class Runner:
         existing = self.ledger.get(request.attempt_id)
         if existing is not None:
             return self._replayed(existing, run_dir)
-        disabled = self.health.disabled(cand.provider)
-        if disabled is not None or not self.health.allow(cand.provider):
+        disabled, allowed = self.health.gate(cand.provider)
+        if not allowed:
             return self._unavailable(job.route, cand, disabled)
         model = self.loaded.catalog[cand.model]
         pcfg = self.loaded.providers[cand.provider]
