@@ -315,6 +315,7 @@ def test_a_200_without_usage_is_unpriced_and_charged_its_hold(tmp_path: Path, wi
     assert result.ok  # the work came back: the call succeeded, its price is what is unknown
     [row] = ledger.attempts()
     assert row.status == "ok" and row.cost_basis == "unknown"
+    assert row.reported_model == {"openai": "deepseek/deepseek-chat", "anthropic": "claude-sonnet-4-5"}[wire]
     assert row.usage_problem is not None and "charged its worst case" in row.usage_problem
     [(state, amount, actual)] = ledger.db.query("SELECT state, amount_pico, actual_pico FROM budget_holds")
     assert state == "settled" and actual == amount == row.cost_pico > 0  # the budget is charged the hold
