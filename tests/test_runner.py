@@ -407,6 +407,9 @@ def test_a_missing_executable_disables_its_provider_at_once(tmp_path: Path) -> N
     assert (providers["primary"]["status"], providers["primary"]["reason"]) == ("disabled", reason)
     route = json.loads(r.invoke(cli, ["route", "--config", str(cfg), "--task", '{"id": "T-2"}', "--json"]).stdout)
     assert route["model"] == "small" and route["skipped"] == ["big: provider primary is disabled"]
+    explain = r.invoke(cli, ["route", "--config", str(cfg), "--task", '{"id": "T-2"}', "--explain"]).stdout
+    assert "using its fallback small (skipped big: provider primary is disabled)" in explain
+    assert f"provider primary: disabled ({reason})" in explain  # and why it is disabled
     res = r.invoke(cli, ["exec", "--config", str(cfg), "--task", '{"id": "T-2"}', "--json"])
     assert [a["provider"] for a in json.loads(res.stdout)["attempts"]] == ["backup"]  # never called again
     assert r.invoke(cli, ["providers", "reset", "primary", "--config", str(cfg)]).exit_code == 0
