@@ -174,3 +174,35 @@ def test_a_flagged_cost_in_the_sums_matches_a_scan(tmp_path: Path) -> None:
     assert rolled == scanned and "flagged_gap_pico" in SUMS
     assert (rolled.unpriced, rolled.flagged) == (1, 2)
     assert rolled.flagged_gap_pico == 2 * (11_700_000_000 - 96_000_000_000)
+
+
+def test_money_in_question_on_sqlite_and_postgresql(ledger_url: str) -> None:
+    """The sums, the scan of a partial day and the lists agree on both databases."""
+    from switchyard.ledger.store import AttemptRecord
+    from switchyard.report import Window, report
+
+    day = 86_400_000
+    base = 1_780_000_000_000 // day * day  # a UTC midnight
+    rows = [
+        AttemptRecord("u-1", "T-1", "agent", "m", "ok", base + 1000, base + 2000, cost_usd=Decimal("0.75"),
+                      cost_basis="unknown", usage_problem="no usage reported; charged its worst case, $0.75"),
+        AttemptRecord("f-1", "T-2", "agent", "m", "ok", base + 3000, base + 4000, cost_usd=Decimal("0.096"),
+                      reported_cost_usd=Decimal("0.0117"), reported_model="haiku", cost_flagged=True),
+        AttemptRecord("c-1", "T-3", "agent", "m", "ok", base + 5000, base + 6000, cost_usd=Decimal("0.096"),
+                      reported_cost_usd=Decimal("0.096")),
+    ]  # fmt: skip
+    with Ledger.open(ledger_url) as led:
+        with led.db.transaction():
+            led.record_many(rows)
+        whole = report(led.db, Window())  # the rollups
+        edge = report(led.db, Window(base + 500, base + day - 1))  # a partial day: a scan of the attempts
+    for rep in (whole, edge):
+        q = rep.money_in_question
+        assert q is not None, rep
+        assert (q.unpriced_attempts, q.unpriced_charged_usd) == (1, Decimal("0.75"))
+        assert (q.flagged_attempts, q.flagged_gap_usd) == (1, Decimal("-0.0843"))
+        assert [(u.model, u.attempts, u.charged_usd) for u in q.unpriced] == [("m", 1, Decimal("0.75"))]
+        assert [(f.attempt_id, f.reported_model, f.gap_usd) for f in q.flagged] == [
+            ("f-1", "haiku", Decimal("-0.0843"))
+        ]
+        assert rep.total is not None and rep.total.cost_usd == Decimal("0.942")
