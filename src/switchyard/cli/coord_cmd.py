@@ -349,10 +349,18 @@ def run(
     if blocked:
         reporter.close()
         click.echo(_summary(rows))
-        click.echo(
-            f"{len(blocked)} blocked on a budget ({blocked[0]['note']}); they resume on a later run once the "
-            "period rolls over or the limit is raised: see `switchyard budget`"
-        )
+        unavailable = [r for r in blocked if (r["note"] or "").startswith("every candidate is unavailable")]
+        if unavailable:
+            click.echo(
+                f"{len(unavailable)} blocked, no provider to call ({unavailable[0]['note']}); they resume on a "
+                "later run once the config or environment is fixed: see `switchyard providers`"
+            )
+        if len(unavailable) < len(blocked):
+            budget = [r for r in blocked if r not in unavailable]
+            click.echo(
+                f"{len(budget)} blocked on a budget ({budget[0]['note']}); they resume on a later run once the "
+                "period rolls over or the limit is raised: see `switchyard budget`"
+            )
         sys.stdout.flush()
         sys.stderr.flush()
         # Their workflows wait in a durable sleep; leave them pending for the next run rather than

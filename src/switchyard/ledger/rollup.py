@@ -109,19 +109,41 @@ MIGRATIONS: tuple[Migration, ...] = (
         """,
         sha256="93b7d7f911a657b868707e90d6bdf726bcb3321c1c3d1f92fb7f1e90104e7551",
     ),
+    # Money in question (store's 0012_cost_basis): attempts whose usage could not be read (`unpriced`,
+    # charged their worst case, `unpriced_pico`) and attempts whose reported cost is far from the
+    # catalog's (`flagged`, and the sum of reported minus catalog over them, `flagged_gap_pico`).
+    Migration(
+        "0013_cost_basis_rollups",
+        """
+        ALTER TABLE rollup_attempts ADD COLUMN unpriced BIGINT NOT NULL DEFAULT 0;
+        ALTER TABLE rollup_attempts ADD COLUMN unpriced_pico BIGINT NOT NULL DEFAULT 0;
+        ALTER TABLE rollup_attempts ADD COLUMN flagged BIGINT NOT NULL DEFAULT 0;
+        ALTER TABLE rollup_attempts ADD COLUMN flagged_gap_pico BIGINT NOT NULL DEFAULT 0;
+        ALTER TABLE rollup_labels ADD COLUMN unpriced BIGINT NOT NULL DEFAULT 0;
+        ALTER TABLE rollup_labels ADD COLUMN unpriced_pico BIGINT NOT NULL DEFAULT 0;
+        ALTER TABLE rollup_labels ADD COLUMN flagged BIGINT NOT NULL DEFAULT 0;
+        ALTER TABLE rollup_labels ADD COLUMN flagged_gap_pico BIGINT NOT NULL DEFAULT 0
+        """,
+        sha256="a4675f0d93c1f61c6db38802f502a8180aab7990c4b6fd68e6425ee2f4e1641f",
+    ),
     # Attempts with no label counted under `(none)` (`report --by label` adds up to the total): those
     # recorded before, added to the label rollups once.
     Migration(
         "0031_unlabelled_rollups",
         """
         INSERT INTO rollup_labels (day, label, model, n, ok, first, opened, completed, cost_pico, input_tokens, output_tokens, cache_read_tokens,
-            cache_write_tokens, reasoning_tokens, latency_ms, verified, rejected, first_verified)
-        SELECT date(started_ms / 1000, 'unixepoch'), '(none)', model, COUNT(*), SUM(CASE WHEN status = 'ok' THEN 1 ELSE 0 END), SUM(first),
+            cache_write_tokens, reasoning_tokens, latency_ms, verified, rejected, first_verified, unpriced,
+            unpriced_pico, flagged, flagged_gap_pico)
+        SELECT date(started_ms / 1000, 'unixepoch'), '(none)', model, COUNT(*),
+            SUM(CASE WHEN status = 'ok' THEN 1 ELSE 0 END), SUM(first),
             SUM(CASE WHEN candidate_index = 0 AND try_index = 0 THEN 1 ELSE 0 END), SUM(completed), SUM(cost_pico),
             SUM(input_tokens), SUM(output_tokens), SUM(cache_read_tokens), SUM(cache_write_tokens),
             SUM(reasoning_tokens), SUM(latency_ms), SUM(CASE WHEN verdict = 'verified' THEN 1 ELSE 0 END),
             SUM(CASE WHEN verdict = 'rejected' THEN 1 ELSE 0 END),
-            SUM(CASE WHEN verdict = 'verified' THEN first ELSE 0 END)
+            SUM(CASE WHEN verdict = 'verified' THEN first ELSE 0 END),
+            SUM(CASE WHEN cost_basis = 'unknown' THEN 1 ELSE 0 END),
+            SUM(CASE WHEN cost_basis = 'unknown' THEN cost_pico ELSE 0 END), SUM(cost_flagged),
+            SUM(CASE WHEN cost_flagged = 1 THEN COALESCE(reported_cost_pico, 0) - cost_pico ELSE 0 END)
         FROM attempts WHERE labels = '[]' AND NOT EXISTS (SELECT 1 FROM rollup_labels WHERE label = '(none)')
         GROUP BY 1, 3;
         INSERT INTO rollup_latency (dim, value, day, bucket, n)
@@ -132,13 +154,18 @@ MIGRATIONS: tuple[Migration, ...] = (
         """,
         """
         INSERT INTO rollup_labels (day, label, model, n, ok, first, opened, completed, cost_pico, input_tokens, output_tokens, cache_read_tokens,
-            cache_write_tokens, reasoning_tokens, latency_ms, verified, rejected, first_verified)
-        SELECT to_char(to_timestamp(started_ms / 1000.0) AT TIME ZONE 'UTC', 'YYYY-MM-DD'), '(none)', model, COUNT(*), SUM(CASE WHEN status = 'ok' THEN 1 ELSE 0 END), SUM(first),
+            cache_write_tokens, reasoning_tokens, latency_ms, verified, rejected, first_verified, unpriced,
+            unpriced_pico, flagged, flagged_gap_pico)
+        SELECT to_char(to_timestamp(started_ms / 1000.0) AT TIME ZONE 'UTC', 'YYYY-MM-DD'), '(none)', model, COUNT(*),
+            SUM(CASE WHEN status = 'ok' THEN 1 ELSE 0 END), SUM(first),
             SUM(CASE WHEN candidate_index = 0 AND try_index = 0 THEN 1 ELSE 0 END), SUM(completed), SUM(cost_pico),
             SUM(input_tokens), SUM(output_tokens), SUM(cache_read_tokens), SUM(cache_write_tokens),
             SUM(reasoning_tokens), SUM(latency_ms), SUM(CASE WHEN verdict = 'verified' THEN 1 ELSE 0 END),
             SUM(CASE WHEN verdict = 'rejected' THEN 1 ELSE 0 END),
-            SUM(CASE WHEN verdict = 'verified' THEN first ELSE 0 END)
+            SUM(CASE WHEN verdict = 'verified' THEN first ELSE 0 END),
+            SUM(CASE WHEN cost_basis = 'unknown' THEN 1 ELSE 0 END),
+            SUM(CASE WHEN cost_basis = 'unknown' THEN cost_pico ELSE 0 END), SUM(cost_flagged),
+            SUM(CASE WHEN cost_flagged = 1 THEN COALESCE(reported_cost_pico, 0) - cost_pico ELSE 0 END)
         FROM attempts WHERE labels = '[]' AND NOT EXISTS (SELECT 1 FROM rollup_labels WHERE label = '(none)')
         GROUP BY 1, 3;
         INSERT INTO rollup_latency (dim, value, day, bucket, n)
@@ -147,7 +174,7 @@ MIGRATIONS: tuple[Migration, ...] = (
             AND NOT EXISTS (SELECT 1 FROM rollup_latency WHERE dim = 'label' AND value = '(none)')
         GROUP BY 3, 4
         """,
-        sha256="0ba2b1839d1cef8f9ec31c829d54f168cd334911c5cb14f9daa663484b80626f",
+        sha256="c8005b0582a5997f62cbb1315ce386f2b8b91b92d3d2b76f5e751f56fcc58a8e",
     ),
 )
 
@@ -181,11 +208,17 @@ class Sums:
     verified: int = 0  # attempts `[verify]` verified
     rejected: int = 0  # attempts `[verify]` rejected
     first_verified: int = 0  # a task's very first attempt, verified
+    unpriced: int = 0  # attempts whose usage could not be read (cost_basis "unknown")
+    unpriced_pico: int = 0  # what they were charged: their worst case (in cost_pico too)
+    flagged: int = 0  # attempts whose reported cost is far from the catalog's
+    flagged_gap_pico: int = 0  # over those: reported cost minus catalog cost
 
     @classmethod
     def of(cls, rec: AttemptRecord) -> Sums:
         """What one attempt adds."""
         verified = rec.verdict == "verified"
+        unpriced = rec.cost_basis == "unknown"
+        gap = (rec.reported_cost_pico or 0) - rec.cost_pico if rec.cost_flagged else 0
         return cls(
             1,
             1 if rec.status == "ok" else 0,
@@ -202,6 +235,10 @@ class Sums:
             1 if verified else 0,
             1 if rec.verdict == "rejected" else 0,
             1 if verified and rec.first else 0,
+            1 if unpriced else 0,
+            rec.cost_pico if unpriced else 0,
+            1 if rec.cost_flagged else 0,
+            gap,
         )
 
     @classmethod
@@ -237,6 +274,10 @@ _SCAN = {
     "verified": "SUM(CASE WHEN a.verdict = 'verified' THEN 1 ELSE 0 END)",
     "rejected": "SUM(CASE WHEN a.verdict = 'rejected' THEN 1 ELSE 0 END)",
     "first_verified": "SUM(CASE WHEN a.verdict = 'verified' THEN a.first ELSE 0 END)",
+    "unpriced": "SUM(CASE WHEN a.cost_basis = 'unknown' THEN 1 ELSE 0 END)",
+    "unpriced_pico": "SUM(CASE WHEN a.cost_basis = 'unknown' THEN a.cost_pico ELSE 0 END)",
+    "flagged": "SUM(a.cost_flagged)",
+    "flagged_gap_pico": "SUM(CASE WHEN a.cost_flagged = 1 THEN COALESCE(a.reported_cost_pico, 0) - a.cost_pico ELSE 0 END)",
 }
 SUMS_SQL = ", ".join(f"SUM({name})" for name in SUMS)  # over a rollup table
 SCAN_SUMS_SQL = ", ".join(_SCAN.get(name, f"SUM(a.{name})") for name in SUMS)  # over `attempts a`
