@@ -72,6 +72,7 @@ ENDPOINTS = [
     "/api/decisions?limit=50",
     "/api/experiments",
     "/api/verification?days=30",
+    "/api/money?days=30",
     "/api/report",
 ]
 
