@@ -45,6 +45,11 @@ def test_a_dead_task_is_retried_with_its_attempts_kept_and_its_retry_count_going
     proc = cli(cfg, "retry", "T-00")
     assert proc.returncode == 2 and "task T-00 is queued: only a dead or cancelled task can be retried" in proc.stderr
 
+    # No ids is no filter to the durable queue: it must cancel (or fork) nothing, not everything.
+    from switchyard.config import load_config
+    from switchyard.coordinator import cancel_workflows, requeue_workflows
+
+    assert cancel_workflows(load_config(cfg), []) == 0 and requeue_workflows(load_config(cfg), []) == 0
     proc = run(cfg, "--once")  # no sources: only the retried task's fresh workflow runs
     assert proc.returncode == 1, proc.stderr  # T-01 is still dead
     assert states(cfg) == {"T-00": ("done", 4, 3), "T-01": ("dead", 3, 2)}

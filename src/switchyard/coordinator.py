@@ -827,7 +827,7 @@ def cancel_workflows(loaded: LoadedConfig, task_ids: list[str]) -> int:
     """Cancel the durable workflows of these tasks (the first, and any a retry forked): a queued one never
     starts, a running one stops before its next step. Their ledger rows say `cancelled` first, so a
     coordinator's last step cannot undo it. Returns how many workflows were cancelled."""
-    client = _client(loaded)
+    client = _client(loaded) if task_ids else None  # an empty id list filters nothing: never pass one
     if client is None:
         return 0
     try:
@@ -845,7 +845,7 @@ def requeue_workflows(loaded: LoadedConfig, task_ids: list[str]) -> int:
     """Run these tasks (back to `queued` in the ledger) again: each a fresh workflow on the queue, forked from
     its first (a task's workflow id is its id, and an ended workflow never runs twice). A task that never had
     a workflow is queued by the next `switchyard run`. Returns how many were forked."""
-    client = _client(loaded)
+    client = _client(loaded) if task_ids else None  # an empty id list filters nothing: never pass one
     if client is None:
         return 0
     try:
