@@ -63,7 +63,7 @@ from switchyard.errors import ConfigError, RunError
 from switchyard.ledger.store import AttemptRecord, Ledger
 from switchyard.outcome import Delivered, Outcomes, Placed
 from switchyard.progress import Reporter
-from switchyard.prompts import DEFAULT_STAGE_TEMPLATE, check_template
+from switchyard.prompts import DEFAULT_STAGE_TEMPLATE, check_template, rejection_note
 from switchyard.providers.base import ChildProcesses, ProviderContext
 from switchyard.redact import Redactor
 from switchyard.router import Route
@@ -684,7 +684,8 @@ class Coordinator:
         )
         if stage.model is not None:
             route = with_fixed_model(route, stage, plan.workflow, self.loaded.catalog[stage.model].provider)
-        return Routed(plan.prompt(cursor), route)
+        rejection = self.ledger.last_rejection(task.id) if rejected else None
+        return Routed(plan.prompt(cursor, rejection_note(*rejection) if rejection else ""), route)
 
     def attempt(self, request: AttemptRequest) -> AttemptOutcome | Skipped:
         """One call for a workflow (a step): the runner's attempt, plus the task's state and progress events."""

@@ -492,6 +492,15 @@ class Ledger:
         rejected = sum(1 for r in rows if r[1] == "rejected")
         return (verdict or status), rejected
 
+    def last_rejection(self, task_id: str) -> tuple[str, str] | None:
+        """(check, output tail) of the task's latest rejected attempt, if any was rejected."""
+        row = self.db.one(
+            "SELECT verify_check, verify_detail FROM attempts WHERE task_id = ? AND verdict = 'rejected' "
+            "ORDER BY started_ms DESC, attempt_id DESC LIMIT 1",
+            (task_id,),
+        )
+        return None if row is None else (row[0] or "verify", row[1] or "")
+
     def get(self, attempt_id: str) -> AttemptRecord | None:
         row = self.db.one(_SELECT + " WHERE attempt_id = ?", (attempt_id,))
         return _decode(row) if row else None
