@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -15,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+import switchyard.examples
 from switchyard.config import load_config
 from switchyard.dashboard import make_server
 from switchyard.ledger import Ledger
@@ -210,3 +212,15 @@ def test_page_in_headless_chromium(server: str, tmp_path: Path) -> None:
     shot.parent.mkdir(parents=True, exist_ok=True)
     subprocess.run([exe, *flags, f"--screenshot={shot}", server + "/"], capture_output=True, timeout=120, check=True)
     assert shot.exists() and shot.stat().st_size > 20_000
+
+
+def test_the_page_writes_negative_money_with_the_sign_first() -> None:
+    """The page's `usd` (run by node, as the browser would) writes -$0.08, like `switchyard.money.usd`."""
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed")
+    page = (Path(switchyard.examples.__file__).parent / "dashboard.html").read_text(encoding="utf-8")
+    [line] = [ln for ln in page.splitlines() if ln.startswith("const usd = ")]
+    script = line + "\nconsole.log(JSON.stringify([usd(-0.08), usd(1234.5), usd(0), usd(null)]));"
+    out = subprocess.run([node, "-e", script], capture_output=True, text=True, timeout=60, check=True).stdout
+    assert json.loads(out) == ["-$0.08", "$1,234.50", "$0.00", "–"]
