@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from agent_cli_cases import CLAUDE_CODE_ENV, EXE, claude_sonnet_model, switchyard
 from agent_clis import CLAUDE, cli_env, require
 from servers.anthropic_wire import (
     ZERO_USAGE,
@@ -40,27 +41,26 @@ def claude() -> Path:
     return require(CLAUDE)
 
 
-def write_config(tmp_path: Path, claude: Path, base_url: str, extra_env: str = "") -> Path:
-    cfg = tmp_path / "switchyard.toml"
-    cfg.write_text(
-        f"""
+def claude_code_provider(claude: Path, base_url: str, flags: str, timeout_s: int, extra_env: str = "") -> str:
+    """The `[providers.claude-code]` table: the CLI printing JSON, with `flags` (TOML strings) after, on `base_url`."""
+    return f"""
 [providers.claude-code]
-command_template = ["{claude}", "-p", "--model", "{{model}}", "--output-format", "json", "--max-turns", "1"]
+command_template = ["{claude}", "-p", "--model", "{{model}}", "--output-format", "json", {flags}]
 stdin = "{{prompt_file}}"
 usage_format = "claude-json"
 api_key_env = "ANTHROPIC_API_KEY"
-timeout_s = 120
+timeout_s = {timeout_s}
 max_retries = 0
-env = {{ ANTHROPIC_BASE_URL = "{base_url}", CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC = "1", DISABLE_TELEMETRY = "1", DISABLE_AUTOUPDATER = "1", DISABLE_ERROR_REPORTING = "1", CLAUDE_CODE_MAX_RETRIES = "0" {extra_env} }}
+env = {{ ANTHROPIC_BASE_URL = "{base_url}", {CLAUDE_CODE_ENV} {extra_env} }}
+"""
 
-[[models]]
-name = "claude-sonnet-4-5"
-provider = "claude-code"
-cost_per_million_input = 3.0
-cost_per_million_output = 15.0
-cost_per_million_cached_input = 0.30
-cost_per_million_cache_write = 3.75
 
+def write_config(tmp_path: Path, claude: Path, base_url: str, extra_env: str = "") -> Path:
+    cfg = tmp_path / "switchyard.toml"
+    cfg.write_text(
+        claude_code_provider(claude, base_url, '"--max-turns", "1"', 120, extra_env)
+        + claude_sonnet_model("claude-code")
+        + """
 [routing]
 default_model = "claude-sonnet-4-5"
 """
@@ -69,12 +69,11 @@ default_model = "claude-sonnet-4-5"
 
 
 def run_exec(tmp_path: Path, cfg: Path, task: str) -> subprocess.CompletedProcess[str]:
-    exe = Path(sys.executable).parent / "switchyard"
     home = tmp_path / "home"
     home.mkdir(exist_ok=True)
     env = {"PATH": os.environ["PATH"], "HOME": str(home), "ANTHROPIC_API_KEY": "sk-ant-dummy-key-for-tests"}
     return subprocess.run(
-        [str(exe), "exec", "--config", str(cfg), "--task", task, "--json"],
+        [str(EXE), "exec", "--config", str(cfg), "--task", task, "--json"],
         capture_output=True,
         text=True,
         env=env,
@@ -160,24 +159,9 @@ def _delivery_project(tmp_path: Path, claude: Path, base_url: str) -> tuple[Path
     git(repo, "push", "-q", "origin", "main")
     cfg = repo / "switchyard.toml"
     cfg.write_text(
-        f"""
-[providers.claude-code]
-command_template = ["{claude}", "-p", "--model", "{{model}}", "--output-format", "json", "--permission-mode", "acceptEdits"]
-stdin = "{{prompt_file}}"
-usage_format = "claude-json"
-api_key_env = "ANTHROPIC_API_KEY"
-timeout_s = 180
-max_retries = 0
-env = {{ ANTHROPIC_BASE_URL = "{base_url}", CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC = "1", DISABLE_TELEMETRY = "1", DISABLE_AUTOUPDATER = "1", DISABLE_ERROR_REPORTING = "1", CLAUDE_CODE_MAX_RETRIES = "0" }}
-
-[[models]]
-name = "claude-sonnet-4-5"
-provider = "claude-code"
-cost_per_million_input = 3.0
-cost_per_million_output = 15.0
-cost_per_million_cached_input = 0.30
-cost_per_million_cache_write = 3.75
-
+        claude_code_provider(claude, base_url, '"--permission-mode", "acceptEdits"', 180)
+        + claude_sonnet_model("claude-code")
+        + f"""
 [[models]]
 name = "claude-opus-4-1"
 provider = "claude-code"
@@ -227,10 +211,7 @@ env = {{ PYTHONDONTWRITEBYTECODE = "1" }}
 
 
 def _run(cfg: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    exe = Path(sys.executable).parent / "switchyard"
-    return subprocess.run(
-        [str(exe), *args, "--config", str(cfg)], capture_output=True, text=True, env=env, timeout=600, check=False
-    )
+    return switchyard(*args, "--config", str(cfg), env=env, timeout=600)
 
 
 def test_real_claude_code_change_is_verified_pushed_and_proposed(tmp_path: Path, claude: Path) -> None:
@@ -296,9 +277,8 @@ def test_real_claude_code_usage_error_disables_the_provider(tmp_path: Path, clau
         f"{claude} rejected its command line (exit 1): error: unknown option '--no-such-option'; "
         "fix command_template of provider claude-code"
     )
-    exe = Path(sys.executable).parent / "switchyard"
     shown = subprocess.run(
-        [str(exe), "providers", "--config", str(cfg), "--json"],
+        [str(EXE), "providers", "--config", str(cfg), "--json"],
         capture_output=True,
         text=True,
         check=True,
@@ -328,9 +308,8 @@ def test_real_claude_code_reported_model_and_a_far_cost_are_recorded(tmp_path: P
     assert (
         reported > Decimal("1.5") * catalog and attempt["cost_flagged"] is True and attempt["cost_basis"] == "catalog"
     )
-    exe = Path(sys.executable).parent / "switchyard"
     shown = subprocess.run(
-        [str(exe), "report", "--config", str(cfg), "--json"], capture_output=True, text=True, check=True
+        [str(EXE), "report", "--config", str(cfg), "--json"], capture_output=True, text=True, check=True
     )
     [flagged] = json.loads(shown.stdout)["money_in_question"]["flagged"]
     assert flagged["task_id"] == "gh-45" and Decimal(flagged["gap_usd"]) == reported - catalog
