@@ -1,4 +1,6 @@
-"""The skeleton shared by the scripted wire servers (``responses_wire``, ``gemini_wire``).
+"""The skeleton shared by the scripted wire servers (``responses_wire``, ``gemini_wire``), and the parts
+the older stand-ins (``anthropic_wire``, ``openai_wire``) share with them: :class:`ThreadedServer` (serving
+from a daemon thread on a free port), :class:`ReplyQueue` (queued errors or faults) and :func:`usage_for_model`.
 
 A :class:`WireServer` binds ``127.0.0.1`` on a free port, serves from a daemon
 thread, records every request (credentials never stored, only whether the key
@@ -34,9 +36,12 @@ __all__ = [
     "REDACTED_HEADERS",
     "Exchange",
     "RecordedRequest",
+    "ReplyQueue",
     "ScriptedError",
+    "ThreadedServer",
     "WireServer",
     "new_id",
+    "usage_for_model",
 ]
 
 #: Header names (lower case) that carry an API key, in the order they are looked at.
@@ -61,6 +66,61 @@ class ScriptedError(Protocol):
 
 
 ErrorT = TypeVar("ErrorT", bound=ScriptedError)
+
+
+class Repeated(Protocol):
+    """A queued reply given to ``times`` requests in a row (``None``: to every request from then on)."""
+
+    @property
+    def times(self) -> int | None: ...
+
+
+QueuedT = TypeVar("QueuedT", bound=Repeated)
+UsageT = TypeVar("UsageT")
+
+
+class ReplyQueue(Generic[QueuedT]):
+    """Replies (errors, faults) handed out in order, each ``times`` times; thread safe."""
+
+    def __init__(self, items: Iterable[QueuedT] = ()) -> None:
+        self._lock = threading.Lock()
+        self._items: list[QueuedT] = list(items)
+        self._uses = 0
+
+    def extend(self, items: Iterable[QueuedT]) -> None:
+        with self._lock:
+            self._items.extend(items)
+
+    def clear(self) -> None:
+        """Drop every pending reply, permanent ones included."""
+        with self._lock:
+            self._items.clear()
+            self._uses = 0
+
+    def take(self) -> QueuedT | None:
+        """The reply the next request gets, if any."""
+        with self._lock:
+            if not self._items:
+                return None
+            item = self._items[0]
+            if item.times is not None:
+                self._uses += 1
+                if self._uses >= item.times:
+                    self._items.pop(0)
+                    self._uses = 0
+            return item
+
+
+def usage_for_model(by_model: Mapping[str, UsageT], default: UsageT, model: str | None) -> UsageT:
+    """The usage reported for ``model``: a key of ``by_model`` equal to it, else one contained in it
+    (``"haiku"`` matches ``"claude-haiku-4-5-20251001"``), else ``default``."""
+    if model is not None:
+        if model in by_model:
+            return by_model[model]
+        for key, value in by_model.items():
+            if key in model:
+                return value
+    return default
 
 
 def new_id(prefix: str) -> str:
@@ -244,40 +304,33 @@ class _HTTPServer(ThreadingHTTPServer):
         super().handle_error(request, client_address)
 
 
-class WireServer(Generic[ErrorT]):
-    """Lifecycle, recording and the error queue; subclasses implement :meth:`answer`.
-
-    Args:
-        errors: Error replies consumed in order by model requests before
-            scripted and default replies (see ``times`` on each).
-        api_key: If set, model requests whose credential differs get the
-            subclass's 401.
-        host: Interface to bind; keep the loopback default.
-    """
+class ThreadedServer:
+    """An HTTP server on ``host`` and a free port, serving from a daemon thread: a context manager, or
+    :meth:`start` and :meth:`stop`. A subclass gives :meth:`handler_class`."""
 
     thread_name = "wire"
+    poll_interval = 0.05
 
-    def __init__(self, *, errors: Sequence[ErrorT] | None = None, api_key: str | None = None, host: str = "127.0.0.1"):
-        self.api_key = api_key
+    def __init__(self, host: str = "127.0.0.1") -> None:
         self._host = host
-        self._lock = threading.Lock()
-        self._requests: list[RecordedRequest] = []
-        self._seq = 0
-        self._errors: list[ErrorT] = list(errors or [])
-        self._error_uses = 0
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
 
-    # ----------------------------------------------------------------- lifecycle
+    def handler_class(self) -> type[BaseHTTPRequestHandler]:  # pragma: no cover - subclasses give one
+        """The request handler class, bound to this server."""
+        raise NotImplementedError
 
     def start(self) -> Self:
         """Bind a free port and serve from a daemon thread; returns ``self``."""
         if self._httpd is not None:
             raise RuntimeError("server already started")
-        httpd = _HTTPServer((self._host, 0), _make_handler(self))
+        httpd = _HTTPServer((self._host, 0), self.handler_class())
         self._httpd = httpd
         self._thread = threading.Thread(
-            target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, name=self.thread_name, daemon=True
+            target=httpd.serve_forever,
+            kwargs={"poll_interval": self.poll_interval},
+            name=self.thread_name,
+            daemon=True,
         )
         self._thread.start()
         return self
@@ -310,31 +363,44 @@ class WireServer(Generic[ErrorT]):
         """``http://host:port`` (no path, no trailing slash)."""
         return f"http://{self._host}:{self.port}"
 
+
+class WireServer(ThreadedServer, Generic[ErrorT]):
+    """Lifecycle, recording and the error queue; subclasses implement :meth:`answer`.
+
+    Args:
+        errors: Error replies consumed in order by model requests before
+            scripted and default replies (see ``times`` on each).
+        api_key: If set, model requests whose credential differs get the
+            subclass's 401.
+        host: Interface to bind; keep the loopback default.
+    """
+
+    thread_name = "wire"
+
+    def __init__(self, *, errors: Sequence[ErrorT] | None = None, api_key: str | None = None, host: str = "127.0.0.1"):
+        super().__init__(host)
+        self.api_key = api_key
+        self._lock = threading.Lock()
+        self._requests: list[RecordedRequest] = []
+        self._seq = 0
+        self._errors: ReplyQueue[ErrorT] = ReplyQueue(errors or [])
+
+    def handler_class(self) -> type[BaseHTTPRequestHandler]:
+        return _make_handler(self)
+
     # ------------------------------------------------------------- configuration
 
     def queue_errors(self, *errors: ErrorT) -> None:
         """Append error replies for upcoming model requests."""
-        with self._lock:
-            self._errors.extend(errors)
+        self._errors.extend(errors)
 
     def clear_errors(self) -> None:
         """Drop all pending error replies, permanent ones included."""
-        with self._lock:
-            self._errors.clear()
-            self._error_uses = 0
+        self._errors.clear()
 
     def next_error(self) -> ErrorT | None:
         """Take the error the next model request gets, if any."""
-        with self._lock:
-            if not self._errors:
-                return None
-            err = self._errors[0]
-            if err.times is not None:
-                self._error_uses += 1
-                if self._error_uses >= err.times:
-                    self._errors.pop(0)
-                    self._error_uses = 0
-            return err
+        return self._errors.take()
 
     # ----------------------------------------------------------------- recording
 

@@ -41,9 +41,11 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Self
+from http.server import BaseHTTPRequestHandler
+from typing import Any
 from urllib.parse import urlsplit
+
+from servers._wire import ReplyQueue, ThreadedServer, new_id, usage_for_model
 
 __all__ = [
     "REDACTED_HEADERS",
@@ -211,7 +213,7 @@ def tool_use_block(name: str, tool_input: Mapping[str, Any], block_id: str | Non
     }
 
 
-class AnthropicWireServer:
+class AnthropicWireServer(ThreadedServer):
     """A threaded Anthropic Messages API fake on ``127.0.0.1`` and a free port.
 
     Use it as a context manager, or call :meth:`start` and :meth:`stop`.
@@ -246,77 +248,34 @@ class AnthropicWireServer:
         self.usage_by_model: dict[str, Usage] = dict(usage_by_model or {})
         self.responder = responder
         self.omit_usage = False  # a non-streamed 200 message without its `usage` object
-        self._host = host
+        super().__init__(host)
         self._lock = threading.Lock()
         self._requests: list[RecordedRequest] = []
-        self._errors: list[ErrorReply] = list(errors or [])
-        self._error_uses = 0
-        self._httpd: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._errors: ReplyQueue[ErrorReply] = ReplyQueue(errors or [])
 
-    # ----------------------------------------------------------------- lifecycle
+    thread_name = "anthropic-wire"
 
-    def start(self) -> Self:
-        """Bind a free port and serve from a daemon thread; returns ``self``."""
-        if self._httpd is not None:
-            raise RuntimeError("server already started")
-        httpd = ThreadingHTTPServer((self._host, 0), _make_handler(self))
-        httpd.daemon_threads = True
-        self._httpd = httpd
-        self._thread = threading.Thread(target=httpd.serve_forever, name="anthropic-wire", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and close the socket. Safe to call more than once."""
-        httpd, thread = self._httpd, self._thread
-        self._httpd = self._thread = None
-        if httpd is not None:
-            httpd.shutdown()
-            httpd.server_close()
-        if thread is not None:
-            thread.join(timeout=5)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        """The bound TCP port."""
-        if self._httpd is None:
-            raise RuntimeError("server not started")
-        return int(self._httpd.server_address[1])
+    def handler_class(self) -> type[BaseHTTPRequestHandler]:
+        return _make_handler(self)
 
     @property
     def base_url(self) -> str:
         """The value for ``ANTHROPIC_BASE_URL`` (no ``/v1``, no trailing slash)."""
-        return f"http://{self._host}:{self.port}"
+        return self.root_url
 
     # ------------------------------------------------------------- configuration
 
     def queue_errors(self, *errors: ErrorReply) -> None:
         """Append error replies for upcoming message requests."""
-        with self._lock:
-            self._errors.extend(errors)
+        self._errors.extend(errors)
 
     def clear_errors(self) -> None:
         """Drop all pending error replies."""
-        with self._lock:
-            self._errors.clear()
-            self._error_uses = 0
+        self._errors.clear()
 
     def usage_for(self, model: str | None) -> Usage:
         """Return the usage the server reports for a request for ``model``."""
-        if model is not None:
-            if model in self.usage_by_model:
-                return self.usage_by_model[model]
-            for key, value in self.usage_by_model.items():
-                if key in model:
-                    return value
-        return self.usage
+        return usage_for_model(self.usage_by_model, self.usage, model)
 
     # ----------------------------------------------------------------- recording
 
@@ -351,23 +310,10 @@ class AnthropicWireServer:
             self._requests.append(req)
 
     def _next_error(self) -> ErrorReply | None:
-        with self._lock:
-            if not self._errors:
-                return None
-            err = self._errors[0]
-            if err.times is not None:
-                self._error_uses += 1
-                if self._error_uses >= err.times:
-                    self._errors.pop(0)
-                    self._error_uses = 0
-            return err
+        return self._errors.take()
 
 
 # --------------------------------------------------------------------- wire bits
-
-
-def _new_id(prefix: str) -> str:
-    return prefix + uuid.uuid4().hex[:24]
 
 
 def _stop_reason(blocks: Sequence[ContentBlock]) -> str:
@@ -377,7 +323,7 @@ def _stop_reason(blocks: Sequence[ContentBlock]) -> str:
 def _message(model: str, blocks: Sequence[ContentBlock], usage: Usage) -> dict[str, Any]:
     """Return a complete (non-streamed) ``message`` object."""
     return {
-        "id": _new_id("msg_"),
+        "id": new_id("msg_"),
         "type": "message",
         "role": "assistant",
         "model": model,
@@ -493,7 +439,7 @@ def _make_handler(server: AnthropicWireServer) -> type[BaseHTTPRequestHandler]:
             self.send_response(status)
             self.send_header("content-type", "application/json")
             self.send_header("content-length", str(len(data)))
-            self.send_header("request-id", _new_id("req_"))
+            self.send_header("request-id", new_id("req_"))
             for key, value in (extra_headers or {}).items():
                 self.send_header(key, value)
             self.end_headers()
@@ -504,7 +450,7 @@ def _make_handler(server: AnthropicWireServer) -> type[BaseHTTPRequestHandler]:
             self.send_response(200)
             self.send_header("content-type", "text/event-stream")
             self.send_header("cache-control", "no-cache")
-            self.send_header("request-id", _new_id("req_"))
+            self.send_header("request-id", new_id("req_"))
             # No content-length: the stream ends when the connection closes.
             self.send_header("connection", "close")
             self.end_headers()
