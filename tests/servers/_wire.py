@@ -25,8 +25,8 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Generic, Protocol, Self, TypeVar
 from urllib.parse import parse_qs, urlsplit
@@ -38,9 +38,13 @@ __all__ = [
     "RecordedRequest",
     "ReplyQueue",
     "ScriptedError",
+    "ScriptedServer",
     "ThreadedServer",
+    "TokenCounts",
     "WireServer",
+    "halves",
     "new_id",
+    "retry_after_header",
     "usage_for_model",
 ]
 
@@ -126,6 +130,26 @@ def usage_for_model(by_model: Mapping[str, UsageT], default: UsageT, model: str 
 def new_id(prefix: str) -> str:
     """A random id with ``prefix``."""
     return prefix + uuid.uuid4().hex[:24]
+
+
+def halves(text: str) -> list[str]:
+    """Split ``text`` in two non-empty parts where possible, so clients
+    exercise their delta concatenation."""
+    half = len(text) // 2
+    return [part for part in (text[:half], text[half:]) if part]
+
+
+def retry_after_header(retry_after: float | None) -> dict[str, str]:
+    """The ``retry-after`` header (seconds) of an error reply, if it has one."""
+    return {} if retry_after is None else {"retry-after": f"{retry_after:g}"}
+
+
+class TokenCounts:
+    """A frozen dataclass of token counts whose sum adds them field by field."""
+
+    def __add__(self, other: Self) -> Self:
+        sums = {f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)}  # type: ignore[arg-type]
+        return replace(self, **sums)  # type: ignore[type-var]
 
 
 @dataclass(frozen=True)
@@ -454,3 +478,81 @@ def _make_handler(server: WireServer[Any]) -> type[BaseHTTPRequestHandler]:
         do_GET = do_POST = do_HEAD = do_PUT = do_DELETE = _answer
 
     return Handler
+
+
+CountsT = TypeVar("CountsT", bound=TokenCounts)
+ReplyT = TypeVar("ReplyT")
+
+
+class ScriptedServer(WireServer[ErrorT], Generic[ErrorT, CountsT, ReplyT]):
+    """A :class:`WireServer` answering model requests with scripted replies (``responses_wire``, ``gemini_wire``).
+
+    Args:
+        reply_text: Text of the reply when neither the responder nor the script chooses it.
+        usage: Usage reported for model requests whose model has no entry in ``usage_by_model``.
+        usage_by_model: Per-model usage (exact model name).
+        script: Replies used one per request, in order, before the default.
+        responder: Optional callback choosing a reply from the request body
+            (consulted before the script; ``None`` falls through).
+        errors: Error replies consumed in order by model requests before anything else.
+        models: If set, the only models served; others get the subclass's 404.
+        served_model: Maps a requested model to the one the reply names.
+        api_key: If set, a request with another key gets the subclass's error.
+    """
+
+    def __init__(
+        self,
+        *,
+        reply_text: str,
+        usage: CountsT,
+        usage_by_model: Mapping[str, CountsT] | None,
+        script: Sequence[ReplyT] | None,
+        responder: Callable[[Mapping[str, Any]], ReplyT | None] | None,
+        errors: Sequence[ErrorT] | None,
+        models: Sequence[str] | None,
+        served_model: Mapping[str, str] | None,
+        api_key: str | None,
+        host: str,
+    ) -> None:
+        super().__init__(errors=errors, api_key=api_key, host=host)
+        self.reply_text = reply_text
+        self.usage = usage
+        self.usage_by_model = dict(usage_by_model or {})
+        self.script: list[ReplyT] = list(script or [])
+        self.responder = responder
+        self.models = None if models is None else list(models)
+        self.served_model = dict(served_model or {})
+
+    def usage_for(self, model: str) -> CountsT:
+        return self.usage_by_model.get(model, self.usage)
+
+    def _usage_sent(self, zero: CountsT) -> CountsT:
+        """The sum of the usage of every successful model reply sent."""
+        total = zero
+        for req in self.model_requests():
+            if req.status == 200 and isinstance(req.usage, type(zero)):
+                total = total + req.usage
+        return total
+
+    def _next_reply(self, body: Mapping[str, Any]) -> ReplyT | None:
+        responder = self.responder
+        chosen = responder(body) if responder is not None else None
+        if chosen is not None:
+            return chosen
+        with self._lock:
+            return self.script.pop(0) if self.script else None
+
+    def _refused(self, ex: Exchange, model: str, *, bad_key: ErrorT, not_served: ErrorT) -> bool:
+        """Send the error a model request gets before any reply (a wrong key, a model not served, a queued
+        error), if it gets one; whether it did."""
+        error: ErrorT | None
+        if self.api_key is not None and not ex.key_matches:
+            error = bad_key
+        elif self.models is not None and model not in self.models:
+            error = not_served
+        else:
+            error = self.next_error()
+        if error is None:
+            return False
+        ex.send_error(error, model=model, model_call=True)
+        return True

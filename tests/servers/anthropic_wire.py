@@ -45,7 +45,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlsplit
 
-from servers._wire import ReplyQueue, ThreadedServer, new_id, usage_for_model
+from servers._wire import ReplyQueue, ThreadedServer, TokenCounts, halves, new_id, usage_for_model
 
 __all__ = [
     "REDACTED_HEADERS",
@@ -80,7 +80,7 @@ ContentBlock = Mapping[str, Any]
 
 
 @dataclass(frozen=True)
-class Usage:
+class Usage(TokenCounts):
     """Token counts reported in a Messages API ``usage`` object."""
 
     input_tokens: int = 0
@@ -91,14 +91,6 @@ class Usage:
     def as_dict(self) -> dict[str, int]:
         """Return the usage as the JSON object the API sends."""
         return asdict(self)
-
-    def __add__(self, other: Usage) -> Usage:
-        return Usage(
-            input_tokens=self.input_tokens + other.input_tokens,
-            output_tokens=self.output_tokens + other.output_tokens,
-            cache_creation_input_tokens=self.cache_creation_input_tokens + other.cache_creation_input_tokens,
-            cache_read_input_tokens=self.cache_read_input_tokens + other.cache_read_input_tokens,
-        )
 
 
 #: Zero tokens; e.g. for side requests whose usage a test wants to ignore.
@@ -334,24 +326,17 @@ def _message(model: str, blocks: Sequence[ContentBlock], usage: Usage) -> dict[s
     }
 
 
-def _halves(text: str) -> list[str]:
-    """Split ``text`` in two non-empty parts where possible, so clients
-    exercise their delta concatenation."""
-    half = len(text) // 2
-    return [part for part in (text[:half], text[half:]) if part]
-
-
 def _block_events(index: int, block: ContentBlock) -> Iterator[dict[str, Any]]:
     """Yield the start/delta/stop events streaming one content block."""
     kind = block.get("type")
     if kind == "tool_use":
         start: dict[str, Any] = {**block, "input": {}}
         deltas = [
-            {"type": "input_json_delta", "partial_json": part} for part in _halves(json.dumps(block.get("input", {})))
+            {"type": "input_json_delta", "partial_json": part} for part in halves(json.dumps(block.get("input", {})))
         ]
     elif kind == "text":
         start = {"type": "text", "text": ""}
-        deltas = [{"type": "text_delta", "text": part} for part in _halves(str(block.get("text", "")))]
+        deltas = [{"type": "text_delta", "text": part} for part in halves(str(block.get("text", "")))]
     else:  # Anything else is sent whole in its start event.
         start, deltas = dict(block), []
     yield {"type": "content_block_start", "index": index, "content_block": start}

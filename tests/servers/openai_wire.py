@@ -57,7 +57,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any, Literal, Self
 from urllib.parse import urlsplit
 
-from servers._wire import ReplyQueue, ThreadedServer, new_id, usage_for_model
+from servers._wire import ReplyQueue, ThreadedServer, halves, new_id, usage_for_model
 
 __all__ = [
     "CHAT_PATHS",
@@ -431,13 +431,6 @@ def _error_body(message: str, error_type: str, code: str | int | None) -> dict[s
     return {"error": {"message": message, "type": error_type, "param": None, "code": code}}
 
 
-def _halves(text: str) -> list[str]:
-    """Split ``text`` in two non-empty parts where possible, so clients
-    exercise their delta concatenation."""
-    half = len(text) // 2
-    return [part for part in (text[:half], text[half:]) if part]
-
-
 def _sse(payload: Any) -> bytes:
     return f"data: {json.dumps(payload)}\n\n".encode()
 
@@ -499,7 +492,7 @@ class _ChatReply:
     def opening(self, text: str) -> list[bytes]:
         """Return the SSE events with the role and the content deltas."""
         events = [self.delta({"role": "assistant", "content": ""})]
-        events += [self.delta({"content": part}) for part in _halves(text)]
+        events += [self.delta({"content": part}) for part in halves(text)]
         return [_sse(event) for event in events]
 
     def stream(self, text: str, usage: Usage | None) -> list[bytes]:
