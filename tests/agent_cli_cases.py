@@ -14,11 +14,12 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
 from agent_clis import starter, starter_provider
+from servers._wire import WireServer
 from switchyard.catalog import Usage
 from switchyard.config import load_config, loads_config
 from switchyard.failures import FailureKind
@@ -226,12 +227,25 @@ def run_real(
 
 
 Outcomes = dict[str, tuple[Result, list[int | None]]]
+ServerT = TypeVar("ServerT", bound=WireServer[Any])
 
 
-def run_side_by_side(names: Mapping[str, object], run: Callable[[str], tuple[Result, list[int | None]]]) -> Outcomes:
-    """`run` for each case name, in parallel: each case's result and the statuses its server answered."""
-    with ThreadPoolExecutor(len(names)) as pool:
-        return dict(zip(names, pool.map(run, names), strict=True))
+def run_side_by_side(
+    tmp_path: Path,
+    cases: Mapping[str, dict[str, Any]],
+    server: Callable[..., ServerT],
+    call: Callable[[Path, ServerT], Result],
+) -> Outcomes:
+    """For each case, in parallel: `call` (in `tmp_path / NAME`) against a `server(**case)`; each case's result
+    and the statuses its server answered."""
+
+    def run(name: str) -> tuple[Result, list[int | None]]:
+        with server(**cases[name]) as srv:
+            result = call(tmp_path / name, srv)
+            return result, [r.status for r in srv.model_requests()]
+
+    with ThreadPoolExecutor(len(cases)) as pool:
+        return dict(zip(cases, pool.map(run, cases), strict=True))
 
 
 def failures(results: Outcomes) -> dict[str, tuple[FailureKind, int | None] | None]:

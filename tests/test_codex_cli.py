@@ -211,12 +211,7 @@ def test_real_codex_errors_and_reported_model(tmp_path: Path, codex: Path) -> No
         "rerouted": {"served_model": {"gpt-5.1-codex": "gpt-5.1-codex-2026-02-02"}, "usage": rw.Usage(90, 9, 40, 3)},
     }
 
-    def run(name: str) -> tuple[Result, list[int | None]]:
-        with rw.ResponsesWireServer(**cases[name]) as srv:
-            result = run_real_codex(tmp_path / name, srv)
-            return result, [r.status for r in srv.model_requests()]
-
-    results = run_side_by_side(cases, run)
+    results = run_side_by_side(tmp_path, cases, rw.ResponsesWireServer, run_real_codex)
     assert failures(results) == {
         "500": (FailureKind.SERVER_ERROR, 500),
         "401": (FailureKind.AUTH, 401),

@@ -201,12 +201,7 @@ def test_real_gemini_errors_and_reported_model(tmp_path: Path, gemini: Path) -> 
         "served": {"served_model": {"gemini-2.5-pro": "gemini-2.5-pro-002"}, "usage": gw.Usage(90, 9, 40, 3, 1)},
     }
 
-    def run(name: str) -> tuple[Result, list[int | None]]:
-        with gw.GeminiWireServer(**cases[name]) as srv:
-            result = run_real_gemini(tmp_path / name, srv)
-            return result, [r.status for r in srv.model_requests()]
-
-    results = run_side_by_side(cases, run)
+    results = run_side_by_side(tmp_path, cases, gw.GeminiWireServer, run_real_gemini)
     assert failures(results) == {
         "500": (FailureKind.SERVER_ERROR, 500),
         "bad-key": (FailureKind.AUTH, 400),  # Google answers a bad key with 400 API_KEY_INVALID

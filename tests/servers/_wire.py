@@ -487,6 +487,8 @@ ReplyT = TypeVar("ReplyT")
 class ScriptedServer(WireServer[ErrorT], Generic[ErrorT, CountsT, ReplyT]):
     """A :class:`WireServer` answering model requests with scripted replies (``responses_wire``, ``gemini_wire``).
 
+    A subclass gives :meth:`default_usage` (the usage when ``usage`` is not given) and answers.
+
     Args:
         reply_text: Text of the reply when neither the responder nor the script chooses it.
         usage: Usage reported for model requests whose model has no entry in ``usage_by_model``.
@@ -503,25 +505,28 @@ class ScriptedServer(WireServer[ErrorT], Generic[ErrorT, CountsT, ReplyT]):
     def __init__(
         self,
         *,
-        reply_text: str,
-        usage: CountsT,
-        usage_by_model: Mapping[str, CountsT] | None,
-        script: Sequence[ReplyT] | None,
-        responder: Callable[[Mapping[str, Any]], ReplyT | None] | None,
-        errors: Sequence[ErrorT] | None,
-        models: Sequence[str] | None,
-        served_model: Mapping[str, str] | None,
-        api_key: str | None,
-        host: str,
+        reply_text: str = "OK",
+        usage: CountsT | None = None,
+        usage_by_model: Mapping[str, CountsT] | None = None,
+        script: Sequence[ReplyT] | None = None,
+        responder: Callable[[Mapping[str, Any]], ReplyT | None] | None = None,
+        errors: Sequence[ErrorT] | None = None,
+        models: Sequence[str] | None = None,
+        served_model: Mapping[str, str] | None = None,
+        api_key: str | None = None,
+        host: str = "127.0.0.1",
     ) -> None:
         super().__init__(errors=errors, api_key=api_key, host=host)
         self.reply_text = reply_text
-        self.usage = usage
+        self.usage = usage if usage is not None else self.default_usage()
         self.usage_by_model = dict(usage_by_model or {})
         self.script: list[ReplyT] = list(script or [])
         self.responder = responder
         self.models = None if models is None else list(models)
         self.served_model = dict(served_model or {})
+
+    def default_usage(self) -> CountsT:  # pragma: no cover - subclasses give one
+        raise NotImplementedError
 
     def usage_for(self, model: str) -> CountsT:
         return self.usage_by_model.get(model, self.usage)

@@ -247,33 +247,16 @@ class GeminiWireServer(ScriptedServer[ErrorReply, Usage, Reply]):
     def __init__(
         self,
         *,
-        reply_text: str = "OK",
-        usage: Usage | None = None,
-        usage_by_model: Mapping[str, Usage] | None = None,
-        script: Sequence[Reply] | None = None,
-        responder: Responder | None = None,
         side_reply: str = '{"reasoning": "The model finished its turn.", "next_speaker": "user"}',
         side_usage: Usage = ZERO_USAGE,
-        errors: Sequence[ErrorReply] | None = None,
-        models: Sequence[str] | None = None,
-        served_model: Mapping[str, str] | None = None,
-        api_key: str | None = None,
-        host: str = "127.0.0.1",
+        **options: Any,
     ) -> None:
-        super().__init__(
-            reply_text=reply_text,
-            usage=usage if usage is not None else Usage(prompt_tokens=10, candidates_tokens=5),
-            usage_by_model=usage_by_model,
-            script=script,
-            responder=responder,
-            errors=errors,
-            models=models,
-            served_model=served_model,
-            api_key=api_key,
-            host=host,
-        )
+        super().__init__(**options)
         self.side_reply = side_reply
         self.side_usage = side_usage
+
+    def default_usage(self) -> Usage:
+        return Usage(prompt_tokens=10, candidates_tokens=5)
 
     @property
     def base_url(self) -> str:

@@ -320,32 +320,8 @@ class ResponsesWireServer(ScriptedServer[ErrorReply, Usage, Reply]):
 
     thread_name = "responses-wire"
 
-    def __init__(
-        self,
-        *,
-        reply_text: str = "OK",
-        usage: Usage | None = None,
-        usage_by_model: Mapping[str, Usage] | None = None,
-        script: Sequence[Reply] | None = None,
-        responder: Responder | None = None,
-        errors: Sequence[ErrorReply] | None = None,
-        models: Sequence[str] | None = None,
-        served_model: Mapping[str, str] | None = None,
-        api_key: str | None = None,
-        host: str = "127.0.0.1",
-    ) -> None:
-        super().__init__(
-            reply_text=reply_text,
-            usage=usage if usage is not None else Usage(input_tokens=10, output_tokens=5),
-            usage_by_model=usage_by_model,
-            script=script,
-            responder=responder,
-            errors=errors,
-            models=models,
-            served_model=served_model,
-            api_key=api_key,
-            host=host,
-        )
+    def default_usage(self) -> Usage:
+        return Usage(input_tokens=10, output_tokens=5)
 
     @property
     def base_url(self) -> str:
