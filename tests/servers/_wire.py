@@ -37,6 +37,7 @@ __all__ = [
     "Exchange",
     "RecordedRequest",
     "ReplyQueue",
+    "RequestLog",
     "ScriptedError",
     "ScriptedServer",
     "ThreadedServer",
@@ -113,6 +114,43 @@ class ReplyQueue(Generic[QueuedT]):
                     self._items.pop(0)
                     self._uses = 0
             return item
+
+
+RecordT = TypeVar("RecordT")
+
+
+class RequestLog(Generic[RecordT]):
+    """The requests a server answered, in arrival order; thread safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: list[RecordT] = []
+        self._seq = 0
+
+    def add(self, make: Callable[[int], RecordT]) -> RecordT:
+        """Record ``make(seq)``, ``seq`` numbering the requests from 0."""
+        with self._lock:
+            req = make(self._seq)
+            self._seq += 1
+            self._items.append(req)
+            return req
+
+    def all(self) -> list[RecordT]:
+        """A copy of every request recorded so far, in order."""
+        with self._lock:
+            return list(self._items)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+    def update(self, match: Callable[[RecordT], bool], change: Callable[[RecordT], RecordT]) -> None:
+        """Replace the last request that ``match`` picks with ``change`` of it."""
+        with self._lock:
+            for index in range(len(self._items) - 1, -1, -1):
+                if match(self._items[index]):
+                    self._items[index] = change(self._items[index])
+                    return
 
 
 def usage_for_model(by_model: Mapping[str, UsageT], default: UsageT, model: str | None) -> UsageT:
@@ -405,8 +443,7 @@ class WireServer(ThreadedServer, Generic[ErrorT]):
         super().__init__(host)
         self.api_key = api_key
         self._lock = threading.Lock()
-        self._requests: list[RecordedRequest] = []
-        self._seq = 0
+        self._log: RequestLog[RecordedRequest] = RequestLog()
         self._errors: ReplyQueue[ErrorT] = ReplyQueue(errors or [])
 
     def handler_class(self) -> type[BaseHTTPRequestHandler]:
@@ -430,8 +467,7 @@ class WireServer(ThreadedServer, Generic[ErrorT]):
 
     def requests(self) -> list[RecordedRequest]:
         """A copy of every request answered so far, in order."""
-        with self._lock:
-            return list(self._requests)
+        return self._log.all()
 
     def model_requests(self) -> list[RecordedRequest]:
         """Only the requests that asked a model for output, in order."""
@@ -439,15 +475,10 @@ class WireServer(ThreadedServer, Generic[ErrorT]):
 
     def reset(self) -> None:
         """Forget recorded requests; configuration is kept."""
-        with self._lock:
-            self._requests.clear()
+        self._log.clear()
 
     def _record(self, **fields: Any) -> RecordedRequest:
-        with self._lock:
-            req = RecordedRequest(seq=self._seq, **fields)
-            self._seq += 1
-            self._requests.append(req)
-            return req
+        return self._log.add(lambda seq: RecordedRequest(seq=seq, **fields))
 
     # ------------------------------------------------------------------ answering
 

@@ -36,7 +36,6 @@ Example::
 from __future__ import annotations
 
 import json
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -45,7 +44,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlsplit
 
-from servers._wire import ReplyQueue, ThreadedServer, TokenCounts, halves, new_id, usage_for_model
+from servers._wire import ReplyQueue, RequestLog, ThreadedServer, TokenCounts, halves, new_id, usage_for_model
 
 __all__ = [
     "REDACTED_HEADERS",
@@ -241,8 +240,7 @@ class AnthropicWireServer(ThreadedServer):
         self.responder = responder
         self.omit_usage = False  # a non-streamed 200 message without its `usage` object
         super().__init__(host)
-        self._lock = threading.Lock()
-        self._requests: list[RecordedRequest] = []
+        self._log: RequestLog[RecordedRequest] = RequestLog()
         self._errors: ReplyQueue[ErrorReply] = ReplyQueue(errors or [])
 
     thread_name = "anthropic-wire"
@@ -274,8 +272,7 @@ class AnthropicWireServer(ThreadedServer):
     @property
     def requests(self) -> list[RecordedRequest]:
         """A copy of every request received so far, in arrival order."""
-        with self._lock:
-            return list(self._requests)
+        return self._log.all()
 
     def message_requests(self) -> list[RecordedRequest]:
         """Only the ``POST /v1/messages`` requests, in arrival order."""
@@ -294,12 +291,10 @@ class AnthropicWireServer(ThreadedServer):
 
     def reset(self) -> None:
         """Forget recorded requests; configuration is kept."""
-        with self._lock:
-            self._requests.clear()
+        self._log.clear()
 
     def _record(self, req: RecordedRequest) -> None:
-        with self._lock:
-            self._requests.append(req)
+        self._log.add(lambda _seq: req)
 
     def _next_error(self) -> ErrorReply | None:
         return self._errors.take()

@@ -57,7 +57,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any, Literal, Self
 from urllib.parse import urlsplit
 
-from servers._wire import ReplyQueue, ThreadedServer, halves, new_id, usage_for_model
+from servers._wire import ReplyQueue, RequestLog, ThreadedServer, halves, new_id, usage_for_model
 
 __all__ = [
     "CHAT_PATHS",
@@ -553,8 +553,7 @@ class OpenAIWireServer(ThreadedServer):
         self.omit_usage = False  # a non-streamed 200 reply without its `usage` object
         super().__init__(host)
         self._lock = threading.Lock()
-        self._requests: list[RecordedRequest] = []
-        self._seq = 0
+        self._log: RequestLog[RecordedRequest] = RequestLog()
         self._faults: ReplyQueue[Fault] = ReplyQueue(faults or [])
         self._stopping = threading.Event()
         self._connections: set[socket.socket] = set()
@@ -614,8 +613,7 @@ class OpenAIWireServer(ThreadedServer):
 
     def requests(self) -> list[RecordedRequest]:
         """A copy of every request received so far, in arrival order."""
-        with self._lock:
-            return list(self._requests)
+        return self._log.all()
 
     def chat_requests(self) -> list[RecordedRequest]:
         """Only the chat completions requests, in arrival order."""
@@ -634,22 +632,13 @@ class OpenAIWireServer(ThreadedServer):
 
     def reset(self) -> None:
         """Forget recorded requests; configuration is kept."""
-        with self._lock:
-            self._requests.clear()
+        self._log.clear()
 
     def _record(self, **fields: Any) -> RecordedRequest:
-        with self._lock:
-            req = RecordedRequest(seq=self._seq, **fields)
-            self._seq += 1
-            self._requests.append(req)
-            return req
+        return self._log.add(lambda seq: RecordedRequest(seq=seq, **fields))
 
     def _update(self, req: RecordedRequest, **changes: Any) -> None:
-        with self._lock:
-            for index in range(len(self._requests) - 1, -1, -1):
-                if self._requests[index].seq == req.seq:
-                    self._requests[index] = replace(self._requests[index], **changes)
-                    return
+        self._log.update(lambda r: r.seq == req.seq, lambda r: replace(r, **changes))
 
     def _next_fault(self) -> Fault | None:
         return self._faults.take()
