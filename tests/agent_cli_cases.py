@@ -20,6 +20,10 @@ import pytest
 
 from agent_clis import starter, starter_provider
 from servers._wire import WireServer
+from servers.anthropic_wire import ZERO_USAGE as ANTHROPIC_ZERO
+from servers.anthropic_wire import AnthropicWireServer
+from servers.anthropic_wire import RecordedRequest as AnthropicRequest
+from servers.anthropic_wire import Usage as AnthropicUsage
 from switchyard.catalog import Usage
 from switchyard.config import load_config, loads_config
 from switchyard.failures import FailureKind
@@ -182,6 +186,12 @@ reason = "{reason}"
     return cfg
 
 
+def claude_fallback(served: AnthropicUsage) -> AnthropicWireServer:
+    """The Anthropic stand-in Claude Code fails over to: it says "Claude did it.", reporting `served`
+    (Claude Code's own haiku side requests: nothing)."""
+    return AnthropicWireServer(usage=served, usage_by_model={"haiku": ANTHROPIC_ZERO}, reply_text="Claude did it.")
+
+
 def assert_failed_over_to_claude(
     proc: subprocess.CompletedProcess[str],
     out: Any,
@@ -189,10 +199,13 @@ def assert_failed_over_to_claude(
     task_id: str,
     provider: str,
     exit_code: int,
+    claude_requests: list[AnthropicRequest],
 ) -> tuple[AttemptRecord, AttemptRecord]:
-    """The task failed on `provider` (rate limited, the CLI exiting `exit_code`), then Claude Code did it."""
+    """The task failed on `provider` (rate limited, the CLI exiting `exit_code`), then Claude Code did it,
+    asking the Anthropic stand-in once, for the model routed to."""
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert out["ok"] is True and out["provider"] == "claude-cli" and out["text"] == "Claude did it."
+    assert [r.model for r in claude_requests] == ["claude-sonnet-4-5"]
     first, second = ledger_rows(cfg, task_id)
     assert (first.provider, first.status, first.error_class, first.http_status, first.exit_code) == (
         provider,

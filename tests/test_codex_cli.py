@@ -21,6 +21,7 @@ from agent_cli_cases import (
     assert_charged_at_catalog,
     assert_config_checks,
     assert_failed_over_to_claude,
+    claude_fallback,
     claude_sonnet_model,
     exec_task,
     failover_config,
@@ -177,9 +178,7 @@ def test_a_429_from_codexs_stand_in_fails_over_to_claude_code(tmp_path: Path, co
     )
     with (
         rw.ResponsesWireServer(errors=[limited]) as openai,
-        AnthropicWireServer(
-            usage=served, usage_by_model={"haiku": ZERO_USAGE}, reply_text="Claude did it."
-        ) as anthropic,
+        claude_fallback(served) as anthropic,
     ):
         cfg = failover_config(
             tmp_path, "codex", "gpt-5.1-codex", "codex", "Codex tasks", openai_base_url=openai.base_url
@@ -188,10 +187,9 @@ def test_a_429_from_codexs_stand_in_fails_over_to_claude_code(tmp_path: Path, co
         proc, out = exec_task(cfg, {"id": "gh-9", "title": "Fix the bug", "labels": ["codex"]}, env)
         codex_requests = openai.model_requests()
         claude_requests = anthropic.message_requests()
-    first, second = assert_failed_over_to_claude(proc, out, cfg, "gh-9", "codex", 1)
+    first, second = assert_failed_over_to_claude(proc, out, cfg, "gh-9", "codex", 1, claude_requests)
     # Codex's own retries are off in the starter: one request, then switchyard failed over.
     assert [r.status for r in codex_requests] == [429]
-    assert [r.model for r in claude_requests] == ["claude-sonnet-4-5"]
     assert "429 Too Many Requests" in (first.error_message or "")
     assert (second.input_tokens, second.output_tokens) == (300, 40)
 

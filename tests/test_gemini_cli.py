@@ -23,6 +23,7 @@ from agent_cli_cases import (
     assert_charged_at_catalog,
     assert_config_checks,
     assert_failed_over_to_claude,
+    claude_fallback,
     exec_task,
     failover_config,
     failures,
@@ -37,7 +38,6 @@ from agent_cli_cases import (
 )
 from agent_clis import CLAUDE, GEMINI, KEYS, cli_env, require
 from servers import gemini_wire as gw
-from servers.anthropic_wire import ZERO_USAGE, AnthropicWireServer
 from servers.anthropic_wire import Usage as AnthropicUsage
 from switchyard.catalog import Usage
 from switchyard.failures import FailureKind
@@ -169,19 +169,16 @@ def test_a_429_from_geminis_stand_in_fails_over_to_claude_code(tmp_path: Path, g
     served = AnthropicUsage(input_tokens=250, output_tokens=30, cache_read_input_tokens=1000)
     with (
         gw.GeminiWireServer(errors=[limited]) as google,
-        AnthropicWireServer(
-            usage=served, usage_by_model={"haiku": ZERO_USAGE}, reply_text="Claude did it."
-        ) as anthropic,
+        claude_fallback(served) as anthropic,
     ):
         cfg = failover_config(tmp_path, "gemini", "gemini-2.5-pro", "gemini", "Gemini tasks")
         env = cli_env(tmp_path, ANTHROPIC_BASE_URL=anthropic.base_url, GOOGLE_GEMINI_BASE_URL=google.base_url)
         proc, out = exec_task(cfg, {"id": "gh-11", "title": "Fix the bug", "labels": ["gemini"]}, env)
         gemini_requests = google.model_requests()
         claude_requests = anthropic.message_requests()
-    first, second = assert_failed_over_to_claude(proc, out, cfg, "gh-11", "gemini", 173)
+    first, second = assert_failed_over_to_claude(proc, out, cfg, "gh-11", "gemini", 173, claude_requests)
     # general.maxAttempts = 1: the CLI asked once, then switchyard failed over.
     assert [r.status for r in gemini_requests] == [429]
-    assert [r.model for r in claude_requests] == ["claude-sonnet-4-5"]
     assert (first.error_message or "").startswith("Resource has been exhausted")
     assert (second.input_tokens, second.cache_read_tokens, second.output_tokens) == (250, 1000, 30)
 
