@@ -26,7 +26,7 @@ from switchyard.config import LoadedConfig
 from switchyard.config.provider_kinds import CallShape, worst_case
 from switchyard.config.schema import CommandProvider, ProviderConfig
 from switchyard.driver import AttemptOutcome, AttemptRequest, Failover, Job, RunResult, Skipped, drive
-from switchyard.failures import Failure, FailureKind
+from switchyard.failures import Failure, FailureKind, may_have_spent
 from switchyard.health import Health
 from switchyard.ledger.store import AttemptRecord, Ledger
 from switchyard.money import usd
@@ -46,14 +46,15 @@ def safe_name(text: str) -> str:
 
 
 def _unpriced(result: Result) -> bool:
-    """The call ran, and what it spent cannot be read: no usage and no reported cost.
+    """The call may have spent, and what it spent cannot be read: no usage and no reported cost.
 
     A success without usage (an HTTP 200 with no `usage`, a CLI with `usage_format = "none"` or no
-    usage line, usage lost), and a call killed at its timeout, which may have spent anything.
+    usage line, usage lost), and a failure after which model work may have been done (a timeout, a
+    CLI that exited non-zero, a cut-off or unreadable answer): `failures.may_have_spent` decides.
     """
     if result.usage is not None or result.reported_cost_usd is not None:
         return False
-    return result.failure is None or result.failure.kind is FailureKind.TIMEOUT
+    return may_have_spent(result.failure)
 
 
 class Runner:
@@ -231,7 +232,7 @@ class Runner:
                 assert self.budgets is not None
                 if result.usage is not None or record.cost_basis != "catalog":
                     self.budgets.settle(hold_id, record.cost_usd)  # unreadable usage: settled at the hold
-                else:  # nothing known to have been spent (refused, failed to start, an error answer)
+                else:  # nothing can have been spent (refused before any work, failed to start)
                     self.budgets.release(hold_id)
             if record.completed and self.on_complete is not None:
                 self.on_complete(record)
