@@ -18,6 +18,7 @@ from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, invaria
 from switchyard.budgets import BudgetExceeded, Budgets
 from switchyard.cli import cli
 from switchyard.config import loads_config
+from switchyard.failures import Failure, FailureKind
 from switchyard.health import Health
 from switchyard.ledger import AttemptRecord, Ledger
 from switchyard.providers.base import ProviderContext
@@ -237,6 +238,55 @@ def test_exception_in_provider_releases_hold(tmp_path: Path) -> None:
     with pytest.raises(KeyboardInterrupt):
         runner.run(Task("T-1"), prompt="p", run_id="r")
     assert counters_total(ledger) == (Decimal(0), Decimal(0))
+
+
+def half_open(tmp_path: Path, providers: dict[str, object] | None = None) -> tuple[Runner, Ledger, Health]:
+    """A runner whose only provider's circuit is half-open (next call probes) and whose budget is used up."""
+    cfg = loaded(str(tmp_path / "l.db"), "daily_usd = 1")
+    ledger = Ledger.open(tmp_path / "l.db")
+    now = [1_800_000_000.0]
+    health = Health(cfg, ledger, env={}, clock=lambda: now[0])  # type: ignore[arg-type]
+    runner = Runner(
+        cfg,  # type: ignore[arg-type]
+        ledger,
+        health=health,
+        runs_dir=tmp_path / "runs",
+        wall_clock=lambda: now[0],
+        providers=providers,  # type: ignore[arg-type]
+    )
+    for _ in range(health.settings.consecutive_failures):
+        health.record("sim", Failure(FailureKind.OVERLOADED, "529", http_status=529))
+    now[0] += health.settings.cooldown_s + 1
+    assert health.status()["sim"] == "degraded"
+    return runner, ledger, health
+
+
+def test_a_budget_refusal_gives_back_the_half_open_probe_slot(tmp_path: Path) -> None:
+    # seen: the refused call kept the probe slot until probe_timeout_s: nobody could probe meanwhile
+    runner, ledger, health = half_open(tmp_path)
+    assert runner.budgets is not None
+    counters = runner.budgets.counters(provider="sim", model="m")
+    runner.budgets.reserve("other", "T-0", Decimal(1), counters)  # another task holds the whole day
+    result = runner.run(Task("T-1"), prompt="p", run_id="r")
+    assert result.blocked is not None and "per day" in result.why and not result.attempts
+    assert ledger.breakers()["sim"].probe_ms is None
+    assert health.allow("sim")  # the next caller may probe at once
+
+
+def test_a_call_that_raises_gives_back_the_half_open_probe_slot(tmp_path: Path) -> None:
+    class Boom:
+        name = "sim"
+
+        def execute(self, call: object) -> object:
+            raise KeyboardInterrupt  # cancelled mid-call: no outcome, so no probe result either
+
+        def close(self) -> None:
+            pass
+
+    runner, ledger, health = half_open(tmp_path, {"sim": Boom()})
+    with pytest.raises(KeyboardInterrupt):
+        runner.run(Task("T-1"), prompt="p", run_id="r")
+    assert ledger.breakers()["sim"].probe_ms is None and health.allow("sim")
 
 
 def test_blocked_until_the_day_rolls_over(tmp_path: Path) -> None:

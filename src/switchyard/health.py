@@ -149,29 +149,38 @@ class Health:
 
     def allow(self, provider: str) -> bool:
         """May we call `provider` now? Half-open admits one probe at a time."""
-        why, allowed = self.gate(provider)
+        why, allowed, _ = self.gate(provider)
         return why is None and allowed
 
-    def gate(self, provider: str) -> tuple[str | None, bool]:
-        """(why `provider` is disabled, or None; may it be called now), reading its breaker once.
+    def gate(self, provider: str) -> tuple[str | None, bool, int | None]:
+        """(why `provider` is disabled, or None; may it be called now; the probe slot this call took).
 
         A disabled provider is never called. Otherwise its circuit decides: closed lets the call
-        through, open refuses it, half-open admits one probe at a time (this call takes the slot).
+        through, open refuses it, half-open admits one probe at a time: this call takes the slot,
+        and the third element is its claim (else None), to give back with `free_probe` if the call
+        is not made after all (a budget refuses it), or the slot stays taken until probe_timeout_s.
         """
         p = self.loaded.providers.get(provider)
         if p is not None:
             h = _config_health(provider, p, os.environ if self.env is None else self.env)
             if h.status == "disabled":
-                return h.reason, False
+                return h.reason, False, None
         row = self.ledger.breakers().get(provider)
         if row is None or row.state == "closed":
-            return None, True
-        if row.state == "disabled":
-            return (None, True) if self._lifted(row) else (row.reason, False)  # the next call shows if it was fixed
+            return None, True, None
+        if row.state == "disabled":  # the next call shows if it was fixed
+            return (None, True, None) if self._lifted(row) else (row.reason, False, None)
         now = self._now_ms()
         if row.opened_ms is not None and now < row.opened_ms + int(self.settings.cooldown_s * 1000):
-            return None, False
-        return None, self.ledger.claim_probe(provider, now, int(self.settings.probe_timeout_s * 1000))
+            return None, False, None
+        if self.ledger.claim_probe(provider, now, int(self.settings.probe_timeout_s * 1000)):
+            return None, True, now
+        return None, False, None
+
+    def free_probe(self, provider: str, claim: int | None) -> None:
+        """Give back the half-open probe slot `gate` took (`claim`) for a call that was not made."""
+        if claim is not None:
+            self.ledger.free_probe(provider, claim, self._now_ms())
 
     def record(self, provider: str, failure: Failure | None) -> None:
         """Feed one call's outcome to the provider's breaker."""

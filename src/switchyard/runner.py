@@ -163,7 +163,7 @@ class Runner:
         existing = self.ledger.get(request.attempt_id)
         if existing is not None:
             return self._replayed(existing, run_dir)
-        disabled, allowed = self.health.gate(cand.provider)
+        disabled, allowed, probe = self.health.gate(cand.provider)
         if not allowed:
             return self._unavailable(job.route, cand, disabled)
         model = self.loaded.catalog[cand.model]
@@ -199,6 +199,7 @@ class Runner:
                 try:
                     hold_id = self.budgets.reserve(request.attempt_id, task.id, hold, counters).hold_id
                 except BudgetExceeded as exc:  # a call that does not fit is not started
+                    self.health.free_probe(cand.provider, probe)  # nor does it probe the circuit
                     return Skipped(str(exc), exc.on_exceed)
         try:
             if self.on_start is not None:
@@ -210,6 +211,7 @@ class Runner:
             if hold_id is not None:
                 assert self.budgets is not None
                 self.budgets.release(hold_id)
+            self.health.free_probe(cand.provider, probe)  # no outcome: the next call probes
             raise
         latency_ms = int((time.perf_counter() - t0) * 1000)
         verdict = self.verify(request, call) if result.ok and self.verify is not None else None
