@@ -141,3 +141,52 @@ def test_cancel_stops_queued_and_running_tasks(tmp_path: Path) -> None:
     assert run(cfg, "--once").returncode == 0
     assert states(cfg)[queued[0]] == ("done", 1, 1)
     assert states(cfg)[queued[1]] == ("cancelled", 0, 0)
+
+
+def test_two_concurrent_retries_of_one_dead_task_requeue_it_once(pg_url: str) -> None:
+    """On PostgreSQL both retries can read `dead` before either updates; only the one whose guarded UPDATE
+    changed the row may say it requeued the task (the other would fork a second workflow)."""
+    import threading
+
+    import psycopg
+
+    with Ledger.open(pg_url) as ledger:
+        ledger.add_task("T-race", json.dumps({"id": "T-race", "title": "t"}), None, 1000)
+        ledger.set_task("T-race", "dead", 2000, retry_count=1, last_error="boom")
+    # A third session holds the row: both retries read `dead`, then wait on their UPDATE.
+    with psycopg.connect(pg_url) as locker:
+        locker.execute("UPDATE tasks SET note = 'held' WHERE task_id = 'T-race'")
+        results: list[int | None] = []
+
+        def retry() -> None:
+            with Ledger.open(pg_url) as mine:
+                results.append(mine.requeue_task("T-race", 3000, "retried by hand"))
+
+        threads = [threading.Thread(target=retry) for _ in range(2)]
+        for t in threads:
+            t.start()
+        with psycopg.connect(pg_url, autocommit=True) as watch:
+            for _ in range(6000):  # until both wait on the held row (not a timing assertion: a bound)
+                row = watch.execute(
+                    "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND wait_event_type = 'Lock'"
+                ).fetchone()
+                if row is not None and row[0] == 2:
+                    break
+                time.sleep(0.01)
+            else:
+                raise AssertionError("the two retries never both waited on the row")
+        locker.commit()
+    for t in threads:
+        t.join(60)
+    assert sorted(results, key=lambda r: r is None) == [2, None]
+    with Ledger.open(pg_url) as ledger:
+        row = ledger.task("T-race")
+    assert row is not None and (row.state, row.retry_count) == ("queued", 2)
+
+
+def test_interrupted_is_not_a_task_state(tmp_path: Path) -> None:
+    """Nothing ever puts a task in `interrupted` (an interrupted call's workflow resumes): `status` refuses it."""
+    cfg = config(tmp_path, mode="ok")
+    proc = cli(cfg, "status", "--state", "interrupted")
+    assert proc.returncode == 2 and "--state interrupted: not a task state" in proc.stderr, proc.stderr

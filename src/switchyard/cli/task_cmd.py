@@ -21,7 +21,7 @@ TAIL_LINES = 12
 TAIL_BYTES = 16_384
 # What an attempt's run directory holds, the most telling first: the answer, then what the agent printed.
 OUTPUT_FILES = ("result.txt", "output.txt", "stdout.txt", "stderr.txt")
-CANCELLABLE = ("queued", "running", "retrying", "blocked", "interrupted")
+CANCELLABLE = ("queued", "running", "retrying", "blocked")
 RETRYABLE = ("dead", "cancelled")
 
 
@@ -202,13 +202,18 @@ def retry(task_ids: tuple[str, ...], config_path: str | None) -> None:
                     + (" (cancel it first)" if row.state in CANCELLABLE else "")
                 )
         done = []
+        already = []
         for row in dict((r.task_id, r) for r in rows).values():
             retry_count = ledger.requeue_task(row.task_id, _now_ms(), f"retried by hand (was {row.state})")
             if retry_count is not None:
                 done.append((row.task_id, row.state, retry_count))
+            else:
+                already.append(row.task_id)
     requeue_workflows(loaded, [task_id for task_id, _, _ in done])
     for task_id, was, retry_count in done:
         click.echo(f"{task_id}: {was} -> queued (retry_count {retry_count})")
+    for task_id in already:
+        click.echo(f"{task_id}: already requeued (by another retry): nothing done")
 
 
 @click.command()

@@ -172,7 +172,7 @@ def _decode(row: Sequence[Any]) -> AttemptRecord:
     return AttemptRecord(**{name: dec(v) for (name, _, dec), v in zip(_FIELDS, row, strict=True)})
 
 
-TASK_STATES = ("queued", "running", "retrying", "blocked", "done", "dead", "cancelled", "interrupted")
+TASK_STATES = ("queued", "running", "retrying", "blocked", "done", "dead", "cancelled")
 
 
 @dataclass(frozen=True)
@@ -650,11 +650,11 @@ class Ledger:
         )
 
     def cancel_task(self, task_id: str, now_ms: int, note: str) -> bool:
-        """Cancel a task that has not ended (queued, running, retrying, blocked, interrupted); False if it had."""
+        """Cancel a task that has not ended (queued, running, retrying, blocked); False if it had."""
         return (
             self.db.execute(
                 "UPDATE tasks SET state = 'cancelled', updated_ms = ?, note = ? WHERE task_id = ? "
-                "AND state IN ('queued', 'running', 'retrying', 'blocked', 'interrupted')",
+                "AND state IN ('queued', 'running', 'retrying', 'blocked')",
                 (now_ms, note, task_id),
             )
             > 0
@@ -663,7 +663,8 @@ class Ledger:
     def requeue_task(self, task_id: str, now_ms: int, note: str) -> int | None:
         """A dead or cancelled task back to `queued`, its attempts kept and its retry count going on (one more,
         in the row and in the task the workflow reads); returns the new retry count, None if it was not dead or
-        cancelled."""
+        cancelled, or another `retry` requeued it first (its UPDATE, guarded by the state, then changes no row:
+        on PostgreSQL two transactions can both read `dead`, and only one may fork a workflow)."""
         with self.db.transaction():
             row = self.task(task_id)
             if row is None or row.state not in ("dead", "cancelled"):
@@ -672,12 +673,12 @@ class Ledger:
             task = json.loads(row.task_json)
             task["retry_count"] = max(retry, int(task.get("retry_count") or 0) + 1)
             retry = task["retry_count"]
-            self.db.execute(
+            changed = self.db.execute(
                 "UPDATE tasks SET state = 'queued', updated_ms = ?, retry_count = ?, task_json = ?, last_error = NULL, "
                 "note = ? WHERE task_id = ? AND state IN ('dead', 'cancelled')",
                 (now_ms, retry, json.dumps(task), note, task_id),
             )
-        return int(retry)
+        return int(retry) if changed else None
 
     def tasks(self, *, states: Sequence[str] | None = None) -> list[TaskRow]:
         """Known tasks, oldest first."""
