@@ -223,11 +223,11 @@ def test_status_totals_only_the_tasks_attempts_and_show_finds_an_exec_id(tmp_pat
     assert unknown.returncode == 2 and "no task 'x2' in the ledger" in unknown.stderr
 
 
-def test_exec_totals_of_an_older_ledger_are_counted_by_the_migration(tmp_path: Path) -> None:
+def test_exec_totals_of_an_older_ledger_are_counted_by_the_migration(ledger_url: str) -> None:
     """Attempts recorded before `exec_totals` existed: the migration counts those of no task once."""
     from switchyard.ledger.store import AttemptRecord
 
-    with Ledger.open(tmp_path / "l.db") as ledger:
+    with Ledger.open(ledger_url) as ledger:
         ledger.add_task("T", "{}", None, 1)
         ledger.record_many(
             [
@@ -238,7 +238,7 @@ def test_exec_totals_of_an_older_ledger_are_counted_by_the_migration(tmp_path: P
         assert ledger.exec_totals() == (2, 10**12)
         ledger.db.execute("DROP TABLE exec_totals")
         ledger.db.execute("DELETE FROM _migrations WHERE name = '0045_exec_totals'")
-    with Ledger.open(tmp_path / "l.db") as ledger:
+    with Ledger.open(ledger_url) as ledger:
         assert ledger.exec_totals() == (2, 10**12)
         ledger.record(AttemptRecord("b", "Y", "p", "m", "ok", 10, 20, cost_usd=Decimal("0.25")))
         ledger.record(AttemptRecord("c", "T", "p", "m", "ok", 10, 20, cost_usd=Decimal("0.25")))
