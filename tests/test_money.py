@@ -206,3 +206,52 @@ def test_money_in_question_on_sqlite_and_postgresql(ledger_url: str) -> None:
             ("f-1", "haiku", Decimal("-0.0843"))
         ]
         assert rep.total is not None and rep.total.cost_usd == Decimal("0.942")
+
+
+def test_money_and_verification_are_aggregated_in_sql_not_read_a_row_per_attempt(ledger_url: str) -> None:
+    """With usage_format "none" and `[verify]` on, every attempt is unpriced and judged: the report must not
+    bring each one (with its 4 KB verify_detail) back to Python on each dashboard refresh."""
+    from switchyard.ledger.store import AttemptRecord
+    from switchyard.report import Window, report
+
+    n = 400
+    rows = []
+    for i in range(n):
+        t0 = 1_780_000_000_000 + 10_000 * i
+        detail = "x" * 4000 + f"\nassert failed in case {i}"
+        rows.append(AttemptRecord(f"r-{i}", f"T-{i:03d}", "agent", "cheap", "rejected", t0, t0 + 1, cost_usd=Decimal("0.25"),
+                                  cost_basis="unknown", usage_problem=f"no usage ({i})", verdict="rejected",
+                                  verify_check="tests", verify_detail=detail))  # fmt: skip
+        rows.append(AttemptRecord(f"v-{i}", f"T-{i:03d}", "agent", "strong", "ok", t0 + 2, t0 + 3, cost_usd=Decimal("0.5"),
+                                  verdict="verified", verify_detail="change ok, tests ok"))  # fmt: skip
+    rows.append(AttemptRecord("e-1", "T-err", "agent", "cheap", "ok", 1, 2, verdict="error", verify_check=""))
+    with Ledger.open(ledger_url) as led:
+        with led.db.transaction():
+            led.record_many(rows)
+        fetched: list[str] = []
+        if led.db.dialect == "sqlite":
+            led.db.conn.set_trace_callback(fetched.append)
+        rep = report(led.db, Window())
+        if led.db.dialect == "sqlite":
+            led.db.conn.set_trace_callback(None)
+            # Every statement the report ran, run again: how many rows came back to Python.
+            rows_back = sum(
+                len(led.db.conn.execute(sql).fetchall()) for sql in fetched if sql.lstrip().upper().startswith("SELECT")
+            )
+            assert rows_back < 60, rows_back  # a row per attempt would be over 800
+    v = rep.verification
+    assert v is not None
+    assert (v.verified_attempts, v.rejected_attempts, v.error_attempts, v.verified_tasks) == (n, n, 1, n)
+    assert [(r.model, r.check, r.attempts, r.example) for r in v.rejections] == [
+        ("cheap", "tests", n, f"assert failed in case {n - 1}"),  # the newest rejection's last line
+        ("cheap", "-", 1, ""),
+    ]
+    assert [(p.path, p.tasks, p.cost_usd) for p in v.paths] == [
+        (("cheap rejected (tests)", "strong verified"), n, Decimal("0.75") * n),
+        (("cheap error",), 1, Decimal(0)),
+    ]
+    q = rep.money_in_question
+    assert q is not None and (q.unpriced_attempts, q.unpriced_charged_usd) == (n, Decimal("0.25") * n)
+    assert [(u.model, u.provider, u.attempts, u.charged_usd, u.why) for u in q.unpriced] == [
+        ("cheap", "agent", n, Decimal("0.25") * n, f"no usage ({n - 1})")
+    ]

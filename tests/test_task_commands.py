@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import time
+from decimal import Decimal
 from pathlib import Path
 
 from switchyard.ledger import Ledger
@@ -141,3 +142,104 @@ def test_cancel_stops_queued_and_running_tasks(tmp_path: Path) -> None:
     assert run(cfg, "--once").returncode == 0
     assert states(cfg)[queued[0]] == ("done", 1, 1)
     assert states(cfg)[queued[1]] == ("cancelled", 0, 0)
+
+
+def test_two_concurrent_retries_of_one_dead_task_requeue_it_once(pg_url: str) -> None:
+    """On PostgreSQL both retries can read `dead` before either updates; only the one whose guarded UPDATE
+    changed the row may say it requeued the task (the other would fork a second workflow)."""
+    import threading
+
+    import psycopg
+
+    with Ledger.open(pg_url) as ledger:
+        ledger.add_task("T-race", json.dumps({"id": "T-race", "title": "t"}), None, 1000)
+        ledger.set_task("T-race", "dead", 2000, retry_count=1, last_error="boom")
+    # A third session holds the row: both retries read `dead`, then wait on their UPDATE.
+    with psycopg.connect(pg_url) as locker:
+        locker.execute("UPDATE tasks SET note = 'held' WHERE task_id = 'T-race'")
+        results: list[int | None] = []
+
+        def retry() -> None:
+            with Ledger.open(pg_url) as mine:
+                results.append(mine.requeue_task("T-race", 3000, "retried by hand"))
+
+        threads = [threading.Thread(target=retry) for _ in range(2)]
+        for t in threads:
+            t.start()
+        with psycopg.connect(pg_url, autocommit=True) as watch:
+            for _ in range(6000):  # until both wait on the held row (not a timing assertion: a bound)
+                row = watch.execute(
+                    "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND wait_event_type = 'Lock'"
+                ).fetchone()
+                if row is not None and row[0] == 2:
+                    break
+                time.sleep(0.01)
+            else:
+                raise AssertionError("the two retries never both waited on the row")
+        locker.commit()
+    for t in threads:
+        t.join(60)
+    assert sorted(results, key=lambda r: r is None) == [2, None]
+    with Ledger.open(pg_url) as ledger:
+        row = ledger.task("T-race")
+    assert row is not None and (row.state, row.retry_count) == ("queued", 2)
+
+
+def test_interrupted_is_not_a_task_state(tmp_path: Path) -> None:
+    """Nothing ever puts a task in `interrupted` (an interrupted call's workflow resumes): `status` refuses it."""
+    cfg = config(tmp_path, mode="ok")
+    proc = cli(cfg, "status", "--state", "interrupted")
+    assert proc.returncode == 2 and "--state interrupted: not a task state" in proc.stderr, proc.stderr
+
+
+def test_status_totals_only_the_tasks_attempts_and_show_finds_an_exec_id(tmp_path: Path) -> None:
+    cfg = config(tmp_path, mode="ok")
+    assert run(cfg, "--tasks", str(tasks_file(tmp_path, 2)), "--once").returncode == 0
+    before = json.loads(cli(cfg, "status", "--json").stdout)
+    assert (before["attempts"], before["exec_attempts"]) == (2, 0)
+    plain = cli(cfg, "status").stdout
+    assert "exec" not in plain
+
+    proc = cli(cfg, "exec", "--task", json.dumps({"id": "x1", "title": "one-off"}))
+    assert proc.returncode == 0, proc.stderr
+    after = json.loads(cli(cfg, "status", "--json").stdout)
+    assert (after["tasks"], after["attempts"], after["cost_usd"]) == (2, 2, before["cost_usd"])
+    assert after["exec_attempts"] == 1 and float(after["exec_cost_usd"]) > 0
+    lines = cli(cfg, "status").stdout.splitlines()
+    assert lines[0].startswith("2 task(s): 2 done; 2 attempt(s); $")
+    assert lines[1].startswith("exec (no task): 1 attempt(s); $")
+
+    shown = cli(cfg, "show", "x1")
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.startswith(
+        "x1: run by `switchyard exec` (no task of that id in the ledger, only its attempts)\n"
+    )
+    assert "1 attempt(s), $" in shown.stdout and "why chosen:" in shown.stdout
+    as_json = json.loads(cli(cfg, "show", "x1", "--json").stdout)
+    assert (as_json["run_by"], as_json["state"], len(as_json["attempts"])) == ("exec", None, 1)
+    assert json.loads(cli(cfg, "show", "T-00", "--json").stdout)["run_by"] == "run"
+    unknown = cli(cfg, "show", "x2")
+    assert unknown.returncode == 2 and "no task 'x2' in the ledger" in unknown.stderr
+
+
+def test_exec_totals_of_an_older_ledger_are_counted_by_the_migration(ledger_url: str) -> None:
+    """Attempts recorded before `exec_totals` existed: the migration counts those of no task once."""
+    from switchyard.ledger.store import AttemptRecord
+
+    with Ledger.open(ledger_url) as ledger:
+        ledger.add_task("T", "{}", None, 1)
+        ledger.record_many(
+            [
+                AttemptRecord(f"a{i}", "T" if i % 2 else "X", "p", "m", "ok", 10, 20, cost_usd=Decimal("0.5"))
+                for i in range(4)
+            ]
+        )
+        assert ledger.exec_totals() == (2, 10**12)
+        ledger.db.execute("DROP TABLE exec_totals")
+        ledger.db.execute("DELETE FROM _migrations WHERE name = '0045_exec_totals'")
+    with Ledger.open(ledger_url) as ledger:
+        assert ledger.exec_totals() == (2, 10**12)
+        ledger.record(AttemptRecord("b", "Y", "p", "m", "ok", 10, 20, cost_usd=Decimal("0.25")))
+        ledger.record(AttemptRecord("c", "T", "p", "m", "ok", 10, 20, cost_usd=Decimal("0.25")))
+        assert ledger.exec_totals() == (3, 125 * 10**10)

@@ -209,3 +209,84 @@ def test_names_git_would_read_as_options_are_config_errors() -> None:
     text = str(err.value)
     for key in ("workspace.base", "workspace.branch_prefix", "delivery.remote"):
         assert f"{key}: " in text and "starts with '-', which git would read as an option" in text
+
+
+# Verification in a process of its own, which reports its peak memory: what it read of the check's output
+# and of the change shows there (a 200 MB log or diff read whole would be over 200 MB).
+_MEASURED = """
+import json, os, sys
+from pathlib import Path
+from switchyard.config.delivery import VerifyCommand, VerifyConfig
+from switchyard.providers.processes import ChildProcesses
+from switchyard.redact import Redactor
+from switchyard.verify import verify
+from switchyard.worktree import Workspace
+repo, wt, run_dir, argv = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
+ws = Workspace.open(Path(repo), Path(wt), "T-1", "sy/", "HEAD")
+cmds = (VerifyCommand(tuple(argv), name="noisy"),) if argv else ()
+v = verify(VerifyConfig(cmds, enabled=True), Path(wt), ws, run_dir=Path(run_dir), redactor=Redactor(()),
+           children=ChildProcesses(), env=dict(os.environ))
+# This process's own peak (VmHWM: of its memory since exec; ru_maxrss would carry the parent's over)
+peak_kb = next(int(ln.split()[1]) for ln in open("/proc/self/status") if ln.startswith("VmHWM:"))
+print(json.dumps({"outcome": v.outcome, "check": v.check, "detail": v.detail,
+                  "peak_mb": peak_kb // 1024}))
+"""
+
+
+def _measured(tmp_path: Path, ws: Workspace, argv: list[str]) -> dict:  # type: ignore[type-arg]
+    import json
+    import subprocess
+
+    proc = subprocess.run(
+        [PY, "-c", _MEASURED, ws.repo, ws.path, str(tmp_path / "run"), json.dumps(argv)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)  # type: ignore[no-any-return]
+
+
+def test_a_check_that_prints_without_end_is_kept_bounded_on_disk_and_in_memory(tmp_path: Path) -> None:
+    from switchyard.verify import LOG_KEEP_BYTES
+
+    ws = space(tmp_path)
+    (Path(ws.path) / "src/app.py").write_text("x = 2\n")
+    noisy = ["sh", "-c", "echo first line; yes | head -c 200000000; echo; echo the last words; exit 1"]
+    v = _measured(tmp_path, ws, noisy)
+    assert (v["outcome"], v["check"]) == ("rejected", "noisy")
+    assert v["detail"].startswith("exited with status 1\n") and v["detail"].endswith("the last words\n")
+    assert v["peak_mb"] < 120, v  # the 200 MB never held in memory
+    log = tmp_path / "run" / "verify-1.log"
+    assert log.stat().st_size < 2 * LOG_KEEP_BYTES + 200
+    text = log.read_text()
+    assert text.startswith("first line\ny\n") and text.endswith("y\n\nthe last words\n")
+    assert "bytes of output not kept]" in text
+
+
+def test_a_change_too_large_to_scan_is_rejected_by_its_size(tmp_path: Path) -> None:
+    from switchyard.worktree import SCAN_FILE_BYTES
+
+    ws = space(tmp_path)
+    wt = Path(ws.path)
+    (wt / "src/app.py").write_text("x = 2\n")
+    with open(wt / "data.txt", "wb") as f:  # short lines: the most objects a line-per-object reading makes
+        for _ in range(SCAN_FILE_BYTES // (1 << 20) + 4):
+            f.write(b"y\n" * (1 << 19))
+    size = (wt / "data.txt").stat().st_size
+    v = _measured(tmp_path, ws, [])
+    assert (v["outcome"], v["check"]) == ("rejected", "secrets")
+    assert v["detail"] == (
+        f"the change is too large to scan for secrets: 1 file(s) over {SCAN_FILE_BYTES:,} bytes: data.txt ({size:,} bytes)"
+    )
+    assert v["peak_mb"] < 120, v
+
+    # Just under the limit it is read, bounded, and a key at its end is still found.
+    with open(wt / "data.txt", "wb") as f:
+        f.write(b"y\n" * ((SCAN_FILE_BYTES - 100) // 2))
+        f.write(b"key = 'sk-ant-abcdefghijklmnop1234'\n")
+    v = _measured(tmp_path, ws, [])
+    assert (v["outcome"], v["check"]) == ("rejected", "secrets"), v
+    assert v["detail"].startswith("added 1 line(s) that look like a secret:\ndata.txt: key = ")
+    assert v["peak_mb"] < 150, v

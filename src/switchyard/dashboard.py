@@ -2,8 +2,11 @@
 
 Standard library only (`http.server`); the page draws its charts as SVG in the
 browser from the JSON endpoints, with no CDN and no external assets, so it
-works offline. Every endpoint reads the rollups, so each answers quickly over
-millions of attempts.
+works offline. The totals come from the rollups; what the rollups cannot say is
+read from the attempts bounded: decisions are the newest `limit`, verification
+and money are SQL aggregates over the judged and the questioned attempts (partial
+indexes), returning a row per model and check or per path (the most taken), and
+one example each, never a row per attempt.
 
     GET /                      the page (refreshes itself)
     GET /api/summary?days=30   totals and model distribution

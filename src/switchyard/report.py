@@ -304,7 +304,7 @@ class Verification:
     verified_tasks: int
     cost_per_verified_task_usd: Decimal | None
     rejections: tuple[Rejection, ...]
-    paths: tuple[OutcomePath, ...]
+    paths: tuple[OutcomePath, ...]  # the PATHS_SHOWN most taken
     first_try: tuple[FirstTry, ...]
 
 
@@ -346,6 +346,7 @@ class MoneyInQuestion:
 
 
 FLAGGED_SHOWN = 20
+PATHS_SHOWN = 50  # the verified-outcome paths most tasks took
 
 
 @record
@@ -832,36 +833,51 @@ def _step(model: str, verdict: str, check: str | None) -> str:
 def verification(db: Database, window: Window, total_cost: Decimal) -> Verification | None:
     """What `[verify]` decided in the window (None when it judged nothing): counts, reasons, paths, first tries.
 
-    Reads only the attempts `[verify]` judged (a partial index keeps them), grouped by task; a
-    task's path is the sequence of its judged attempts. The first-try rate per model and label
-    comes from the rollups.
+    Aggregated in SQL over the attempts `[verify]` judged (a partial index keeps them): counts per
+    verdict and per rejecting (model, check), each with the newest rejection's last line; a task's
+    path is the sequence of its judged attempts (a window function), the `PATHS_SHOWN` most taken.
+    The first-try rate per model and label comes from the rollups.
     """
     where, params = _span_where((window.since_ms, window.until_ms), "a.verdict IS NOT NULL")
-    rows = db.query(
-        "SELECT a.task_id, a.model, a.verdict, a.verify_check, a.verify_detail, a.cost_pico FROM attempts a"
-        f"{where} ORDER BY a.task_id, a.started_ms, a.attempt_id",
+    counts = {"verified": 0, "rejected": 0, "error": 0}
+    for verdict, n in db.query(f"SELECT a.verdict, COUNT(*) FROM attempts a{where} GROUP BY a.verdict", params):
+        counts[str(verdict)] = int(n)
+    if not any(counts.values()):
+        return None
+    check = "COALESCE(NULLIF(a.verify_check, ''), '-')"
+    groups = db.query(
+        f"SELECT a.model, {check}, COUNT(*) FROM attempts a{where} AND a.verdict != 'verified' "
+        f"GROUP BY a.model, {check}",
         params,
     )
-    if not rows:
-        return None
-    counts = {"verified": 0, "rejected": 0, "error": 0}
-    reasons: dict[tuple[str, str], list[Any]] = {}
-    per_task: dict[str, tuple[list[str], int]] = {}
-    for task_id, model, verdict, check, detail, pico in rows:
-        counts[verdict] = counts.get(verdict, 0) + 1
-        if verdict != "verified":
-            entry = reasons.setdefault((model, check or "-"), [0, ""])
-            entry[0] += 1
-            entry[1] = _last_line(detail)
-        steps, cost = per_task.get(task_id, ([], 0))
-        steps.append(_step(model, verdict, check))
-        per_task[task_id] = (steps, cost + int(pico or 0))
-    paths: dict[tuple[str, ...], list[int]] = {}
-    for steps, pico in per_task.values():
-        acc = paths.setdefault(tuple(steps), [0, 0])
-        acc[0] += 1
-        acc[1] += pico
-    verified_tasks = sum(n for path, (n, _) in paths.items() if path[-1].endswith(" verified"))
+    reasons = []
+    for model, chk, n in sorted(groups, key=lambda r: (-int(r[2]), str(r[0]), str(r[1]))):
+        last = db.one(
+            f"SELECT a.verify_detail FROM attempts a{where} AND a.verdict != 'verified' AND a.model = ? AND {check} = ? "
+            "ORDER BY a.started_ms DESC, a.attempt_id DESC LIMIT 1",
+            [*params, model, chk],
+        )
+        reasons.append(Rejection(str(model), str(chk), int(n), _last_line(last[0] if last else None)))
+    concat = "string_agg(s.step, chr(31))" if db.dialect == "postgres" else "group_concat(s.step, char(31))"
+    per_task = (
+        f"SELECT {concat} OVER w AS path, SUM(s.cost_pico) OVER (PARTITION BY s.task_id) AS cost, "
+        "ROW_NUMBER() OVER (PARTITION BY s.task_id ORDER BY s.started_ms DESC, s.attempt_id DESC) AS rn, "
+        "s.verdict FROM (SELECT a.task_id, a.started_ms, a.attempt_id, a.cost_pico, a.verdict, a.model || ' ' || "
+        "a.verdict || CASE WHEN a.verdict != 'verified' AND a.verify_check IS NOT NULL AND a.verify_check != '' "
+        f"THEN ' (' || a.verify_check || ')' ELSE '' END AS step FROM attempts a{where}) s "
+        "WINDOW w AS (PARTITION BY s.task_id ORDER BY s.started_ms, s.attempt_id "
+        "ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)"
+    )
+    verified_row = db.one(f"SELECT COUNT(*) FROM ({per_task}) t WHERE t.rn = 1 AND t.verdict = 'verified'", params)
+    verified_tasks = int(verified_row[0]) if verified_row else 0
+    paths = [
+        OutcomePath(tuple(str(path).split("\x1f")), int(n), _money(int(pico or 0)))
+        for path, n, pico in db.query(
+            f"SELECT t.path, COUNT(*), SUM(t.cost) FROM ({per_task}) t WHERE t.rn = 1 GROUP BY t.path "
+            f"ORDER BY COUNT(*) DESC, t.path LIMIT {PATHS_SHOWN}",
+            params,
+        )
+    ]
     by_model, _ = _collect(db, window, ("model",))
     by_label, _ = _collect(db, window, ("label", "model"))
     cells = [((m,), "(all)", s) for (m,), s in by_model.items()] + [((m,), lab, s) for (lab, m), s in by_label.items()]
@@ -876,12 +892,8 @@ def verification(db: Database, window: Window, total_cost: Decimal) -> Verificat
         error_attempts=counts["error"],
         verified_tasks=verified_tasks,
         cost_per_verified_task_usd=total_cost / verified_tasks if verified_tasks else None,
-        rejections=tuple(
-            Rejection(m, c, n, ex) for (m, c), (n, ex) in sorted(reasons.items(), key=lambda kv: (-kv[1][0], kv[0]))
-        ),
-        paths=tuple(
-            OutcomePath(path, n, _money(pico)) for path, (n, pico) in sorted(paths.items(), key=lambda kv: -kv[1][0])
-        ),
+        rejections=tuple(reasons),
+        paths=tuple(paths),
         first_try=tuple(sorted(first_try, key=lambda f: (f.model, f.label))),
     )
 
@@ -903,21 +915,18 @@ def money_in_question(db: Database, window: Window, total: Group | None) -> Mone
     unpriced: list[Unpriced] = []
     if total.unpriced:
         where, params = _span_where((window.since_ms, window.until_ms), "a.cost_basis = 'unknown'")
-        rows = db.query(
-            "SELECT a.model, a.provider, a.cost_pico, a.usage_problem FROM attempts a"
-            f"{where} ORDER BY a.started_ms, a.attempt_id",
+        groups = db.query(
+            f"SELECT a.model, a.provider, COUNT(*), SUM(a.cost_pico) FROM attempts a{where} GROUP BY a.model, a.provider",
             params,
         )
-        acc: dict[tuple[str, str], list[Any]] = {}
-        for model, provider, pico, problem in rows:
-            entry = acc.setdefault((model, provider), [0, 0, ""])
-            entry[0] += 1
-            entry[1] += int(pico or 0)
-            entry[2] = problem or ""
-        unpriced = [
-            Unpriced(m, p, n, _money(pico), why)
-            for (m, p), (n, pico, why) in sorted(acc.items(), key=lambda kv: (-kv[1][1], kv[0]))
-        ]
+        for model, provider, n, pico in sorted(groups, key=lambda r: (-int(r[3] or 0), str(r[0]), str(r[1]))):
+            last = db.one(
+                f"SELECT a.usage_problem FROM attempts a{where} AND a.model = ? AND a.provider = ? "
+                "ORDER BY a.started_ms DESC, a.attempt_id DESC LIMIT 1",
+                [*params, model, provider],
+            )
+            why = str(last[0] or "") if last else ""
+            unpriced.append(Unpriced(str(model), str(provider), int(n), _money(int(pico or 0)), why))
     flagged: list[FlaggedAttempt] = []
     if total.flagged:
         where, params = _span_where((window.since_ms, window.until_ms), "a.cost_flagged = 1")

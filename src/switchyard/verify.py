@@ -9,10 +9,15 @@ stopping at the first that fails:
   `*` and `?` within one path segment);
 * `secrets`: no added line holds a key (`Redactor.looks_secret`: the token shapes
   `switchyard.redact` masks, a key written as a literal, a secret variable's value);
+  a change too large to read whole (`worktree.SCAN_FILE_BYTES` a file, `SCAN_BYTES` in
+  all) cannot be vouched for and is rejected, naming the files and their sizes;
 * each command: its argv, in the worktree, with a small environment (as agents
   get: PATH, HOME, locale... plus `pass_env` and `env`), within `timeout_s`; exit
-  status 0 passes. Its output goes to `verify-N.log` in the attempt's run
-  directory (redacted, owner only), and its tail into the verdict. What the
+  status 0 passes. Its output (stdout and stderr, read from one pipe) goes to
+  `verify-N.log` in the attempt's run directory (redacted, owner only, bounded:
+  the first and the last `LOG_KEEP_BYTES`, whole lines, with a marker between),
+  and its tail into the verdict: a check that prints without end fills neither
+  the disk nor memory. What the
   commands leave in the worktree (build output, caches) is removed after them:
   the change delivered is the change that was checked.
 
@@ -29,7 +34,6 @@ import contextlib
 import functools
 import os
 import re
-import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -37,7 +41,7 @@ from typing import Literal
 
 from switchyard._records import record
 from switchyard.config.delivery import VerifyCommand, VerifyConfig
-from switchyard.providers.command import BASE_ENV
+from switchyard.providers.command import BASE_ENV, Capture, collect, marker
 from switchyard.providers.processes import ChildProcesses
 from switchyard.redact import Redactor, private_dir, write_private
 from switchyard.worktree import Change, GitError, Workspace
@@ -45,6 +49,7 @@ from switchyard.worktree import Change, GitError, Workspace
 __all__ = ["CheckRun", "Verdict", "glob_matcher", "verify"]
 
 TAIL_CHARS = 2000  # of a failing check's output, kept in the ledger and shown in reports
+LOG_KEEP_BYTES = 256 * 1024  # of a check's output, kept from its start and from its end
 KILL_GRACE_S = 5.0
 Outcome = Literal["verified", "rejected", "error"]
 
@@ -111,6 +116,10 @@ def _check_paths(change: Change, allowed: Sequence[str]) -> str | None:
 
 
 def _check_secrets(change: Change, redactor: Redactor) -> str | None:
+    if change.unscanned:
+        shown = ", ".join(f"{p} ({n:,} bytes)" for p, n in change.unscanned[:10])
+        more = f" and {len(change.unscanned) - 10} more" if len(change.unscanned) > 10 else ""
+        return f"the change is too large to scan for secrets: {change.unscanned_why}: {shown}{more}"
     found = []
     for path, line in change.added:
         if redactor.looks_secret(line):
@@ -127,17 +136,16 @@ def _env(cmd: VerifyCommand, env: Mapping[str, str]) -> dict[str, str]:
     return out
 
 
-def _tail(path: Path, redactor: Redactor) -> str:
-    """The end of a command's log, redacted; the log itself is rewritten redacted, owner only."""
-    try:
-        data = path.read_bytes()
-    except OSError:
-        return ""
-    text = redactor.redact(data[-(256 * 1024) :].decode("utf-8", "replace"))
-    if len(data) > 256 * 1024:
-        text = f"[... {len(data) - 256 * 1024} earlier bytes not kept ...]\n" + text
-    write_private(path, text.encode("utf-8"))
-    return text[-TAIL_CHARS:]
+def _save_log(path: Path, capture: Capture, redactor: Redactor) -> str:
+    """Save a command's output, redacted, bounded, owner only; return its tail (redacted)."""
+    head, tail, omitted = capture.parts()
+    if tail is None:
+        text = redactor.redact(head)
+        write_private(path, text.encode("utf-8"))
+        return text[-TAIL_CHARS:]
+    end = redactor.redact(tail)
+    write_private(path, (redactor.redact(head) + marker(omitted) + end).encode("utf-8"))
+    return end[-TAIL_CHARS:]
 
 
 def _run(
@@ -149,31 +157,28 @@ def _run(
     redactor: Redactor,
 ) -> tuple[Outcome | None, str]:
     """Run one command; (None, "") when it passed, else its outcome and why."""
-    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    out_r, out_w = os.pipe()
     stdin = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        agent = children.spawn(cmd.argv, env=_env(cmd, env), cwd=cwd, stdin=stdin, stdout=fd, stderr=fd)
-    except FileNotFoundError:
-        return "error", f"{cmd.argv[0]!r} not found on PATH (or the worktree is gone)"
-    except PermissionError:
-        return "error", f"{cmd.argv[0]!r} is not executable"
-    finally:
-        os.close(fd)
-        os.close(stdin)
-    timed_out = False
-    exited = False
-    try:
         try:
-            agent.proc.wait(timeout=cmd.timeout_s)
-            exited = True
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            agent.terminate()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                agent.proc.wait(timeout=KILL_GRACE_S)
+            agent = children.spawn(cmd.argv, env=_env(cmd, env), cwd=cwd, stdin=stdin, stdout=out_w, stderr=out_w)
+        except FileNotFoundError:
+            return "error", f"{cmd.argv[0]!r} not found on PATH (or the worktree is gone)"
+        except PermissionError:
+            return "error", f"{cmd.argv[0]!r} is not executable"
+        finally:
+            os.close(out_w)
+            os.close(stdin)
+        output = Capture(LOG_KEEP_BYTES)
+        exited = False
+        try:
+            timed_out = collect(agent, {out_r: output}, cmd.timeout_s, KILL_GRACE_S)
+            exited = not timed_out
+        finally:
+            status = agent.release(exited=exited)  # kills whatever it left behind, reaps it
     finally:
-        status = agent.release(exited=exited)  # kills whatever it left behind, reaps it
-    tail = _tail(log, redactor)
+        os.close(out_r)
+    tail = _save_log(log, output, redactor)
     if timed_out:
         return "rejected", f"timed out after {cmd.timeout_s:g}s (killed)\n{tail}"
     if status != 0:

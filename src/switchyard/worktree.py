@@ -17,7 +17,9 @@ same base). It can
   one (HEAD back on the base, untracked and ignored files removed): a retry after
   a rejected attempt starts where the rejected one started;
 * `change()`: what the working tree changed against the base, committed or not,
-  tracked or new (`Change`: paths and the added lines); it stages the whole tree,
+  tracked or new (`Change`: paths and the added lines, read bounded: a file over
+  `SCAN_FILE_BYTES`, or over `SCAN_BYTES` in all, is named with its size instead
+  and its lines are not read); it stages the whole tree,
   and `restore()` comes back to that after the checks ran (what they built or
   cached is not part of the change);
 * `commit(message, marker)`: everything, once (a commit whose message carries
@@ -33,7 +35,8 @@ import hashlib
 import os
 import re
 import subprocess
-from collections.abc import Mapping, Sequence
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from switchyard._records import record
@@ -41,6 +44,8 @@ from switchyard.errors import RunError
 
 __all__ = [
     "MAX_NAME",
+    "SCAN_BYTES",
+    "SCAN_FILE_BYTES",
     "Change",
     "GitError",
     "Workspace",
@@ -54,6 +59,11 @@ __all__ = [
 
 MAX_NAME = 120  # characters of an escaped name before it is shortened (file names stop at 255 bytes)
 GIT_TIMEOUT_S = 600  # a push over a slow link; nothing local comes near it
+# The added lines of a change are read (for the secret scan) when each changed file is at most
+# SCAN_FILE_BYTES and all of them SCAN_BYTES; a larger change is judged by its paths and sizes.
+SCAN_FILE_BYTES = 8 * 1024 * 1024
+SCAN_BYTES = 64 * 1024 * 1024
+_ZERO_SHA = frozenset({"0" * 40, "0" * 64})
 
 _REF_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
 _PATH_SAFE = _REF_SAFE | frozenset(".:")
@@ -192,11 +202,25 @@ class Change:
     """What a working tree changed against its base: the paths (added, modified, deleted, renamed) and added lines."""
 
     paths: tuple[str, ...] = ()
-    added: tuple[tuple[str, str], ...] = ()  # (path, line) for each added line of a text file
+    # (path, its added lines, each ending in a newline) for each text file with added lines: one string a
+    # file, not one a line (a file of short lines would take many times its size as Python objects)
+    added_text: tuple[tuple[str, str], ...] = ()
+    # When the change was too large to read: (path, bytes) of its largest files, and why (then `added` is empty).
+    unscanned: tuple[tuple[str, int], ...] = ()
+    unscanned_why: str = ""
 
     @property
     def empty(self) -> bool:
         return not self.paths
+
+    @property
+    def added(self) -> Iterator[tuple[str, str]]:
+        """(path, line) for each added line of a text file, one at a time."""
+        for path, text in self.added_text:
+            start = 0
+            while (end := text.find("\n", start)) >= 0:  # not split(): a list of every line at once
+                yield path, text[start:end]
+                start = end + 1
 
 
 @record
@@ -269,14 +293,70 @@ class Workspace:
         The whole working tree is staged first (the agent is done with it): what `restore` comes back to.
         """
         git(self.path, "add", "--all", "--", ".")
-        names = git(self.path, "diff", "--cached", "--name-only", "-z", "--no-renames", self.base).stdout
-        paths = tuple(p.decode("utf-8", "surrogateescape") for p in names.split(b"\0") if p)
+        raw = git(self.path, "diff", "--cached", "--raw", "-z", "--no-renames", "--no-abbrev", self.base).stdout
+        fields = raw.split(b"\0")
+        # `:old_mode new_mode old_sha new_sha status` then the path, for each changed path
+        entries = [
+            (fields[i].split(), fields[i + 1].decode("utf-8", "surrogateescape")) for i in range(0, len(fields) - 1, 2)
+        ]
+        paths = tuple(path for _, path in entries)
         if not paths:
             return Change()
-        diff = git(
-            self.path, "diff", "--cached", "--unified=0", "--no-color", "--no-renames", "--no-ext-diff", self.base
-        ).stdout.decode("utf-8", "replace")
-        return Change(paths, tuple(_added_lines(diff)))
+        blobs = [
+            (path, meta[3].decode())
+            for meta, path in entries
+            if meta[3].decode() not in _ZERO_SHA and meta[1] != b"160000"
+        ]
+        sizes = self._sizes(blobs)
+        large = sorted(((p, n) for p, n in sizes if n > SCAN_FILE_BYTES), key=lambda pn: -pn[1])
+        total = sum(n for _, n in sizes)
+        if large:
+            return Change(paths, (), tuple(large), f"{len(large)} file(s) over {SCAN_FILE_BYTES:,} bytes")
+        if total > SCAN_BYTES:
+            biggest = tuple(sorted(sizes, key=lambda pn: -pn[1]))
+            return Change(paths, (), biggest, f"{total:,} bytes changed, over {SCAN_BYTES:,}")
+        return Change(paths, tuple(self._added()))
+
+    def _sizes(self, blobs: Sequence[tuple[str, str]]) -> list[tuple[str, int]]:
+        """(path, size) of each changed file's new content (a blob in the object store: `add` put it there)."""
+        if not blobs:
+            return []
+        out = git(
+            self.path, "cat-file", "--batch-check=%(objectsize)", input="".join(f"{sha}\n" for _, sha in blobs).encode()
+        )
+        sizes = out.stdout.decode().split("\n")
+        return [(path, int(n)) for (path, _), n in zip(blobs, sizes, strict=False) if n.isdigit()]
+
+    def _added(self) -> list[tuple[str, str]]:
+        """The added lines of the staged change, read from git as it writes them: removed lines are not kept."""
+        argv = ["git", "-C", self.path, "diff", "--cached", "--unified=0", "--no-color", "--no-renames", "--no-ext-diff",
+                "--no-textconv", self.base]  # fmt: skip
+        added: dict[str, bytearray] = {}
+        with tempfile.TemporaryFile() as err:
+            proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL)
+            assert proc.stdout is not None
+            path, whole, header = "", True, False
+            into: bytearray | None = None
+            with proc.stdout:
+                # Each read is at most one line, and no longer than a file we read (a removed line can be any length).
+                while chunk := proc.stdout.readline(SCAN_FILE_BYTES + 4096):
+                    starts, whole = whole, chunk.endswith(b"\n")
+                    if not starts:
+                        continue  # the rest of an over-long (removed) line
+                    if chunk.startswith((b"diff --git ", b"@@ ")):
+                        header = chunk.startswith(b"diff")  # a file's header lines, until its first hunk
+                    elif header and chunk.startswith(b"+++ "):
+                        m = _HUNK_FILE.match(chunk.rstrip(b"\n").decode("utf-8", "replace"))
+                        path = m.group(1) if m else ""
+                        into = None if path == "/dev/null" else added.setdefault(path, bytearray())
+                    elif chunk.startswith(b"+") and into is not None:
+                        into += chunk[1:] if whole else chunk[1:] + b"\n"
+            status = proc.wait()
+            if status != 0:
+                err.seek(0)
+                said = err.read(4000).decode("utf-8", "replace").strip()
+                raise GitError(f"'git diff' failed (status {status}): {said[-400:]}")
+        return [(path, text.decode("utf-8", "replace")) for path, text in added.items() if text]
 
     def restore(self) -> None:
         """Back to what `change` staged: files a check made or changed (build output, caches) are gone."""
@@ -355,15 +435,3 @@ class Workspace:
 
 
 _HUNK_FILE = re.compile(r"^\+\+\+ (?:b/)?(.*)$")
-
-
-def _added_lines(diff: str) -> Sequence[tuple[str, str]]:
-    out: list[tuple[str, str]] = []
-    path = ""
-    for line in diff.splitlines():
-        if line.startswith("+++ "):
-            m = _HUNK_FILE.match(line)
-            path = m.group(1) if m else ""
-        elif line.startswith("+") and path != "/dev/null":
-            out.append((path, line[1:]))
-    return out

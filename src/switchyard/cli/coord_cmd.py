@@ -92,6 +92,8 @@ class StatusView:
     cost_usd: Decimal
     listed: dict[str, list[dict[str, Any]]]  # state -> its newest tasks (running, retrying, blocked, recent dead)
     limit: int
+    exec_attempts: int = 0  # attempts of no task (`exec`): not in `attempts` and `cost_usd`
+    exec_cost_usd: Decimal = Decimal(0)
 
     @property
     def tasks(self) -> int:
@@ -105,6 +107,8 @@ class StatusView:
             "cost_usd": self.cost_usd,
             "listed": self.listed,
             "limit": self.limit,
+            "exec_attempts": self.exec_attempts,
+            "exec_cost_usd": self.exec_cost_usd,
         }
 
 
@@ -112,13 +116,16 @@ def status_view(ledger: Ledger, *, states: tuple[str, ...] = (), limit: int = 20
     """Build the status view from a few indexed queries: nothing reads every task or every attempt."""
     counts = ledger.task_counts()
     attempts, pico = ledger.attempt_totals()
+    exec_n, exec_pico = ledger.exec_totals()  # the tasks' share is the rest
     listed: dict[str, list[dict[str, Any]]] = {}
     for state in states or (*LISTED, "dead"):
         n = limit if states or state != "dead" else min(limit, RECENT_DEAD)
         if counts.get(state):
             listed[state] = _lines(ledger, ledger.latest_tasks(state, n))
     ordered = {s: counts[s] for s in (*TASK_STATES, *sorted(set(counts) - set(TASK_STATES))) if counts.get(s)}
-    return StatusView(ordered, attempts, Decimal(pico) / PICO, listed, limit)
+    return StatusView(
+        ordered, attempts - exec_n, Decimal(pico - exec_pico) / PICO, listed, limit, exec_n, Decimal(exec_pico) / PICO
+    )
 
 
 _HEADINGS = {"running": "running", "retrying": "retrying", "blocked": "blocked", "dead": "dead, most recent"}
@@ -126,10 +133,15 @@ _HEADINGS = {"running": "running", "retrying": "retrying", "blocked": "blocked",
 
 def render_status(view: StatusView) -> str:
     """The status view as text: a summary line, then each listed state's tasks with their reasons."""
+    by_exec = (
+        [f"exec (no task): {view.exec_attempts:,} attempt(s); {money(view.exec_cost_usd, 4)}"]
+        if view.exec_attempts
+        else []
+    )
     if not view.states:
-        return "no tasks yet: queue some with `switchyard run --tasks FILE`"
+        return "\n".join(["no tasks yet: queue some with `switchyard run --tasks FILE`", *by_exec])
     parts = ", ".join(f"{n:,} {s}" for s, n in view.states.items())
-    out = [f"{view.tasks:,} task(s): {parts}; {view.attempts:,} attempt(s); {money(view.cost_usd, 4)}"]
+    out = [f"{view.tasks:,} task(s): {parts}; {view.attempts:,} attempt(s); {money(view.cost_usd, 4)}", *by_exec]
     for state, lines in view.listed.items():
         total = view.states.get(state, 0)
         more = (

@@ -21,7 +21,7 @@ TAIL_LINES = 12
 TAIL_BYTES = 16_384
 # What an attempt's run directory holds, the most telling first: the answer, then what the agent printed.
 OUTPUT_FILES = ("result.txt", "output.txt", "stdout.txt", "stderr.txt")
-CANCELLABLE = ("queued", "running", "retrying", "blocked", "interrupted")
+CANCELLABLE = ("queued", "running", "retrying", "blocked")
 RETRYABLE = ("dead", "cancelled")
 
 
@@ -94,17 +94,19 @@ def _why_chosen(rec: AttemptRecord) -> str:
 @json_option
 def show(task_id: str, config_path: str | None, as_json: bool) -> None:
     """One task: its fields, state and why, and each attempt (model, why it was chosen, outcome, tokens, cost,
-    its output directory and the end of its output)."""
+    its output directory and the end of its output). An id only `switchyard exec` ran: its attempts."""
     from switchyard.redact import Redactor
 
     loaded = load(config_path)
     names = [p.api_key_env for p in loaded.providers.values() if p.api_key_env]
     redact = Redactor.from_env(names).redact
     with open_ledger(loaded) as ledger:
-        row = _known(ledger, (task_id,))[0]
+        row = ledger.task(task_id)
         attempts = ledger.attempts(task_id=task_id)
+        if row is None and not attempts:
+            _known(ledger, (task_id,))  # the located error, with the nearest known id
     try:
-        task = json.loads(row.task_json)
+        task = json.loads(row.task_json) if row is not None else {}
     except ValueError:
         task = {}
     total = sum((a.cost_usd for a in attempts), Decimal(0))
@@ -117,14 +119,15 @@ def show(task_id: str, config_path: str | None, as_json: bool) -> None:
         echo_json(
             {
                 "task": task,
-                "state": row.state,
-                "why": row.last_error or row.note,
-                "source": row.source,
-                "retry_count": row.retry_count,
-                "workflow": row.workflow,
-                "stage": row.stage,
-                "queued_at": from_ms(row.enqueued_ms).isoformat(),
-                "updated_at": from_ms(row.updated_ms).isoformat(),
+                "run_by": "exec" if row is None else "run",
+                "state": row and row.state,
+                "why": row and (row.last_error or row.note),
+                "source": row and row.source,
+                "retry_count": row and row.retry_count,
+                "workflow": row and row.workflow,
+                "stage": row and row.stage,
+                "queued_at": row and from_ms(row.enqueued_ms).isoformat(),
+                "updated_at": row and from_ms(row.updated_ms).isoformat(),
                 "cost_usd": total,
                 "attempts": [
                     {
@@ -139,24 +142,9 @@ def show(task_id: str, config_path: str | None, as_json: bool) -> None:
             }
         )
         return
-    out = [
-        f"task {row.task_id}: {row.state}"
-        + (f" ({clip(row.last_error or row.note, 300)})" if row.last_error or row.note else "")
-    ]
-    if task.get("title"):
-        out.append(f"  title: {clip(task['title'], 200)}")
-    facts = [
-        f"priority {task.get('priority')}" if task.get("priority") is not None else "",
-        f"labels {', '.join(task.get('labels') or [])}" if task.get("labels") else "",
-        f"source {row.source}" if row.source else "",
-        f"workflow {row.workflow}" if row.workflow else "",
-        f"stage {row.stage}" if row.stage else "",
-        f"retry_count {row.retry_count}",
-    ]
-    out.append("  " + ", ".join(f for f in facts if f))
-    queued = from_ms(row.enqueued_ms).astimezone().strftime("%Y-%m-%d %H:%M:%S")
-    updated = from_ms(row.updated_ms).astimezone().strftime("%Y-%m-%d %H:%M:%S")
-    out.append(f"  queued {queued}, last change {updated}")
+    out = [f"{task_id}: run by `switchyard exec` (no task of that id in the ledger, only its attempts)"]
+    if row is not None:
+        out = _task_lines(row, task)
     out.append(f"{len(attempts)} attempt(s), {money(total, 6)} in all" + (":" if attempts else ""))
     for i, (rec, run_dir, name, tail) in enumerate(shown, 1):
         started = from_ms(rec.started_ms).astimezone().strftime("%Y-%m-%d %H:%M:%S")
@@ -183,6 +171,29 @@ def show(task_id: str, config_path: str | None, as_json: bool) -> None:
     click.echo("\n".join(out))
 
 
+def _task_lines(row: TaskRow, task: dict[str, Any]) -> list[str]:
+    """The head of `show` for a task: its state and why, title, facts and times."""
+    out = [
+        f"task {row.task_id}: {row.state}"
+        + (f" ({clip(row.last_error or row.note, 300)})" if row.last_error or row.note else "")
+    ]
+    if task.get("title"):
+        out.append(f"  title: {clip(task['title'], 200)}")
+    facts = [
+        f"priority {task.get('priority')}" if task.get("priority") is not None else "",
+        f"labels {', '.join(task.get('labels') or [])}" if task.get("labels") else "",
+        f"source {row.source}" if row.source else "",
+        f"workflow {row.workflow}" if row.workflow else "",
+        f"stage {row.stage}" if row.stage else "",
+        f"retry_count {row.retry_count}",
+    ]
+    out.append("  " + ", ".join(f for f in facts if f))
+    queued = from_ms(row.enqueued_ms).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    updated = from_ms(row.updated_ms).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    out.append(f"  queued {queued}, last change {updated}")
+    return out
+
+
 # ----------------------------------------------------------------------------------- retry, cancel
 @click.command()
 @click.argument("task_ids", metavar="ID...", nargs=-1, required=True)
@@ -202,13 +213,18 @@ def retry(task_ids: tuple[str, ...], config_path: str | None) -> None:
                     + (" (cancel it first)" if row.state in CANCELLABLE else "")
                 )
         done = []
+        already = []
         for row in dict((r.task_id, r) for r in rows).values():
             retry_count = ledger.requeue_task(row.task_id, _now_ms(), f"retried by hand (was {row.state})")
             if retry_count is not None:
                 done.append((row.task_id, row.state, retry_count))
+            else:
+                already.append(row.task_id)
     requeue_workflows(loaded, [task_id for task_id, _, _ in done])
     for task_id, was, retry_count in done:
         click.echo(f"{task_id}: {was} -> queued (retry_count {retry_count})")
+    for task_id in already:
+        click.echo(f"{task_id}: already requeued (by another retry): nothing done")
 
 
 @click.command()

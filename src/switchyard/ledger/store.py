@@ -172,7 +172,7 @@ def _decode(row: Sequence[Any]) -> AttemptRecord:
     return AttemptRecord(**{name: dec(v) for (name, _, dec), v in zip(_FIELDS, row, strict=True)})
 
 
-TASK_STATES = ("queued", "running", "retrying", "blocked", "done", "dead", "cancelled", "interrupted")
+TASK_STATES = ("queued", "running", "retrying", "blocked", "done", "dead", "cancelled")
 
 
 @dataclass(frozen=True)
@@ -370,6 +370,24 @@ MIGRATIONS: tuple[Migration, ...] = (
         """,
         sha256="d3a4eedad60004cb229bef009d950d29dd770254481e4e4e23c97772605e4824",
     ),
+    # `status` totals the tasks' attempts: the attempts of no task (`exec`) are counted apart, one row
+    # kept with each record (an attempt whose task id has no `tasks` row), the existing ones counted once here.
+    Migration(
+        "0045_exec_totals",
+        """
+        CREATE TABLE exec_totals (one INTEGER PRIMARY KEY, n BIGINT NOT NULL, cost_pico BIGINT NOT NULL);
+        INSERT INTO exec_totals (one, n, cost_pico)
+            SELECT 0, COUNT(*), COALESCE(SUM(a.cost_pico), 0) FROM attempts a
+            WHERE NOT EXISTS (SELECT 1 FROM tasks t WHERE t.task_id = a.task_id)
+        """,
+        sha256="6c20f2a1cd137ba25d7f94e6f18c93f8b30ae2c8d680bb2b8fa46c90643742dd",
+    ),
+)
+
+# Attempts of no task added to `exec_totals` (n, picodollars): `{where}` decides whether they are.
+_ADD_EXEC = (
+    "INSERT INTO exec_totals (one, n, cost_pico) SELECT 0, ?, ? WHERE {where} ON CONFLICT (one) DO UPDATE "
+    "SET n = exec_totals.n + excluded.n, cost_pico = exec_totals.cost_pico + excluded.cost_pico"
 )
 
 # Every module's migrations, in order: what `Ledger` applies.
@@ -443,6 +461,8 @@ class Ledger:
             if self.db.execute(self._insert, _encode(rec)) == 0:
                 return False
             rollup.add_attempts(self.db, [rec])
+            no_task = _ADD_EXEC.format(where="NOT EXISTS (SELECT 1 FROM tasks WHERE task_id = ?)")
+            self.db.execute(no_task, (1, rec.cost_pico, rec.task_id))
         return True
 
     def record_many(self, recs: Iterable[AttemptRecord]) -> None:
@@ -450,6 +470,18 @@ class Ledger:
         recs = list(recs)
         self.db.executemany(self._insert, [_encode(r) for r in recs])
         rollup.add_attempts(self.db, recs)
+        ids = sorted({r.task_id for r in recs})
+        tasks: set[str] = set()
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ", ".join("?" for _ in chunk)
+            tasks.update(
+                str(r[0]) for r in self.db.query(f"SELECT task_id FROM tasks WHERE task_id IN ({marks})", chunk)
+            )
+        untasked = [r for r in recs if r.task_id not in tasks]
+        if untasked:
+            pico = sum(r.cost_pico for r in untasked)
+            self.db.execute(_ADD_EXEC.format(where="1 = 1"), (len(untasked), pico))
 
     def mark_completed(self, attempt_id: str) -> bool:
         """Note that this (successful) attempt finished its task; idempotent."""
@@ -563,6 +595,11 @@ class Ledger:
         row = self.db.one("SELECT COALESCE(SUM(n), 0), COALESCE(SUM(cost_pico), 0) FROM rollup_attempts")
         return (int(row[0]), int(row[1])) if row else (0, 0)
 
+    def exec_totals(self) -> tuple[int, int]:
+        """(attempts, cost in picodollars) of the attempts that belong to no task (`exec`): one row."""
+        row = self.db.one("SELECT n, cost_pico FROM exec_totals WHERE one = 0")
+        return (int(row[0]), int(row[1])) if row else (0, 0)
+
     def provider_window(self, provider: str, since_ms: int, counted: Sequence[str]) -> tuple[int, int]:
         """(calls, failures whose error class is in `counted`) for `provider` since `since_ms`."""
         marks = ", ".join("?" for _ in counted)
@@ -650,11 +687,11 @@ class Ledger:
         )
 
     def cancel_task(self, task_id: str, now_ms: int, note: str) -> bool:
-        """Cancel a task that has not ended (queued, running, retrying, blocked, interrupted); False if it had."""
+        """Cancel a task that has not ended (queued, running, retrying, blocked); False if it had."""
         return (
             self.db.execute(
                 "UPDATE tasks SET state = 'cancelled', updated_ms = ?, note = ? WHERE task_id = ? "
-                "AND state IN ('queued', 'running', 'retrying', 'blocked', 'interrupted')",
+                "AND state IN ('queued', 'running', 'retrying', 'blocked')",
                 (now_ms, note, task_id),
             )
             > 0
@@ -663,7 +700,8 @@ class Ledger:
     def requeue_task(self, task_id: str, now_ms: int, note: str) -> int | None:
         """A dead or cancelled task back to `queued`, its attempts kept and its retry count going on (one more,
         in the row and in the task the workflow reads); returns the new retry count, None if it was not dead or
-        cancelled."""
+        cancelled, or another `retry` requeued it first (its UPDATE, guarded by the state, then changes no row:
+        on PostgreSQL two transactions can both read `dead`, and only one may fork a workflow)."""
         with self.db.transaction():
             row = self.task(task_id)
             if row is None or row.state not in ("dead", "cancelled"):
@@ -672,12 +710,12 @@ class Ledger:
             task = json.loads(row.task_json)
             task["retry_count"] = max(retry, int(task.get("retry_count") or 0) + 1)
             retry = task["retry_count"]
-            self.db.execute(
+            changed = self.db.execute(
                 "UPDATE tasks SET state = 'queued', updated_ms = ?, retry_count = ?, task_json = ?, last_error = NULL, "
                 "note = ? WHERE task_id = ? AND state IN ('dead', 'cancelled')",
                 (now_ms, retry, json.dumps(task), note, task_id),
             )
-        return int(retry)
+        return int(retry) if changed else None
 
     def tasks(self, *, states: Sequence[str] | None = None) -> list[TaskRow]:
         """Known tasks, oldest first."""

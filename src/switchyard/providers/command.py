@@ -36,7 +36,16 @@ from switchyard.providers.processes import Agent
 from switchyard.redact import private_dir, write_private
 from switchyard.usage_parsers import PROBLEM_PREFIX, parse_output
 
-__all__ = ["BASE_ENV", "PLACEHOLDERS", "CommandRunner", "render_argv", "safe_output_path"]
+__all__ = [
+    "BASE_ENV",
+    "PLACEHOLDERS",
+    "Capture",
+    "CommandRunner",
+    "collect",
+    "marker",
+    "render_argv",
+    "safe_output_path",
+]
 
 BASE_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "USER", "LOGNAME", "SHELL", "TERM")
 KEEP_BYTES = 32 * 1024 * 1024  # of stdout (and of the output file), kept from the start and from the end
@@ -71,7 +80,7 @@ def safe_output_path(run_dir: Path, name: str) -> Path:
     return base / p
 
 
-class _Capture:
+class Capture:
     """The first and the last `keep` bytes of a stream, and its length."""
 
     __slots__ = ("head", "keep", "tail", "total")
@@ -109,7 +118,7 @@ class _Capture:
         return head.decode("utf-8", "replace"), tail.decode("utf-8", "replace"), omitted
 
 
-def _marker(omitted: int) -> str:
+def marker(omitted: int) -> str:
     return f"\n[switchyard: {omitted} bytes of output not kept]\n"
 
 
@@ -286,51 +295,56 @@ class CommandRunner:
             model=parsed.model,
         )
 
-    def _collect(self, agent: Agent, out_r: int, err_r: int, timeout_s: float) -> tuple[_Capture, _Capture, bool]:
-        """Read stdout and stderr until the agent exits; at the deadline SIGTERM it, after a grace give up.
+    def _collect(self, agent: Agent, out_r: int, err_r: int, timeout_s: float) -> tuple[Capture, Capture, bool]:
+        """Read stdout and stderr (bounded) until the agent exits: (stdout, stderr, timed_out)."""
+        out, err = Capture(KEEP_BYTES), Capture(STDERR_KEEP_BYTES)
+        return out, err, collect(agent, {out_r: out, err_r: err}, timeout_s)
 
-        Returns (stdout, stderr, timed_out). One thread, no timer: a poll on the two pipes and the
-        agent's pidfd, with the deadline as its timeout. Leftover processes holding the pipes open
-        do not keep us waiting: the agent's exit ends the call.
-        """
-        captures = {out_r: _Capture(KEEP_BYTES), err_r: _Capture(STDERR_KEEP_BYTES)}
-        result = (captures[out_r], captures[err_r])
-        poller = select.poll()
-        for fd in captures:
-            poller.register(fd, select.POLLIN)
-        pidfd = agent.pidfd
-        if pidfd is not None:
-            poller.register(pidfd, select.POLLIN)
-        deadline = time.monotonic() + timeout_s
-        timed_out = False
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                if timed_out:  # the grace period is over too: `release` kills everything
-                    return (*result, True)
-                timed_out = True
-                agent.terminate()
-                deadline = time.monotonic() + KILL_GRACE_S
+
+def collect(agent: Agent, captures: dict[int, Capture], timeout_s: float, grace_s: float = KILL_GRACE_S) -> bool:
+    """Read the pipes into their captures until the agent exits; at the deadline SIGTERM it, after `grace_s` give up.
+
+    Returns whether it timed out. One thread, no timer: a poll on the pipes and the agent's
+    pidfd, with the deadline as its timeout. Leftover processes holding the pipes open do not
+    keep us waiting: the agent's exit ends the call.
+    """
+    captures = dict(captures)
+    poller = select.poll()
+    for fd in captures:
+        poller.register(fd, select.POLLIN)
+    pidfd = agent.pidfd
+    if pidfd is not None:
+        poller.register(pidfd, select.POLLIN)
+    deadline = time.monotonic() + timeout_s
+    timed_out = False
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            if timed_out:  # the grace period is over too: `release` kills everything
+                return True
+            timed_out = True
+            agent.terminate()
+            deadline = time.monotonic() + grace_s
+            continue
+        exited = False
+        # Without a pidfd (kernels before 5.3), look at the agent every 50 ms.
+        for fd, _ in poller.poll(remaining * 1000 if pidfd is not None else min(remaining, 0.05) * 1000):
+            if fd == pidfd:
+                exited = True
                 continue
-            exited = False
-            # Without a pidfd (kernels before 5.3), look at the agent every 50 ms.
-            for fd, _ in poller.poll(remaining * 1000 if pidfd is not None else min(remaining, 0.05) * 1000):
-                if fd == pidfd:
-                    exited = True
-                    continue
-                data = os.read(fd, _CHUNK)
-                if data:
-                    captures[fd].feed(data)
-                else:
-                    poller.unregister(fd)
-                    del captures[fd]
-            if exited or (pidfd is None and agent.exited()):
-                for fd, capture in captures.items():
-                    _drain(fd, capture)
-                return (*result, timed_out)
+            data = os.read(fd, _CHUNK)
+            if data:
+                captures[fd].feed(data)
+            else:
+                poller.unregister(fd)
+                del captures[fd]
+        if exited or (pidfd is None and agent.exited()):
+            for fd, capture in captures.items():
+                _drain(fd, capture)
+            return timed_out
 
 
-def _drain(fd: int, capture: _Capture) -> None:
+def _drain(fd: int, capture: Capture) -> None:
     """Read what is already in the pipe, without waiting for writers that may never close it."""
     os.set_blocking(fd, False)
     got = 0
@@ -348,7 +362,7 @@ def _drain(fd: int, capture: _Capture) -> None:
 Redact = Callable[[str | None], str]
 
 
-def _save(path: str, capture: _Capture, redact: Redact) -> tuple[str, bool]:
+def _save(path: str, capture: Capture, redact: Redact) -> tuple[str, bool]:
     """Save a stream, redacted and bounded (nothing when it was empty); return (text to read, was it cut).
 
     The text to read is the whole stream, or its tail when it was cut.
@@ -358,7 +372,7 @@ def _save(path: str, capture: _Capture, redact: Redact) -> tuple[str, bool]:
         if head:
             write_private(path, redact(head).encode("utf-8"))
         return head, False
-    write_private(path, (redact(head) + _marker(omitted) + redact(tail)).encode("utf-8"))
+    write_private(path, (redact(head) + marker(omitted) + redact(tail)).encode("utf-8"))
     return tail, True
 
 
@@ -376,7 +390,7 @@ def _take_output_file(path: Path, redact: Redact) -> tuple[str | None, bool]:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             return None, False
-        capture = _Capture(KEEP_BYTES)
+        capture = Capture(KEEP_BYTES)
         if st.st_size <= 2 * KEEP_BYTES:
             capture.feed(_pread(fd, 2 * KEEP_BYTES + 1, 0))
         else:
@@ -389,7 +403,7 @@ def _take_output_file(path: Path, redact: Redact) -> tuple[str | None, bool]:
         os.close(fd)
     head, tail, omitted = capture.parts()
     if tail is not None:
-        write_private(path, (redact(head) + _marker(omitted) + redact(tail)).encode("utf-8"))
+        write_private(path, (redact(head) + marker(omitted) + redact(tail)).encode("utf-8"))
     elif (clean := redact(head)) != head:
         write_private(path, clean.encode("utf-8"))
     return (head, False) if tail is None else (tail, True)
