@@ -264,7 +264,7 @@ daily_usd = {limit}
     assert sorted(r["state"] for r in rows) == ["blocked", "blocked", "done", "done"]
     blocked = [r for r in rows if r["state"] == "blocked"]
     assert "budget global per day ($0.01) would be exceeded" in blocked[0]["note"]
-    assert "2 blocked on a budget" in proc.stdout
+    assert "2 waiting (e.g. T-0" in proc.stdout and "this run: 4 task(s): 2 blocked, 2 done" in proc.stdout
     budget = json.loads(
         subprocess.run(
             [EXE, "budget", "--json", "--config", str(cfg)], capture_output=True, text=True, check=True

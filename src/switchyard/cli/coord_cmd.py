@@ -178,8 +178,7 @@ def run(
             co.wait_idle(stop)
         if signals:
             _shut_down(co, hard, cfg.grace_s)
-            with open_ledger(loaded) as ledger:
-                click.echo(_summary(task_status(ledger)) + " (stopped; unfinished tasks resume on the next run)")
+            click.echo(_run_summary(co.summary()) + " (stopped; unfinished tasks resume on the next run)")
             reporter.close()
             sys.stdout.flush()
             sys.stderr.flush()
@@ -189,27 +188,25 @@ def run(
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
-    with open_ledger(loaded) as ledger:
-        rows = task_status(ledger)
-    blocked = [r for r in rows if r["state"] == "blocked"]
-    code = 1 if any(r["state"] == "dead" for r in rows) else 0
-    if blocked:
-        reporter.close()
-        click.echo(_summary(rows))
-        click.echo(
-            f"{len(blocked)} blocked on a budget ({blocked[0]['note']}); they resume on a later run once the "
-            "period rolls over or the limit is raised: see `switchyard budget`"
-        )
-        sys.stdout.flush()
-        sys.stderr.flush()
-        # Their workflows wait in a durable sleep; leave them pending for the next run rather than
-        # shutting the engine down under them.
-        os._exit(code)
+    done = co.summary()
     co.close()
     reporter.close()
-    click.echo(_summary(rows))
-    if code:
-        raise click.exceptions.Exit(code)
+    click.echo(_run_summary(done))
+    if done.waiting:
+        task_id, why = done.waiting[0]
+        click.echo(
+            f"{len(done.waiting)} waiting (e.g. {task_id}: {why}); they resume when the budgets, the config or the "
+            "providers change (a machine running `switchyard run` re-checks them), or on a later run"
+        )
+    if done.dead:
+        raise click.exceptions.Exit(1)
+
+
+def _run_summary(done: Any) -> str:
+    """This run's own work, not the ledger's totals (`switchyard status` has those)."""
+    parts = ", ".join(f"{n} {s}" for s, n in sorted(done.states.items()))
+    total = sum(done.states.values())
+    return f"this run: {total} task(s): {parts or 'none'}; {done.attempts} attempt(s); {money(done.cost_usd, 4)}"
 
 
 def _shut_down(co: Any, hard: threading.Event, grace_s: float) -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from switchyard.catalog import Usage
-from switchyard.ledger import rollup
+from switchyard.ledger import leases, rollup
 from switchyard.ledger.db import Database, Migration, connect, schema
 
 __all__ = ["MIGRATIONS", "PICO", "SCHEMA", "AttemptRecord", "BreakerRow", "Ledger", "from_ms", "to_ms"]
@@ -325,7 +325,7 @@ MIGRATIONS: tuple[Migration, ...] = (
 )
 
 # Every module's migrations, in order: what `Ledger` applies.
-SCHEMA: tuple[Migration, ...] = schema(MIGRATIONS, rollup.MIGRATIONS)
+SCHEMA: tuple[Migration, ...] = schema(MIGRATIONS, rollup.MIGRATIONS, leases.MIGRATIONS)
 
 
 def latency_bucket(ms: int) -> int:
