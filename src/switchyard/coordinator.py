@@ -499,10 +499,7 @@ class Coordinator:
 
     # setup -------------------------------------------------------------------------
     def _default_system_db(self) -> str:
-        location = self.loaded.ledger_location()
-        if location.startswith(("postgresql://", "postgres://")):
-            return location  # one PostgreSQL for the ledger and the queue: many machines share both
-        return "sqlite:///" + str(self.loaded.resolve(".switchyard/dbos.sqlite"))
+        return system_db_of(self.loaded)
 
     def _load_template(self) -> str | None:
         path = self.loaded.coordinator.prompt_template
@@ -946,7 +943,9 @@ class Coordinator:
             return True
         if self.ledger.count_tasks(["queued"]):
             return True
-        live = {r.executor_id for r in self.leases.sessions(states=("live",))}
+        now = self.leases.now_ms()
+        # A machine whose lease ran out is about to be taken over (here or elsewhere): its tasks are ours to wait for.
+        live = {r.executor_id for r in self.leases.sessions(states=("live",)) if now - r.renewed_ms <= r.lease_ms}
         return any(
             wf.status == "ENQUEUED" or wf.executor_id not in live
             for wf in self.queue_workflows(("ENQUEUED", "PENDING"))
@@ -982,6 +981,32 @@ class RunSummary:
     @property
     def dead(self) -> int:
         return self.states.get("dead", 0)
+
+
+def system_db_of(loaded: LoadedConfig) -> str:
+    """The DBOS system database a coordinator on this config uses."""
+    if loaded.coordinator.system_db:
+        return loaded.coordinator.system_db
+    location = loaded.ledger_location()
+    if location.startswith(("postgresql://", "postgres://")):
+        return location  # one PostgreSQL for the ledger and the queue: many machines share both
+    return "sqlite:///" + str(loaded.resolve(".switchyard/dbos.sqlite"))
+
+
+def running_by_executor(system_db: str, leases: Leases) -> dict[str, list[str]]:
+    """The tasks each executor is running now (its pending task workflows), by DBOS's public client."""
+    if system_db.startswith("sqlite:///") and not os.path.exists(system_db[len("sqlite:///") :]):
+        return {}
+    client = DBOSClient(system_database_url=system_db, application_name="switchyard")
+    try:
+        pending = client.list_workflows(status="PENDING", queue_name=QUEUE, load_input=False, load_output=False)
+    finally:
+        client.destroy()
+    tasks = leases.task_ids_of([wf.workflow_id for wf in pending])
+    out: dict[str, list[str]] = {}
+    for wf in pending:
+        out.setdefault(wf.executor_id or "", []).append(tasks[wf.workflow_id])
+    return out
 
 
 def recover_executor(executor_id: str) -> int:

@@ -33,6 +33,7 @@ _LAZY: dict[str, str] = {
     "providers": "switchyard.cli.run_cmd:providers",
     "run": "switchyard.cli.coord_cmd:run",
     "status": "switchyard.cli.coord_cmd:status",
+    "machines": "switchyard.cli.machines_cmd:machines",
     "budget": "switchyard.cli.budget_cmd:budget",
     "report": "switchyard.cli.report_cmd:report",
     "dashboard": "switchyard.cli.dashboard_cmd:dashboard",

@@ -66,8 +66,11 @@ def _summary(rows: list[dict[str, Any]]) -> str:
 def status(config_path: str | None, as_json: bool, states: tuple[str, ...]) -> None:
     """Each task's state, attempts, model(s) and cost."""
     loaded = load(config_path)
+    from switchyard.cli.machines_cmd import machines_section
+
     with open_ledger(loaded) as ledger:
         rows = task_status(ledger)
+        machines = machines_section(ledger)
     if states:
         rows = [r for r in rows if r["state"] in states]
     if as_json:
@@ -89,6 +92,7 @@ def status(config_path: str | None, as_json: bool, states: tuple[str, ...]) -> N
     ]
     click.echo(table(["task", "state", "attempts", "models", "cost", "last error"], out, right={2, 4}))
     click.echo(_summary(rows))
+    click.echo(machines)
 
 
 @click.command()
