@@ -234,3 +234,237 @@ def pid_alive(pid: int) -> bool:
     except OSError:
         return False
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+# ---------------------------------------------------------------- chaos
+def chaos_config(ledger_url: str, log: Path, *, tasks: int, docs_every: int, workers: int, sleep: float) -> str:
+    """A global cap that admits about 85% of the tasks' calls, and a docs cap about half of the docs tasks'."""
+    runs = int(tasks * 0.85)
+    docs = len(range(0, tasks, docs_every)) // 2
+    budgets = (
+        f"[budgets]\nrecheck_s = 2\ndaily_usd = {COST * runs + Decimal('0.0005')}\n"
+        f'[[budgets.limits]]\nscope = "label:docs"\nperiod = "day"\nlimit_usd = {COST * docs + Decimal("0.0005")}\n'
+        'on_exceed = "block"'
+    )
+    return config_text(ledger_url, log, sleep=sleep, workers=workers, budgets=budgets)
+
+
+@dataclass
+class ChaosResult:
+    """What a chaos run did and what the books say; `problems` lists every broken promise."""
+
+    seed: int
+    tasks: int
+    kills: int
+    restarts: int
+    seconds: float
+    states: dict[str, int]
+    started_twice: int  # attempts started more than once (their first start's machine died mid-call)
+    finished_unrecorded: int  # calls that finished but whose machine died before recording them
+    overspend_usd: Decimal  # really spent (finished calls) beyond each cap, summed
+    takeovers_s: list[float]  # kill -> a survivor claimed the dead session, for kills not followed by a restart
+    problems: list[str]
+
+
+def run_chaos(
+    root: Path,
+    pg_url: str,
+    *,
+    seed: int,
+    tasks: int = 60,
+    kills: int = 10,
+    machines: int = 3,
+    workers: int = 2,
+    sleep: float = 1.0,
+    interval: tuple[float, float] = (0.8, 1.6),
+    restart_p: float = 0.6,
+    timeout: float = 240,
+) -> ChaosResult:
+    """3 machines on one database, random kill -9 (some restarted), then check every promise."""
+    import random
+
+    from switchyard.ledger import Ledger
+    from switchyard.ledger.leases import Leases
+    from switchyard.runner import safe_name as safe
+
+    rng = random.Random(seed)
+    docs_every = 4
+    task_file = tasks_jsonl(root / "tasks.jsonl", tasks, docs_every=docs_every)
+    c = Cluster(
+        root,
+        machines,
+        lambda log: chaos_config(pg_url, log, tasks=tasks, docs_every=docs_every, workers=workers, sleep=sleep),
+        task_file,
+    )
+    t0 = time.monotonic()
+    for i in range(machines):
+        c.start(i, "--watch", "3600")
+    killed_at: list[tuple[int, float]] = []  # (pid, wall time)
+    pending_restarts: list[tuple[float, int]] = []
+    restarts = 0
+    last_victim = -1
+
+    def restart_due() -> None:
+        nonlocal restarts
+        now = time.monotonic()
+        for when, idx in list(pending_restarts):
+            if when <= now:
+                pending_restarts.remove((when, idx))
+                c.start(idx, "--watch", "3600")
+                restarts += 1
+
+    for k in range(kills):
+        end = time.monotonic() + rng.uniform(*interval)
+        while time.monotonic() < end:
+            restart_due()
+            time.sleep(0.05)
+        alive = [i for i in range(machines) if c.alive(i)]
+        if len(alive) <= 1:  # keep one machine up: bring a dead one back first
+            dead = [i for i in range(machines) if not c.alive(i) and all(idx != i for _, idx in pending_restarts)]
+            if dead:
+                c.start(dead[0], "--watch", "3600")
+                restarts += 1
+            alive = [i for i in range(machines) if c.alive(i)]
+        victim = rng.choice(alive)
+        pid = c.machines[victim].pids[-1]
+        c.kill(victim)
+        killed_at.append((pid, time.time()))
+        last_victim = victim
+        if k < kills - 1 and rng.random() < restart_p:
+            pending_restarts.append((time.monotonic() + rng.uniform(0.5, 3.0), victim))
+    pending_restarts = [(w, i) for w, i in pending_restarts if i != last_victim]
+    if not any(c.alive(i) for i in range(machines) if i != last_victim):
+        other = next(i for i in range(machines) if i != last_victim)
+        pending_restarts = [(w, i) for w, i in pending_restarts if i != other]
+        c.start(other, "--watch", "3600")
+        restarts += 1
+
+    def settled() -> bool:
+        restart_due()
+        with Ledger.open(pg_url) as ledger:
+            if ledger.count_tasks(["queued", "running", "retrying"]):
+                return False
+            limits = {
+                r[0]: (int(r[1]), int(r[2]), int(r[3]))
+                for r in ledger.db.query("SELECT scope, spent_pico, held_pico, limit_pico FROM budget_counters")
+            }
+            for row in ledger.tasks(states=["blocked"]):
+                scope = "label:docs" if "label:docs" in (row.note or "") else "global"
+                spent, held, limit = limits[scope]
+                if spent + held + int(HOLD * 10**12) <= limit:
+                    return False  # it could run now: a recheck will wake it
+            return not ledger.db.one("SELECT 1 FROM budget_holds WHERE state = 'held'")
+
+    problems: list[str] = []
+    try:
+        wait_for(
+            lambda: settled() and not pending_restarts,
+            timeout,
+            f"seed {seed}: every task done or legitimately blocked",
+            0.5,
+        )
+    except AssertionError as exc:
+        problems.append(str(exc))
+    seconds = time.monotonic() - t0
+    c.stop_all()
+    killed = {pid for pid, _ in killed_at}
+    for m in c.machines:  # a machine that exited by itself (fenced) counts as dead too
+        for pid, code in zip(m.pids, m.exits, strict=False):
+            if code not in (0, 143, -9):
+                killed.add(pid)
+                problems.append(f"seed {seed}: machine {m.index} pid {pid} exited with {code}")
+
+    events = c.events()
+    starts: dict[str, list[dict[str, Any]]] = {}
+    finishes: dict[str, list[dict[str, Any]]] = {}
+    for e in events:
+        (starts if e["event"] == "start" else finishes).setdefault(e["attempt"], []).append(e)
+    with Ledger.open(pg_url) as ledger:
+        final = {r.task_id: r for r in ledger.tasks()}
+        attempts = ledger.attempts()
+        counters = {
+            r[0]: (int(r[1]), int(r[2]), int(r[3]))
+            for r in ledger.db.query("SELECT scope, spent_pico, held_pico, limit_pico FROM budget_counters")
+        }
+        holds = ledger.db.one("SELECT COUNT(*) FROM budget_holds WHERE state = 'held'")
+        lease_rows = Leases(ledger.db).sessions(states=("live", "taking", "taken", "ended"))
+        pending = ledger.db.one("SELECT COUNT(*) FROM dbos.workflow_status WHERE status IN ('PENDING', 'ENQUEUED')")
+    states: dict[str, int] = {}
+    for r in final.values():
+        states[r.state] = states.get(r.state, 0) + 1
+    if set(states) - {"done", "blocked"} or len(final) != tasks:
+        problems.append(f"seed {seed}: task states {states}")
+    for r in final.values():
+        if r.state == "blocked" and "would be exceeded" not in (r.note or ""):
+            problems.append(f"seed {seed}: {r.task_id} blocked for {r.note!r}")
+    recorded = {safe(a.attempt_id): a for a in attempts}
+    started_twice = 0
+    for attempt, ss in starts.items():
+        if len(ss) > 1:
+            started_twice += 1
+        for s in ss[:-1]:  # every start but the last was cut short by its machine's death
+            if s["ppid"] not in killed or any(f["pid"] == s["pid"] for f in finishes.get(attempt, [])):
+                problems.append(f"seed {seed}: {attempt} started again though its earlier run was not killed: {s}")
+    finished_unrecorded = 0
+    for attempt, fs in finishes.items():
+        rec = recorded.get(attempt)
+        extra = len(fs) - (1 if rec is not None and rec.status == "ok" else 0)
+        finished_unrecorded += extra
+        lost = fs[:-1] if rec is not None else fs
+        for f in lost:
+            if f["ppid"] not in killed:
+                problems.append(f"seed {seed}: {attempt} finished on a live machine and was not recorded: {f}")
+    for a in attempts:
+        if a.status == "ok" and safe(a.attempt_id) not in finishes:
+            problems.append(f"seed {seed}: {a.attempt_id} recorded ok but never finished")
+    ok = [a for a in attempts if a.status == "ok"]
+    per_task: dict[str, int] = {}
+    for a in ok:
+        per_task[a.task_id] = per_task.get(a.task_id, 0) + 1
+    if any(n > 1 for n in per_task.values()):
+        problems.append(f"seed {seed}: a task succeeded twice")
+    total = sum((a.cost_usd for a in attempts), Decimal(0))
+    if total != COST * len(ok):
+        problems.append(f"seed {seed}: recorded cost {total} != {COST} x {len(ok)} finished and recorded")
+    overspend = Decimal(0)
+    docs_cost = sum((a.cost_usd for a in attempts if "docs" in a.labels), Decimal(0))
+    for scope, recorded_cost in (("global", total), ("label:docs", docs_cost)):
+        spent, _held_pico, limit = counters[scope]
+        if spent != int(recorded_cost * 10**12):
+            problems.append(f"seed {seed}: {scope} counter spent {spent} != recorded {recorded_cost}")
+        if spent > limit:
+            problems.append(f"seed {seed}: {scope} spent {spent} over its limit {limit}")
+        real = Decimal(spent) / 10**12 + COST * finished_unrecorded
+        overspend += max(Decimal(0), real - Decimal(limit) / 10**12)
+    if holds is None or holds[0] != 0:
+        problems.append(f"seed {seed}: {holds} budget holds left")
+    if pending is None or pending[0] != 0:
+        problems.append(f"seed {seed}: {pending} workflows still pending or enqueued")
+    if any(r.state in ("live", "taking") for r in lease_rows):
+        problems.append(f"seed {seed}: sessions left live: {[r for r in lease_rows if r.state in ('live', 'taking')]}")
+    takeovers = []
+    by_pid = {r.pid: r for r in lease_rows}
+    last_pid = c.machines[last_victim].pids[-1]
+    for pid, when in killed_at:
+        row = by_pid.get(pid)
+        if row is None:
+            continue  # killed before it took a lease
+        if row.taken_by is not None and not row.taken_by.startswith(row.executor_id + "/") and row.claimed_ms:
+            takeovers.append(round(row.claimed_ms / 1000 - when, 2))
+        if pid == last_pid and (
+            row.state != "taken" or row.taken_by is None or row.taken_by.startswith(row.executor_id + "/")
+        ):
+            problems.append(f"seed {seed}: the last killed machine was not taken over by a survivor: {row}")
+    return ChaosResult(
+        seed,
+        tasks,
+        len(killed_at),
+        restarts,
+        round(seconds, 1),
+        states,
+        started_twice,
+        finished_unrecorded,
+        overspend,
+        sorted(takeovers),
+        problems,
+    )

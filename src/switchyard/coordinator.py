@@ -67,7 +67,7 @@ from switchyard.driver import (
 )
 from switchyard.errors import ConfigError, RunError
 from switchyard.ledger.db import Database, connect
-from switchyard.ledger.leases import Identity, Leases
+from switchyard.ledger.leases import Identity, Leases, TakeoverInProgress
 from switchyard.ledger.store import AttemptRecord, Ledger
 from switchyard.outcome import Delivered, Outcomes, Placed
 from switchyard.progress import Reporter
@@ -561,7 +561,15 @@ class Coordinator:
         cfg = self.loaded.coordinator
         self.identity = Identity.claim(self.state_dir, cfg.executor_id)
         try:
-            dead = self.leases.acquire(self.identity, lease_s=cfg.lease_s, takeover_s=cfg.takeover_s)
+            deadline = time.monotonic() + cfg.takeover_s + cfg.lease_s
+            while True:
+                try:
+                    dead = self.leases.acquire(self.identity, lease_s=cfg.lease_s, takeover_s=cfg.takeover_s)
+                    break
+                except TakeoverInProgress:  # a survivor finishes this installation's last session first
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.5)
         except BaseException:
             self.identity.release()
             self.identity = None
@@ -622,6 +630,20 @@ class Coordinator:
         assert self.enqueuer is not None
         self.enqueuer.put((ids[t], t) for t in queued)
         return len(queued)
+
+    def leave(self) -> None:
+        """Stopped by a signal, about to exit: end the lease, or hand unfinished tasks to the other machines."""
+        if self.machine is not None:
+            self.machine.stop()
+        if self.identity is None:
+            return
+        try:
+            if self.running_here():  # parked workflows: a survivor recovers them now, not after a takeover delay
+                self.leases.give_up(self.identity.session)
+            else:
+                self.leases.end(self.identity.session)
+        except Exception as exc:  # the database is away: the lease simply expires
+            self.reporter.error(f"could not end this machine's lease: {str(exc).strip()[:200]}")
 
     def close(self) -> None:
         """Stop DBOS (after every workflow is done), end the lease and release resources."""

@@ -182,6 +182,7 @@ def run(
             co.wait_idle(stop)
         if signals:
             _shut_down(co, hard, cfg.grace_s)
+            co.leave()
             click.echo(_run_summary(co.summary()) + " (stopped; unfinished tasks resume on the next run)")
             reporter.close()
             sys.stdout.flush()

@@ -44,6 +44,7 @@ __all__ = [
     "IdentityInUse",
     "LeaseRow",
     "Leases",
+    "TakeoverInProgress",
     "Wait",
     "workflow_id",
 ]
@@ -101,6 +102,10 @@ def workflow_id(task_id: str, wakes: int) -> str:
 
 class IdentityInUse(RunError):
     """Another live process holds this executor identity."""
+
+
+class TakeoverInProgress(IdentityInUse):
+    """A survivor is taking over this executor's previous session right now: start again once it is done."""
 
 
 class Identity:
@@ -240,7 +245,7 @@ class Leases:
             mine = [r for r in rows if r.host == ident.host and r.state_dir == str(ident.state_dir)]
             for r in rows:
                 if r.state == TAKING:
-                    raise IdentityInUse(
+                    raise TakeoverInProgress(
                         f"executor {ident.executor_id}: another machine is taking over its previous session "
                         f"({r.session}) right now; start again in a few seconds"
                     )
@@ -288,6 +293,10 @@ class Leases:
         self.db.execute(
             "UPDATE leases SET state = 'ended', ended_ms = ? WHERE session = ? AND state = 'live'", (now, session)
         )
+
+    def give_up(self, session: str) -> None:
+        """Leaving with work unfinished (stopped by a signal): let a survivor take it over at once."""
+        self.db.execute("UPDATE leases SET renewed_ms = 0 WHERE session = ? AND state = 'live'", (session,))
 
     # takeover ------------------------------------------------------------------------
     def claim_dead(self, me: str) -> list[LeaseRow]:
