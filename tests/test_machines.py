@@ -125,7 +125,7 @@ def test_a_dead_machines_tasks_and_holds_are_taken_over(tmp_path: Path, pg_url: 
     )
     assert survivor.returncode == 0, survivor.stderr
     assert set(states(pg_url).values()) == {"done"}
-    assert "took over" in survivor.stderr
+    assert "took over" in survivor.stderr and "2 workflow(s) recovered" in survivor.stderr  # recover_executor
     assert "this run: 4 task(s): 4 done" in survivor.stdout
     assert held(pg_url) == 0
     dead = [s for s in sessions(pg_url) if s[1] == "taken"]
@@ -168,6 +168,17 @@ def test_a_starting_machine_leaves_live_holds_alone(tmp_path: Path, pg_url: str)
         assert "this run: 0 task(s)" in other.stdout  # machine 0's running tasks are not its to wait for
         assert sum(e["event"] == "finish" for e in c.events()) == 0  # machine 0's calls are still running...
         assert held(pg_url) == 2  # ...and still hold their budget
+        shown = subprocess.run(
+            [EXE, "machines", "--json", "--config", str(c.machines[1].dir / "switchyard.toml")],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        rows = json.loads(shown.stdout)
+        live = [r for r in rows if r["state"] == "live"]
+        assert len(live) == 1 and live[0]["pid"] == c.machines[0].pids[0]
+        assert live[0]["running"] == ["T-000", "T-001"] and live[0]["lease_expires_in_s"] > 0
+        assert {r["state"] for r in rows} == {"live", "ended"}  # machine 1's --once ended its session cleanly
         assert c.machines[0].proc is not None and c.machines[0].proc.wait(60) == 0
     finally:
         c.stop_all()
