@@ -367,6 +367,17 @@ def run_chaos(
         problems.append(str(exc))
     seconds = time.monotonic() - t0
     c.stop_all()
+    # A blocked task may be between a wake (queued) and its next refusal when its machine stops: such a task
+    # stays queued for the next start. That next start, a `run --once`, ends with it blocked again.
+    final_once = subprocess.run(
+        [EXE, "run", "--config", str(c.machines[0].dir / "switchyard.toml"), "--once"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if final_once.returncode != 0:
+        problems.append(f"seed {seed}: the final run --once exited {final_once.returncode}: {final_once.stderr[-500:]}")
     killed = {pid for pid, _ in killed_at}
     for m in c.machines:  # a machine that exited by itself (fenced) counts as dead too
         for pid, code in zip(m.pids, m.exits, strict=False):

@@ -96,6 +96,33 @@ def test_a_shared_executor_id_is_refused_while_its_holder_lives(tmp_path: Path, 
         c.stop_all()
 
 
+# ---------------------------------------------------------------- budgets across sessions
+def test_holds_are_reconciled_only_for_their_dead_owner_and_a_replay_holds_again(ledger_url: str) -> None:
+    from decimal import Decimal
+
+    from switchyard.budgets import Budgets
+    from test_budgets import counters_total, loaded
+
+    ledger = Ledger.open(ledger_url)
+    a = Budgets(loaded(ledger_url, "daily_usd = 1"), ledger, owner="exec-a/1")  # type: ignore[arg-type]
+    b = Budgets(loaded(ledger_url, "daily_usd = 1"), ledger, owner="exec-b/1")  # type: ignore[arg-type]
+    a.reserve("att-1", "T-1", Decimal("0.2"), a.counters())
+    a.reserve("att-2", "T-2", Decimal("0.2"), a.counters())
+    # machine b starts: it reconciles its own dead sessions, never machine a's live holds
+    assert b.reconcile(["exec-b/0"]) == (0, 0)
+    assert counters_total(ledger) == (Decimal(0), Decimal("0.4"))
+    # machine a died; b replays att-1's step (recovered workflow) before the takeover's reconcile: it adopts the hold
+    b.reserve("att-1", "T-1", Decimal("0.2"), b.counters())
+    assert b.reconcile(["exec-a/1"]) == (0, 1)  # att-2 released; att-1 is b's now and untouched
+    assert counters_total(ledger) == (Decimal(0), Decimal("0.2"))
+    # att-2's step replays after its hold was released: it must hold again, or it would spend outside the limit
+    b.reserve("att-2", "T-2", Decimal("0.2"), b.counters())
+    assert counters_total(ledger) == (Decimal(0), Decimal("0.4"))
+    assert b.settle("att-2", Decimal("0.05")) and b.settle("att-1", Decimal("0.05"))
+    assert counters_total(ledger) == (Decimal("0.1"), Decimal(0))
+    ledger.close()
+
+
 # ---------------------------------------------------------------- takeover
 def test_recover_executor_uses_dbos_recovery_for_given_executor_ids() -> None:
     """`coordinator.recover_executor` is the one call past DBOS's public API: fail loudly if it changes."""

@@ -233,12 +233,14 @@ class Budgets:
             return Decimal(0), Decimal(0)
         return Decimal(int(row[0])) / PICO, Decimal(int(row[1])) / PICO
 
-    def _close(self, hold_id: str, state: str, actual: Decimal | None) -> bool:
+    def _close(self, hold_id: str, state: str, actual: Decimal | None, owner: str | None = None) -> bool:
         actual_pico = to_pico(actual) if actual is not None else 0
         with self.db.transaction():
-            row = self.db.one("SELECT amount_pico, counters, state FROM budget_holds WHERE hold_id = ?", (hold_id,))
-            if row is None or row[2] != "held":
-                return False
+            row = self.db.one(
+                "SELECT amount_pico, counters, state, owner FROM budget_holds WHERE hold_id = ?", (hold_id,)
+            )
+            if row is None or row[2] != "held" or (owner is not None and row[3] != owner):
+                return False  # closed already, or adopted by the live session that replays its call
             changed = self.db.execute(
                 "UPDATE budget_holds SET state = ?, actual_pico = ?, updated_ms = ? WHERE hold_id = ? AND state = 'held'",
                 (state, actual_pico, int(self.clock() * 1000), hold_id),
@@ -272,13 +274,15 @@ class Budgets:
         if not names:
             return 0, 0
         marks = ", ".join("?" for _ in names)
-        rows = self.db.query(f"SELECT hold_id FROM budget_holds WHERE state = 'held' AND owner IN ({marks})", names)
-        for (hold_id,) in rows:
+        rows = self.db.query(
+            f"SELECT hold_id, owner FROM budget_holds WHERE state = 'held' AND owner IN ({marks})", names
+        )
+        for hold_id, owner in rows:  # each closed only if still the dead owner's (a replay may adopt it meanwhile)
             rec = self.ledger.get(hold_id)
             if rec is not None:
-                settled += self.settle(hold_id, rec.cost_usd)
+                settled += self._close(hold_id, "settled", rec.cost_usd, owner)
             else:
-                released += self.release(hold_id)
+                released += self._close(hold_id, "released", None, owner)
         return settled, released
 
     # what the router and `switchyard budget` see -------------------------------------------

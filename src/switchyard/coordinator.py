@@ -1142,12 +1142,12 @@ class Machine:
         me = self.identity.session
         taken = 0
         for row in co.leases.claim_dead(me):
+            settled = released = 0
+            if co.runner.budgets is not None:  # before its workflows resume anywhere: no replay has adopted a hold
+                settled, released = co.runner.budgets.reconcile([row.session])
             recovered = 0
             if not co.leases.executor_live(row.executor_id):  # a restart of it recovers its own at launch
                 recovered = recover_executor(row.executor_id)
-            settled = released = 0
-            if co.runner.budgets is not None:
-                settled, released = co.runner.budgets.reconcile([row.session])
             requeued = co.requeue()
             co.leases.taken(row.session, me)
             taken += 1
