@@ -96,6 +96,30 @@ def test_a_shared_executor_id_is_refused_while_its_holder_lives(tmp_path: Path, 
         c.stop_all()
 
 
+# ---------------------------------------------------------------- config
+MINIMAL = '[providers.a]\nkind = "simulated"\n[[models]]\nname = "m"\nprovider = "a"\n[routing]\ndefault_model = "m"\n'
+
+
+def test_lease_timings_must_let_a_machine_fence_itself_first() -> None:
+    from switchyard.config import loads_config
+    from switchyard.errors import ConfigError
+
+    cfg = loads_config(MINIMAL).coordinator
+    assert (cfg.lease_s, cfg.renew_s, cfg.takeover_s, cfg.executor_id) == (10, 2, 20, None)
+    with pytest.raises(ConfigError) as err:
+        loads_config(MINIMAL + "[coordinator]\nlease_s = 10\nrenew_s = 6\ntakeover_s = 12\n")
+    text = str(err.value)
+    assert "coordinator.takeover_s: takeover_s (12) must be at least lease_s + 5 (15)" in text
+    assert "coordinator.renew_s: renew_s (6) must be at most half of lease_s (10)" in text
+    with pytest.raises(ConfigError, match="lease_s"):
+        loads_config(MINIMAL + "[coordinator]\nlease_s = 0\n")
+    with pytest.raises(ConfigError, match="takeover_s"):
+        loads_config(MINIMAL + "[coordinator]\ntakeover_s = 1e9\n")
+    warned = loads_config(MINIMAL + '[coordinator]\nexecutor_id = "local"\n').warnings
+    assert [w.key_path for w in warned] == ["coordinator.executor_id"]
+    assert "every machine that uses this config shares it" in warned[0].message
+
+
 # ---------------------------------------------------------------- budgets across sessions
 def test_holds_are_reconciled_only_for_their_dead_owner_and_a_replay_holds_again(ledger_url: str) -> None:
     from decimal import Decimal
@@ -311,3 +335,24 @@ def test_a_partitioned_machine_stops_its_agents_before_another_takes_over(tmp_pa
     finally:
         proxy.close()
         c.stop_all()
+
+
+def test_workflows_left_under_another_executor_id_are_recovered_on_sqlite(tmp_path: Path) -> None:
+    """One installation whose executor id changed (the old shared "local", then none): its own pending work resumes."""
+    ledger = str(tmp_path / "m0" / "ledger.db")
+    lease = 'executor_id = "local"\nlease_s = 2\nrenew_s = 0.5\ntakeover_s = 7'
+    c = Cluster(
+        tmp_path, 1, lambda log: config_text(ledger, log, sleep=2, lease=lease), tasks_jsonl(tmp_path / "t.jsonl", 2)
+    )
+    c.start(0, "--once")
+    wait_for(lambda: sum(e["event"] == "start" for e in c.events()) >= 2, 60, "two agents running")
+    c.kill(0)
+    cfg = c.machines[0].dir / "switchyard.toml"
+    cfg.write_text(cfg.read_text().replace('executor_id = "local"\n', ""))
+    again = subprocess.run(
+        [EXE, "run", "--config", str(cfg), "--once"], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert again.returncode == 0, again.stderr
+    assert set(states(ledger).values()) == {"done"}
+    assert "this run: 2 task(s): 2 done" in again.stdout
+    assert (tmp_path / "m0" / ".switchyard" / "executor_id").read_text().strip() != "local"

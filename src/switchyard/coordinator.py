@@ -618,6 +618,12 @@ class Coordinator:
         )
         DBOS.launch()
         self.started = True
+        if not self.shared:
+            # This directory's own system database: every pending workflow in it is this installation's,
+            # whatever executor id it ran under before (an id set in the config, then removed; "local").
+            mine = self.identity.executor_id
+            for other in {wf.executor_id for wf in self.queue_workflows(("PENDING",))} - {mine, None}:
+                recover_executor(other)
         self.enqueuer = Enqueuer(self.system_db, self.draining, self.reporter)
         self.requeue()
         self.machine = Machine(self)
@@ -1155,6 +1161,17 @@ class Machine:
                 f"took over {row.executor_id} ({row.host} pid {row.pid}): {recovered} workflow(s) recovered, "
                 f"budget holds {settled} settled / {released} released, {requeued} queued task(s) re-queued"
             )
+        # Executors that never held a lease (a ledger made before leases): nobody else will ever recover them.
+        known = {r.executor_id for r in co.leases.sessions(states=("live", "taking", "taken", "ended"))}
+        for executor_id in {wf.executor_id for wf in co.queue_workflows(("PENDING",))} - known - {None}:
+            if co.leases.claim_orphan(executor_id, me):
+                if co.runner.budgets is not None:
+                    co.runner.budgets.reconcile([executor_id])
+                recovered = recover_executor(executor_id)
+                co.requeue()
+                co.leases.taken(f"{executor_id}/before-leases", me)
+                taken += 1
+                co.reporter.note(f"took over {executor_id} (from before leases): {recovered} workflow(s) recovered")
         return taken
 
 

@@ -326,6 +326,19 @@ class Leases:
                 won.append(row)
         return won
 
+    def claim_orphan(self, executor_id: str, me: str) -> bool:
+        """Claim an executor that never had a lease (a ledger from before leases): True for the one claimer."""
+        with self.db.transaction():
+            self._lock_executor(executor_id)
+            if self.db.one("SELECT 1 FROM leases WHERE executor_id = ?", (executor_id,)) is not None:
+                return False
+            now = self.now_ms()
+            self.db.execute(
+                f"INSERT INTO leases ({_COLUMNS}) VALUES (?, ?, '', 0, '', 'taking', ?, ?, 0, 0, ?, ?, NULL)",
+                (f"{executor_id}/before-leases", executor_id, now, now, me, now),
+            )
+        return True
+
     def executor_live(self, executor_id: str) -> bool:
         """Whether a live session (a restart of that installation) runs this executor id now."""
         row = self.db.one("SELECT 1 FROM leases WHERE executor_id = ? AND state = 'live'", (executor_id,))
