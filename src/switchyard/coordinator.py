@@ -644,7 +644,8 @@ class Coordinator:
         if self.identity is None:
             return
         try:
-            if self.running_here():  # parked workflows: a survivor recovers them now, not after a takeover delay
+            # Parked workflows, or tasks not yet handed to the queue: a survivor takes them now, not after a delay.
+            if self.running_here() or (self.enqueuer is not None and self.enqueuer.busy()):
                 self.leases.give_up(self.identity.session)
             else:
                 self.leases.end(self.identity.session)
