@@ -121,7 +121,8 @@ def test_fifty_concurrent_tasks_never_overspend(ledger_url: str, tmp_path: Path)
     assert results.count(True) == len(ok_attempts) == 22  # floor(0.10 / 0.0045): every dollar used, none overspent
 
 
-def test_hold_is_released_when_a_call_is_killed(tmp_path: Path) -> None:
+def test_a_call_killed_at_its_timeout_is_charged_its_hold(tmp_path: Path) -> None:
+    # What a killed agent spent cannot be read: its worst case is charged, never $0 (issue 11).
     text = f"""
 [providers.agent]
 command_template = {json.dumps([sys.executable, FAKE])}
@@ -145,10 +146,12 @@ daily_usd = 1.00
     ledger = Ledger.open(tmp_path / "ledger.db")
     runner = Runner(cfg, ledger, health=Health(cfg, ledger, env={}), runs_dir=tmp_path / "runs")
     result = runner.run(Task("T-1"), prompt="p", run_id="r")
-    assert not result.ok and result.attempts[0].record.status == "timeout"
-    assert counters_total(ledger) == (Decimal(0), Decimal(0))
-    [row] = ledger.db.query("SELECT state, amount_pico FROM budget_holds")
-    assert row == ("released", 500_000_000_000)
+    rec = result.attempts[0].record
+    assert not result.ok and rec.status == "timeout"
+    assert (rec.cost_basis, rec.cost_usd) == ("unknown", Decimal("0.50"))
+    assert counters_total(ledger) == (Decimal("0.5"), Decimal(0))
+    [row] = ledger.db.query("SELECT state, amount_pico, actual_pico FROM budget_holds")
+    assert row == ("settled", 500_000_000_000, 500_000_000_000)
 
 
 def test_exception_in_provider_releases_hold(tmp_path: Path) -> None:

@@ -279,3 +279,76 @@ def test_real_claude_code_rejected_change_escalates_to_the_stronger_model(tmp_pa
     data = json.loads(_run(cfg, env, "report", "--json").stdout)
     [path] = data["verification"]["paths"]
     assert path["path"] == ["claude-sonnet-4-5 rejected (check)", "claude-opus-4-1 verified"] and path["tasks"] == 1
+
+
+def test_real_claude_code_usage_error_disables_the_provider(tmp_path: Path, claude: Path) -> None:
+    # seen: a CLI usage error was retried three times; it is a configuration error (issue 11)
+    with AnthropicWireServer() as srv:
+        cfg = write_config(tmp_path, claude, srv.base_url)
+        cfg.write_text(cfg.read_text().replace('"--max-turns", "1"', '"--max-turns", "1", "--no-such-option"'))
+        cfg.write_text(cfg.read_text().replace("max_retries = 0", "max_retries = 3"))
+        proc = run_exec(tmp_path, cfg, '{"id": "gh-44", "title": "x"}')
+        assert srv.message_requests() == []
+    assert proc.returncode == 1
+    [attempt] = json.loads(proc.stdout)["attempts"]  # not retried
+    assert attempt["error_class"] == "config_error"
+    assert attempt["error_message"] == (
+        f"{claude} rejected its command line (exit 1): error: unknown option '--no-such-option'; "
+        "fix command_template of provider claude-code"
+    )
+    exe = Path(sys.executable).parent / "switchyard"
+    shown = subprocess.run(
+        [str(exe), "providers", "--config", str(cfg), "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "ANTHROPIC_API_KEY": "sk-ant-dummy-key-for-tests"},
+    )
+    [row] = json.loads(shown.stdout)
+    assert row["status"] == "disabled" and "unknown option '--no-such-option'" in row["reason"]
+
+
+def test_real_claude_code_reported_model_and_a_far_cost_are_recorded(tmp_path: Path, claude: Path) -> None:
+    # seen: Claude Code reported $0.0117 while switchyard charged $0.043875 from the catalog; nothing showed it
+    served = Usage(input_tokens=1234, output_tokens=567, cache_creation_input_tokens=2000, cache_read_input_tokens=4000)
+    with AnthropicWireServer(usage=served, usage_by_model={"haiku": ZERO_USAGE}, reply_text="ok") as srv:
+        cfg = write_config(tmp_path, claude, srv.base_url)
+        # A catalog whose token prices are a fifth of what Claude Code itself charges for the model.
+        cfg.write_text(
+            cfg.read_text()
+            .replace("cost_per_million_input = 3.0", "cost_per_million_input = 0.6")
+            .replace("cost_per_million_output = 15.0", "cost_per_million_output = 3.0")
+        )
+        proc = run_exec(tmp_path, cfg, '{"id": "gh-45", "title": "x"}')
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        ran = [r.model for r in srv.message_requests() if r.model and "haiku" not in r.model]
+    [attempt] = json.loads(proc.stdout)["attempts"]
+    assert attempt["reported_model"] == ran[-1]  # the model the CLI sent upstream
+    catalog, reported = Decimal(attempt["cost_usd"]), Decimal(attempt["reported_cost_usd"])
+    assert (
+        reported > Decimal("1.5") * catalog and attempt["cost_flagged"] is True and attempt["cost_basis"] == "catalog"
+    )
+    exe = Path(sys.executable).parent / "switchyard"
+    shown = subprocess.run(
+        [str(exe), "report", "--config", str(cfg), "--json"], capture_output=True, text=True, check=True
+    )
+    [flagged] = json.loads(shown.stdout)["money_in_question"]["flagged"]
+    assert flagged["task_id"] == "gh-45" and Decimal(flagged["gap_usd"]) == reported - catalog
+
+
+def test_real_claude_code_with_unreadable_usage_is_charged_its_worst_case(tmp_path: Path, claude: Path) -> None:
+    # seen: Claude Code whose usage was not read recorded 0 tokens and $0 (here: usage_format = "none")
+    with AnthropicWireServer(usage_by_model={"haiku": ZERO_USAGE}, reply_text="ok") as srv:
+        cfg = write_config(tmp_path, claude, srv.base_url)
+        cfg.write_text(
+            cfg.read_text()
+            .replace('usage_format = "claude-json"', 'usage_format = "none"')
+            .replace("timeout_s = 120", "timeout_s = 120\nmax_cost_usd = 0.40")
+        )
+        proc = run_exec(tmp_path, cfg, '{"id": "gh-46", "title": "x"}')
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert srv.message_requests()  # the CLI really called the model
+    [attempt] = json.loads(proc.stdout)["attempts"]
+    assert attempt["status"] == "ok" and attempt["cost_basis"] == "unknown"
+    assert Decimal(attempt["cost_usd"]) == Decimal("0.40")  # max_cost_usd: the worst case of the call
+    assert attempt["usage_problem"].endswith("charged its worst case, $0.40")

@@ -185,10 +185,31 @@ def test_unparseable_output_is_an_outcome_not_a_crash(tmp_path: Path, mode: str)
     assert result.usage_problem is not None and result.usage_problem.startswith("unparseable usage")
 
 
-def test_missing_executable_fails_over(tmp_path: Path) -> None:
+def test_missing_executable_is_a_configuration_error(tmp_path: Path) -> None:
+    # seen: `executable 'claude' not found` was retried on every task like a transient failure
     result = provider(tmp_path, template='["no-such-agent-binary", "-p"]').execute(call(tmp_path))
-    assert result.failure is not None and result.failure.kind is FailureKind.NOT_FOUND
-    assert "no-such-agent-binary" in result.failure.message
+    assert result.failure is not None and result.failure.kind is FailureKind.CONFIG_ERROR
+    assert result.failure.message == "executable 'no-such-agent-binary' not found on PATH (provider agent)"
+    assert result.failure.policy.action == "disable"
+
+
+def test_a_file_that_is_not_executable_is_a_configuration_error(tmp_path: Path) -> None:
+    script = tmp_path / "agent.sh"
+    script.write_text("#!/bin/sh\necho hi\n")
+    result = provider(tmp_path, template=json.dumps([str(script)])).execute(call(tmp_path))
+    assert result.failure is not None and result.failure.kind is FailureKind.CONFIG_ERROR
+    assert "is not executable" in result.failure.message
+
+
+def test_a_cli_usage_error_is_a_configuration_error(tmp_path: Path) -> None:
+    # seen: a CLI usage error (exit 2 and its usage text) was retried three times
+    result = _with_env(provider(tmp_path), FAKE_MODE="usage_error").execute(call(tmp_path))
+    assert result.failure is not None and result.failure.kind is FailureKind.CONFIG_ERROR
+    assert result.failure.message == (
+        f"{sys.executable} rejected its command line (exit 2): error: unknown option '--bogus'; "
+        "fix command_template of provider agent"
+    )
+    assert result.exit_code == 2
 
 
 @pytest.mark.parametrize("name", ["/etc/passwd", "../escape.txt", "a/../../b"])

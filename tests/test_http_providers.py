@@ -291,3 +291,33 @@ def test_parse_retry_after_forms() -> None:
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470.0) == 10.0
     assert parse_retry_after("soon") is None
     assert parse_retry_after(None) is None
+
+
+# --- a 200 whose usage cannot be read is charged its worst case, never $0 (issue 11) -------------
+@pytest.mark.parametrize("wire", ["openai", "anthropic"])
+def test_a_200_without_usage_is_unpriced_and_charged_its_hold(tmp_path: Path, wire: str) -> None:
+    # seen: an HTTP 200 with no `usage` was recorded ok at $0 and the budget charged nothing
+    with OpenAIWireServer() as srv, aw.AnthropicWireServer(reply_text="hi") as ant:
+        srv.omit_usage = ant.omit_usage = True
+        text = CONFIG + "\n[budgets]\ndaily_usd = 10\n"
+        if wire == "anthropic":
+            text = text.replace('model = "deepseek-chat"\nfallbacks = ["sonnet"]', 'model = "sonnet"')
+        loaded = loads_config(text.format(openai_url=srv.base_url, anthropic_url=ant.base_url, timeout=5))
+        ledger = Ledger.open(tmp_path / "l.db")
+        env = {"OR_KEY": KEY, "ANT_KEY": "sk-ant-TESTKEY-0123456789"}
+        from switchyard.providers.base import ProviderContext
+
+        runner = Runner(
+            loaded, ledger, health=Health(loaded, ledger, env=env), context=ProviderContext(env=env), runs_dir=tmp_path
+        )
+        result = runner.run(Task("T-1"), prompt="p", run_id="r")
+        assert len(srv.chat_requests()) + len(ant.message_requests()) == 1
+    assert result.ok  # the work came back: the call succeeded, its price is what is unknown
+    [row] = ledger.attempts()
+    assert row.status == "ok" and row.cost_basis == "unknown"
+    assert row.reported_model == {"openai": "deepseek/deepseek-chat", "anthropic": "claude-sonnet-4-5"}[wire]
+    assert row.usage_problem is not None and "charged its worst case" in row.usage_problem
+    [(state, amount, actual)] = ledger.db.query("SELECT state, amount_pico, actual_pico FROM budget_holds")
+    assert state == "settled" and actual == amount == row.cost_pico > 0  # the budget is charged the hold
+    spent = ledger.db.one("SELECT spent_pico FROM budget_counters")[0]  # type: ignore[index]
+    assert spent == row.cost_pico

@@ -331,3 +331,101 @@ default_model = "a"
     assert again.final is not None and again.final.replayed
     assert again.final.output_path is not None
     assert again.final.output_path.resolve() == first.final.output_path.resolve()
+
+
+# --- providers the router calls unavailable are never called (issue 11) ------------------------
+def test_a_disabled_provider_is_never_called_and_every_candidate_unavailable_blocks(tmp_path: Path) -> None:
+    # seen: with every candidate disabled, exec called them anyway and every task went dead
+    runner, ledger, _ = make(tmp_path, primary="enabled = false", backup="enabled = false")
+    result = runner.run(Task("T-1"), prompt="p", run_id="r1")
+    assert result.attempts == [] and ledger.attempts() == []
+    assert result.blocked is not None and result.blocked.on_exceed == "block"
+    assert result.why == ("every candidate is unavailable: big via primary is disabled (enabled = false in the config)")
+
+
+def test_a_route_decided_before_a_provider_went_missing_skips_it(tmp_path: Path) -> None:
+    from switchyard.router import Router
+
+    runner, ledger, _ = make(tmp_path, primary='api_key_env = "SWITCHYARD_TEST_NO_SUCH_KEY"')
+    # A route made while the key was there (a workflow's checkpointed route, say): big first.
+    route = Router(runner.loaded).decide(Task("T-1"), provider_status={}).route()
+    assert [c.provider for c in route.candidates] == ["primary", "backup"]
+    result = runner.run(Task("T-1"), prompt="p", run_id="r1", route=route)
+    assert result.ok
+    assert [r.provider for r in ledger.attempts()] == ["backup"]  # primary never called
+
+
+def test_every_candidate_down_or_disabled_blocks_without_an_attempt(tmp_path: Path) -> None:
+    runner, ledger, _ = make(
+        tmp_path, primary='failure_rate = 1.0\nerror_kind = "529"\nmax_retries = 2', backup="enabled = false"
+    )
+    first = runner.run(Task("T-1"), prompt="p", run_id="r1")  # three failures open primary's circuit
+    assert [r.status for r in ledger.attempts()] == ["failed"] * 3
+    assert not first.ok and first.blocked is None  # it tried its one candidate: an ordinary failure
+    again = runner.run(Task("T-2"), prompt="p", run_id="r2")
+    assert again.attempts == [] and again.blocked is not None
+    assert "big via primary is down (circuit open: 3 consecutive failures" in again.why
+
+
+def test_cli_exec_with_every_provider_disabled_says_why_and_calls_nothing(tmp_path: Path) -> None:
+    cfg = tmp_path / "switchyard.toml"
+    cfg.write_text(BASE.format(primary="enabled = false", backup='api_key_env = "SWITCHYARD_TEST_NO_SUCH_KEY"'))
+    r = CliRunner()
+    res = r.invoke(cli, ["exec", "--config", str(cfg), "--task", '{"id": "T-1"}'])
+    assert res.exit_code == 1
+    assert res.stderr.startswith("BLOCKED: task T-1: nothing was called: every candidate is unavailable: ")
+    assert "big via primary is disabled (enabled = false in the config)" in res.stderr
+    res = r.invoke(cli, ["exec", "--config", str(cfg), "--task", '{"id": "T-1"}', "--json"])
+    assert res.exit_code == 1 and json.loads(res.stdout)["blocked"].startswith("every candidate is unavailable")
+    assert "no attempts recorded" in r.invoke(cli, ["log", "--config", str(cfg)]).stdout
+
+
+# --- failures that would repeat on every call disable the provider (issue 11) --------------------
+def test_a_missing_executable_disables_its_provider_at_once(tmp_path: Path) -> None:
+    # seen: `executable 'claude' not found` on every task, each retried like a transient failure
+    cfg = tmp_path / "switchyard.toml"
+    cfg.write_text(
+        BASE.format(primary="", backup="")
+        .replace('[providers.primary]\nkind = "simulated"\nlatency_ms = 0', "[providers.primary]")
+        .replace(
+            "[providers.backup]",
+            'command_template = ["switchyard-test-no-such-agent", "-p"]\nusage_format = "claude-json"\n'
+            "max_retries = 3\n\n[providers.backup]",
+        )
+    )
+    r = CliRunner()
+    res = r.invoke(cli, ["exec", "--config", str(cfg), "--task", '{"id": "T-1"}', "--json"])
+    out = json.loads(res.stdout)
+    assert out["ok"] is True and [a["error_class"] for a in out["attempts"]] == ["config_error", None]
+    reason = (
+        "config_error: executable 'switchyard-test-no-such-agent' not found on PATH (provider primary) "
+        "(fix the provider's config or environment)"
+    )
+    providers = {
+        p["provider"]: p for p in json.loads(r.invoke(cli, ["providers", "--config", str(cfg), "--json"]).stdout)
+    }
+    assert (providers["primary"]["status"], providers["primary"]["reason"]) == ("disabled", reason)
+    route = json.loads(r.invoke(cli, ["route", "--config", str(cfg), "--task", '{"id": "T-2"}', "--json"]).stdout)
+    assert route["model"] == "small" and route["skipped"] == ["big: provider primary is disabled"]
+    explain = r.invoke(cli, ["route", "--config", str(cfg), "--task", '{"id": "T-2"}', "--explain"]).stdout
+    assert "using its fallback small (skipped big: provider primary is disabled)" in explain
+    assert f"provider primary: disabled ({reason})" in explain  # and why it is disabled
+    res = r.invoke(cli, ["exec", "--config", str(cfg), "--task", '{"id": "T-2"}', "--json"])
+    assert [a["provider"] for a in json.loads(res.stdout)["attempts"]] == ["backup"]  # never called again
+    assert r.invoke(cli, ["providers", "reset", "primary", "--config", str(cfg)]).exit_code == 0
+    res = r.invoke(cli, ["exec", "--config", str(cfg), "--task", '{"id": "T-3"}', "--json"])
+    assert [a["error_class"] for a in json.loads(res.stdout)["attempts"]] == ["config_error", None]
+    # The config is fixed: the provider is tried again, no reset needed.
+    agent = json.dumps([sys.executable, str(Path(__file__).parent / "fakes" / "fake_agent.py")])
+    cfg.write_text(cfg.read_text().replace('["switchyard-test-no-such-agent", "-p"]', agent))
+    providers = {
+        p["provider"]: p for p in json.loads(r.invoke(cli, ["providers", "--config", str(cfg), "--json"]).stdout)
+    }
+    assert providers["primary"]["status"] == "up"
+    assert providers["primary"]["reason"] == "its config or environment changed since: " + reason
+    res = r.invoke(cli, ["exec", "--config", str(cfg), "--task", '{"id": "T-4"}', "--json"])
+    assert [(a["provider"], a["status"]) for a in json.loads(res.stdout)["attempts"]] == [("primary", "ok")]
+    providers = {
+        p["provider"]: p for p in json.loads(r.invoke(cli, ["providers", "--config", str(cfg), "--json"]).stdout)
+    }
+    assert (providers["primary"]["status"], providers["primary"]["breaker"]) == ("up", "closed")

@@ -718,3 +718,27 @@ def test_mutated_samples_never_raise(fmt: str, name: str, data: st.DataObject) -
     end = data.draw(st.integers(start, len(text)))
     junk = data.draw(st.text(max_size=30))
     check_invariants(parse_output(fmt, text[:start] + junk + text[end:]))
+
+
+# --- a CLI that rejects its command line (issue 11): what each real CLI printed ------------------
+def test_usage_errors_of_the_real_clis_are_configuration_errors() -> None:
+    from switchyard.failures import FailureKind, classify_exit, usage_error
+
+    claude = "error: unknown option '--bogus-opt'\n"  # Claude Code 2.x, exit 1
+    codex = (  # codex-cli, exit 2
+        "WARNING: proceeding, even though we could not create PATH aliases\n"
+        "error: unexpected argument '--bogus-opt' found\n\n  tip: to pass '--bogus-opt' as a value, use "
+        "'-- --bogus-opt'\n\nUsage: codex [OPTIONS] [PROMPT]\n"
+    )
+    gemini = "Unknown arguments: bogus-opt, bogusOpt\nUsage: gemini [options] [command]\n"  # exit 1
+    argparse = "usage: agent [-h] [-p]\nagent: error: the following arguments are required: -p\n"  # exit 2
+    assert usage_error(1, claude) == "error: unknown option '--bogus-opt'"
+    assert usage_error(2, codex) == "error: unexpected argument '--bogus-opt' found"
+    assert usage_error(1, gemini) == "Unknown arguments: bogus-opt, bogusOpt"
+    assert usage_error(2, argparse) == "it printed its usage text"
+    for code, text in ((1, claude), (2, codex), (1, gemini), (2, argparse)):
+        assert classify_exit(code, text) is FailureKind.CONFIG_ERROR
+    # An agent that ran and failed is the CLI's own failure: retried as before.
+    assert classify_exit(1, "Error: the model is overloaded, try again later\n") is FailureKind.CLI_ERROR
+    assert classify_exit(1, "usage: see the docs\n") is FailureKind.CLI_ERROR  # usage text alone, exit 1
+    assert classify_exit(0, claude) is FailureKind.CLI_ERROR

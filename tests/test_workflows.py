@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -294,3 +295,96 @@ def test_coordinator_on_postgresql(tmp_path: Path, pg_url: str) -> None:
 def ledger_total(url: str) -> Decimal:
     with Ledger.open(url) as ledger:
         return ledger.total_cost()
+
+
+def test_every_candidate_unavailable_blocks_then_resumes_when_the_environment_is_fixed(tmp_path: Path) -> None:
+    # seen: with every candidate disabled, `run` called them anyway; every task went dead after 16 attempts
+    cfg = tmp_path / "switchyard.toml"
+    cfg.write_text(
+        """
+[providers.sim]
+kind = "simulated"
+latency_ms = 1
+api_key_env = "SWITCHYARD_TEST_SIM_KEY"
+
+[[models]]
+name = "m"
+provider = "sim"
+cost_per_million_input = 3.0
+cost_per_million_output = 15.0
+
+[routing]
+default_model = "m"
+
+[coordinator]
+max_workers = 2
+poll_interval_s = 0.05
+
+[budgets]
+recheck_s = 0.3
+"""
+    )
+    tasks = tasks_file(tmp_path, 2)
+    env = {k: v for k, v in os.environ.items() if k != "SWITCHYARD_TEST_SIM_KEY"}
+    proc = subprocess.run(
+        [EXE, "run", "--config", str(cfg), "--tasks", str(tasks), "--once"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=180,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "2 waiting (e.g. T-00: every candidate is unavailable: m via sim is disabled" in proc.stdout
+    assert "see `switchyard providers`" in proc.stdout
+    rows = status(cfg)
+    assert [r["state"] for r in rows] == ["blocked"] * 2
+    assert rows[0]["note"] == (
+        "every candidate is unavailable: m via sim is disabled (environment variable SWITCHYARD_TEST_SIM_KEY is not set)"
+    )
+    with Ledger.open(tmp_path / ".switchyard" / "ledger.db") as ledger:
+        assert ledger.attempts() == []  # nothing called, no attempt spent
+    proc = run(cfg, "--once", env={"SWITCHYARD_TEST_SIM_KEY": "k"})  # the environment is fixed: they go on
+    assert proc.returncode == 0, proc.stderr
+    assert {r["state"] for r in status(cfg)} == {"done"}
+
+
+def test_a_missing_executable_blocks_its_tasks_until_the_config_is_fixed(tmp_path: Path) -> None:
+    # seen: `executable 'claude' not found` retried on every task; every task went dead after 16 attempts
+    cfg = tmp_path / "switchyard.toml"
+    base = """
+[providers.agent]
+command_template = {template}
+stdin = "{{prompt_file}}"
+usage_format = "claude-json"
+max_retries = 3
+
+[[models]]
+name = "m"
+provider = "agent"
+cost_per_million_input = 3.0
+cost_per_million_output = 15.0
+
+[routing]
+default_model = "m"
+
+[coordinator]
+max_workers = 2
+poll_interval_s = 0.05
+
+[budgets]
+recheck_s = 0.3
+"""
+    cfg.write_text(base.format(template='["switchyard-test-no-such-agent", "-p"]'))
+    proc = run(cfg, "--tasks", str(tasks_file(tmp_path, 2)), "--once")
+    assert proc.returncode == 0, proc.stderr
+    rows = status(cfg)
+    assert [r["state"] for r in rows] == ["blocked"] * 2
+    assert "every candidate is unavailable: m via agent is disabled (config_error: executable" in rows[0]["note"]
+    with Ledger.open(tmp_path / ".switchyard" / "ledger.db") as ledger:
+        tried = ledger.attempts()
+    assert 1 <= len(tried) <= 2 and {a.error_class for a in tried} == {"config_error"}  # no retries
+    cfg.write_text(base.format(template=json.dumps([sys.executable, FAKE])))  # the config is fixed
+    proc = run(cfg, "--once")
+    assert proc.returncode == 0, proc.stderr
+    assert {r["state"] for r in status(cfg)} == {"done"}

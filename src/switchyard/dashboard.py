@@ -13,6 +13,7 @@ millions of attempts.
     GET /api/decisions?limit=  recent attempts with the reason for their model
     GET /api/experiments       A/B results
     GET /api/verification      verified outcomes: rejections and why, escalation paths, first-try rates
+    GET /api/money?days=30     unpriced attempts (usage unreadable, charged their worst case), flagged costs
     GET /api/report            the full report (as `switchyard report --json`)
 """
 
@@ -22,6 +23,7 @@ import json
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import field
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
@@ -37,6 +39,7 @@ from switchyard.report import (
     BreakerEvent,
     Experiment,
     Group,
+    MoneyInQuestion,
     Report,
     Spend,
     Verification,
@@ -44,6 +47,7 @@ from switchyard.report import (
     breaker_events,
     experiments,
     jsonable,
+    money_in_question,
     report,
     spend_by_day,
     totals_by_model,
@@ -108,6 +112,19 @@ class Decision:
     latency_ms: int
     verdict: str | None = None  # `[verify]`'s outcome, when it judged the attempt
     verify_check: str | None = None  # the check that rejected it
+    # Only when the cost is not the catalog's price of a usage read: "unknown" (its worst case,
+    # charged because its usage could not be read) or "reported" (the provider's own figure).
+    cost_basis: str | None = field(default=None, metadata={"omit_none": True})
+    flagged: bool | None = field(default=None, metadata={"omit_none": True})  # reported cost far from catalog
+    reported_model: str | None = field(default=None, metadata={"omit_none": True})  # the model the provider ran
+
+
+@record
+class Money:
+    """`/api/money`: unpriced attempts (usage unreadable, charged their worst case) and flagged ones."""
+
+    window: Since
+    question: MoneyInQuestion | None
 
 
 class Dashboard:
@@ -183,6 +200,9 @@ class Dashboard:
                 latency_ms=r.latency_ms,
                 verdict=r.verdict,
                 verify_check=r.verify_check,
+                cost_basis=None if r.cost_basis == "catalog" else r.cost_basis,
+                flagged=True if r.cost_flagged else None,
+                reported_model=r.reported_model if r.reported_model and r.reported_model != r.model else None,
             )
             for r in self.ledger.attempts(limit=limit, newest_first=True)
         )
@@ -195,6 +215,11 @@ class Dashboard:
         total, _ = totals_by_model(self.ledger.db, w)
         found = verification(self.ledger.db, w, total.cost_usd if total is not None else Decimal(0))
         return found if found is not None else Verification(0, 0, 0, 0, None, (), (), ())
+
+    def money(self, q: dict[str, list[str]]) -> Money:
+        w = self._window(q)
+        total, _ = totals_by_model(self.ledger.db, w)
+        return Money(Since(w.since_ms), money_in_question(self.ledger.db, w, total))
 
     def report(self, q: dict[str, list[str]]) -> Report:
         return report(self.ledger.db, self._window(q) if "days" in q else Window(), ())
@@ -209,6 +234,7 @@ class Dashboard:
             "/api/decisions": self.decisions,
             "/api/experiments": self.experiments,
             "/api/verification": self.verification,
+            "/api/money": self.money,
             "/api/report": self.report,
         }
         handler = endpoints.get(path)

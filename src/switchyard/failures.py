@@ -14,6 +14,7 @@
 | not_found       | 404: this provider lacks the model         | failover | no                     |
 | bad_request     | 400, 413, 422                              | fatal    | no                     |
 | auth            | 401, 403, a rejected key (Gemini's 400)    | disable  | yes                    |
+| config_error    | executable not found, a CLI usage error    | disable  | yes                    |
 | interrupted     | we were asked to stop                      | fatal    | no                     |
 | unresolved      | an answer that did not resolve the task    | fatal    | no                     |
 | rejected        | `[verify]` rejected the attempt's change   | fatal    | no                     |
@@ -24,8 +25,11 @@ over to the next candidate; `failover` moves on at once; `fatal` ends the
 route: `exec` stops there (another model would get the same bad request), and
 the coordinator, as after any route that failed, escalates the task
 (`retry_count + 1`) and routes it again, up to `[coordinator] max_attempts`;
-`disable` marks the provider disabled until `switchyard providers reset NAME`,
-then fails over.
+`disable` marks the provider disabled until `switchyard providers reset NAME`
+(a configuration error: until its config or environment changes), then fails over: `route`, `status` and `providers` show it disabled with the
+reason, and no task calls it again (a failure that would repeat on every call,
+such as a missing executable or a command line the CLI rejects, `classify_exit`,
+is a configuration error, not something to retry).
 
 `unresolved` is a wrong answer, not a broken provider: the call worked and its
 tokens are paid, but the work did not resolve the task (today only the
@@ -40,11 +44,12 @@ not run, is not the model's doing: the coordinator ends the task instead.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal
 
-__all__ = ["POLICY", "Failure", "FailureKind", "Policy", "classify_http"]
+__all__ = ["POLICY", "Failure", "FailureKind", "Policy", "classify_exit", "classify_http", "usage_error"]
 
 Action = Literal["retry", "failover", "fatal", "disable"]
 
@@ -64,6 +69,7 @@ class FailureKind(StrEnum):
     NOT_FOUND = "not_found"
     BAD_REQUEST = "bad_request"
     AUTH = "auth"
+    CONFIG_ERROR = "config_error"
     INTERRUPTED = "interrupted"
     UNRESOLVED = "unresolved"
     REJECTED = "rejected"
@@ -95,6 +101,11 @@ POLICY: dict[FailureKind, Policy] = {
     ),
     FailureKind.AUTH: Policy(
         "disable", True, "the key was rejected; fix it, then run 'switchyard providers reset NAME'"
+    ),
+    FailureKind.CONFIG_ERROR: Policy(
+        "disable",
+        True,
+        "the provider cannot run as configured; it is tried again once its config or environment changes",
     ),
     FailureKind.INTERRUPTED: Policy("fatal", False, "stopped on request"),
     FailureKind.UNRESOLVED: Policy(
@@ -145,3 +156,42 @@ def classify_http(status: int, error_code: str | None = None, error_type: str | 
     if status >= 400:
         return FailureKind.BAD_REQUEST
     return FailureKind.SERVER_ERROR  # an error reported with a 2xx/3xx status
+
+
+# How agent CLIs reject their command line, as each prints it (Claude Code and Gemini exit 1,
+# Codex, argparse and click exit 2): "error: unknown option '--x'" (commander), "Unknown arguments: x"
+# (yargs), "error: unexpected argument '--x' found" (clap), "unrecognized arguments" (argparse),
+# "No such option" (click), "option '--x <v>' argument 'y' is invalid" (commander).
+_USAGE_ERROR = re.compile(
+    r"^\s*(?:error:\s*)?(?:unknown option|unknown arguments?:|unexpected argument|unrecognized arguments?"
+    r"|no such option|option '[^'\n]*' argument '[^'\n]*' is invalid|missing required argument"
+    r"|required option '[^'\n]*' not specified)",
+    re.IGNORECASE | re.MULTILINE,
+)
+_USAGE_TEXT = re.compile(r"^\s*usage:", re.IGNORECASE | re.MULTILINE)
+
+
+def usage_error(exit_code: int, output: str) -> str | None:
+    """The line where an agent CLI that exited `exit_code` says it rejected its command line, else None.
+
+    `output` is what it printed (stderr, then stdout). Claude Code and Gemini exit 1 naming the bad
+    option; Codex, argparse and click exit 2 with their usage text.
+    """
+    text = output[:8000]
+    if exit_code <= 0:
+        return None
+    found = _USAGE_ERROR.search(text)
+    if found is not None:
+        end = text.find("\n", found.start())
+        return text[found.start() : end if end >= 0 else None].strip()
+    if exit_code == 2 and (usage := _USAGE_TEXT.search(text)) is not None:
+        lines = [ln.strip() for ln in text[: usage.start()].splitlines() if ln.strip()]
+        return lines[-1] if lines else "it printed its usage text"
+    return None
+
+
+def classify_exit(exit_code: int, output: str) -> FailureKind:
+    """The failure kind of an agent CLI that exited `exit_code`, printed `output` and no result: a
+    rejected command line is a configuration error (every call would fail the same way), anything
+    else the CLI's own failure."""
+    return FailureKind.CLI_ERROR if usage_error(exit_code, output) is None else FailureKind.CONFIG_ERROR

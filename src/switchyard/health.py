@@ -8,6 +8,7 @@ variable). Otherwise it is `up`, unless its circuit breaker says `down`
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -16,14 +17,14 @@ from typing import TYPE_CHECKING
 
 from switchyard._records import record
 from switchyard.config import LoadedConfig
-from switchyard.config.schema import HealthConfig
+from switchyard.config.schema import HealthConfig, ProviderConfig
 from switchyard.failures import POLICY, Failure, FailureKind
 
 # The failure kinds that count against a breaker, from the one table in failures.py.
 _COUNTED = tuple(kind.value for kind, policy in POLICY.items() if policy.breaker)
 
 if TYPE_CHECKING:  # `route` reads config health without touching SQLite
-    from switchyard.ledger.store import Ledger
+    from switchyard.ledger.store import BreakerRow, Ledger
 
 __all__ = ["Health", "ProviderHealth", "config_health", "current_status"]
 
@@ -40,15 +41,15 @@ class ProviderHealth:
 def config_health(loaded: LoadedConfig, env: Mapping[str, str] | None = None) -> dict[str, ProviderHealth]:
     """Status from config and environment alone (no breaker state)."""
     env = os.environ if env is None else env
-    out: dict[str, ProviderHealth] = {}
-    for name, p in loaded.providers.items():
-        if not p.enabled:
-            out[name] = ProviderHealth(name, "disabled", "enabled = false in the config")
-        elif p.api_key_env and not env.get(p.api_key_env):
-            out[name] = ProviderHealth(name, "disabled", f"environment variable {p.api_key_env} is not set")
-        else:
-            out[name] = ProviderHealth(name, "up", "ok")
-    return out
+    return {name: _config_health(name, p, env) for name, p in loaded.providers.items()}
+
+
+def _config_health(name: str, p: ProviderConfig, env: Mapping[str, str]) -> ProviderHealth:
+    if not p.enabled:
+        return ProviderHealth(name, "disabled", "enabled = false in the config")
+    if p.api_key_env and not env.get(p.api_key_env):
+        return ProviderHealth(name, "disabled", f"environment variable {p.api_key_env} is not set")
+    return ProviderHealth(name, "up", "ok")
 
 
 def current_status(loaded: LoadedConfig, env: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -61,8 +62,10 @@ class Health:
 
     closed → (N consecutive failures, or a failure rate over the window) → open:
     the router sees `down`. After `cooldown_s` it is half-open (`degraded`) and
-    exactly one caller may probe: success closes it, failure reopens it. A 401/403
-    disables the provider until `switchyard providers reset NAME`.
+    exactly one caller may probe: success closes it, failure reopens it. A failure whose
+    policy is `disable` (a 401/403, a missing executable, a command line the CLI rejects)
+    disables the provider until `switchyard providers reset NAME`, or, for a configuration
+    error, until the provider's config or environment changes.
     """
 
     def __init__(
@@ -83,6 +86,22 @@ class Health:
     def _now_ms(self) -> int:
         return int(self.clock() * 1000)
 
+    def fingerprint(self, provider: str) -> str:
+        """The provider's config and the PATH its executable is looked up in, as a digest.
+
+        A provider disabled by a configuration error is tried again once this changes: the
+        config was fixed (another command_template, say) or the environment was.
+        """
+        env = os.environ if self.env is None else self.env
+        text = repr(self.loaded.providers.get(provider)) + "\0" + env.get("PATH", "")
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+    def _lifted(self, row: BreakerRow) -> bool:
+        """A provider disabled by a configuration error whose config or environment changed since."""
+        return (
+            row.state == "disabled" and row.config_sha is not None and row.config_sha != self.fingerprint(row.provider)
+        )
+
     def explain(self) -> dict[str, ProviderHealth]:
         """Every provider's status and why, config and breakers combined."""
         out = config_health(self.loaded, self.env)
@@ -91,7 +110,9 @@ class Health:
         for name, row in self.ledger.breakers().items():
             if name not in out or out[name].status == "disabled":
                 continue
-            if row.state == "disabled":
+            if self._lifted(row):
+                out[name] = ProviderHealth(name, "up", f"its config or environment changed since: {row.reason}")
+            elif row.state == "disabled":
                 out[name] = ProviderHealth(name, "disabled", row.reason)
             elif row.state == "open":
                 if row.opened_ms is not None and now < row.opened_ms + cooldown:
@@ -109,15 +130,29 @@ class Health:
 
     def allow(self, provider: str) -> bool:
         """May we call `provider` now? Half-open admits one probe at a time."""
+        why, allowed = self.gate(provider)
+        return why is None and allowed
+
+    def gate(self, provider: str) -> tuple[str | None, bool]:
+        """(why `provider` is disabled, or None; may it be called now), reading its breaker once.
+
+        A disabled provider is never called. Otherwise its circuit decides: closed lets the call
+        through, open refuses it, half-open admits one probe at a time (this call takes the slot).
+        """
+        p = self.loaded.providers.get(provider)
+        if p is not None:
+            h = _config_health(provider, p, os.environ if self.env is None else self.env)
+            if h.status == "disabled":
+                return h.reason, False
         row = self.ledger.breakers().get(provider)
         if row is None or row.state == "closed":
-            return True
+            return None, True
         if row.state == "disabled":
-            return False
+            return (None, True) if self._lifted(row) else (row.reason, False)  # the next call shows if it was fixed
         now = self._now_ms()
         if row.opened_ms is not None and now < row.opened_ms + int(self.settings.cooldown_s * 1000):
-            return False
-        return self.ledger.claim_probe(provider, now, int(self.settings.probe_timeout_s * 1000))
+            return None, False
+        return None, self.ledger.claim_probe(provider, now, int(self.settings.probe_timeout_s * 1000))
 
     def record(self, provider: str, failure: Failure | None) -> None:
         """Feed one call's outcome to the provider's breaker."""
@@ -134,9 +169,14 @@ class Health:
                 if row.state != "closed" or row.failures:
                     self.ledger.put_breaker(BreakerRow(provider, "closed", 0, None, None, "", now))
                 return
-            if failure.kind is FailureKind.AUTH:
-                reason = f"credentials rejected (HTTP {failure.http_status or '401/403'}): {failure.message[:200]}"
-                self.ledger.put_breaker(BreakerRow(provider, "disabled", row.failures + 1, now, None, reason, now))
+            if failure.policy.action == "disable":
+                if failure.kind is FailureKind.AUTH:
+                    reason = f"credentials rejected (HTTP {failure.http_status or '401/403'}): {failure.message[:200]}"
+                    sha = None  # a key is fixed outside our sight: lifted by `providers reset`
+                else:
+                    reason = f"{failure.kind}: {failure.message[:300]} (fix the provider's config or environment)"
+                    sha = self.fingerprint(provider)
+                self.ledger.put_breaker(BreakerRow(provider, "disabled", row.failures + 1, now, None, reason, now, sha))
                 self.ledger.breaker_event(provider, now, "disabled", reason)
                 return
             if not failure.policy.breaker:

@@ -43,11 +43,14 @@ __all__ = [
     "Experiment",
     "Failovers",
     "FirstTry",
+    "FlaggedAttempt",
     "Group",
+    "MoneyInQuestion",
     "OutcomePath",
     "Rejection",
     "Report",
     "Saving",
+    "Unpriced",
     "Verification",
     "Window",
     "baseline",
@@ -55,6 +58,7 @@ __all__ = [
     "experiments",
     "failovers",
     "jsonable",
+    "money_in_question",
     "report",
     "verification",
     "wilson",
@@ -156,6 +160,12 @@ class Group:
     verified: int = 0  # attempts `[verify]` verified (they count among the successes)
     rejected: int = 0  # attempts `[verify]` rejected (failures, with the check that rejected them)
     first_try_verified_rate: float | None = None  # of the tasks started here, verified on their first attempt
+    # Money in question (only when there is some): attempts whose usage could not be read, charged their
+    # worst case (in cost_usd too), and attempts whose reported cost is far from the catalog's.
+    unpriced: int | None = field(default=None, metadata={"omit_none": True})
+    unpriced_cost_usd: Decimal | None = field(default=None, metadata={"omit_none": True})
+    flagged: int | None = field(default=None, metadata={"omit_none": True})
+    flagged_gap_usd: Decimal | None = field(default=None, metadata={"omit_none": True})
 
 
 @record
@@ -299,6 +309,46 @@ class Verification:
 
 
 @record
+class FlaggedAttempt:
+    """An attempt whose provider-reported cost is far from the catalog's price of its usage."""
+
+    attempt_id: str
+    task_id: str
+    at: str  # ISO 8601
+    model: str
+    reported_model: str | None
+    cost_usd: Decimal  # the catalog's (what was charged)
+    reported_cost_usd: Decimal
+    gap_usd: Decimal  # reported minus catalog
+
+
+@record
+class Unpriced:
+    """The attempts of one model whose usage could not be read, and what they were charged (their worst case)."""
+
+    model: str
+    provider: str
+    attempts: int
+    charged_usd: Decimal
+    why: str  # the last one's usage problem
+
+
+@record
+class MoneyInQuestion:
+    """Costs that are not the catalog's price of a usage read: unpriced attempts and flagged ones."""
+
+    unpriced_attempts: int
+    unpriced_charged_usd: Decimal
+    flagged_attempts: int
+    flagged_gap_usd: Decimal
+    unpriced: tuple[Unpriced, ...]
+    flagged: tuple[FlaggedAttempt, ...]  # the most recent, at most FLAGGED_SHOWN
+
+
+FLAGGED_SHOWN = 20
+
+
+@record
 class Report:
     """The whole report (`switchyard report`; `jsonable` gives its `--json`)."""
 
@@ -311,6 +361,7 @@ class Report:
     experiments: tuple[Experiment, ...]
     baseline: Baseline | None = field(default=None, metadata={"omit_none": True})
     verification: Verification | None = field(default=None, metadata={"omit_none": True})
+    money_in_question: MoneyInQuestion | None = field(default=None, metadata={"omit_none": True})
 
 
 # --------------------------------------------------------------------------- reading the rollups
@@ -450,6 +501,10 @@ def _group(s: Sums, hist: Histogram | None, key: dict[str, str]) -> Group:
         first_try_verified_rate=round(s.first_verified / s.first, 4)
         if s.first and (s.verified or s.rejected)
         else None,
+        unpriced=s.unpriced or None,
+        unpriced_cost_usd=_money(s.unpriced_pico) if s.unpriced else None,
+        flagged=s.flagged or None,
+        flagged_gap_usd=_money(s.flagged_gap_pico) if s.flagged else None,
     )
 
 
@@ -835,6 +890,55 @@ def _last_line(detail: str | None) -> str:
     return lines[-1][:200] if lines else ""
 
 
+# --------------------------------------------------------------------------- money in question
+def money_in_question(db: Database, window: Window, total: Group | None) -> MoneyInQuestion | None:
+    """Unpriced and flagged attempts in the window (None when there are none).
+
+    The counts and sums come from the rollups (`total`); the lists read only the attempts in
+    question (a partial index keeps them).
+    """
+    if total is None or not (total.unpriced or total.flagged):
+        return None
+    unpriced: list[Unpriced] = []
+    if total.unpriced:
+        where, params = _span_where((window.since_ms, window.until_ms), "a.cost_basis = 'unknown'")
+        rows = db.query(
+            "SELECT a.model, a.provider, a.cost_pico, a.usage_problem FROM attempts a"
+            f"{where} ORDER BY a.started_ms, a.attempt_id",
+            params,
+        )
+        acc: dict[tuple[str, str], list[Any]] = {}
+        for model, provider, pico, problem in rows:
+            entry = acc.setdefault((model, provider), [0, 0, ""])
+            entry[0] += 1
+            entry[1] += int(pico or 0)
+            entry[2] = problem or ""
+        unpriced = [
+            Unpriced(m, p, n, _money(pico), why)
+            for (m, p), (n, pico, why) in sorted(acc.items(), key=lambda kv: (-kv[1][1], kv[0]))
+        ]
+    flagged: list[FlaggedAttempt] = []
+    if total.flagged:
+        where, params = _span_where((window.since_ms, window.until_ms), "a.cost_flagged = 1")
+        rows = db.query(
+            "SELECT a.attempt_id, a.task_id, a.started_ms, a.model, a.reported_model, a.cost_usd, a.reported_cost_usd"
+            f" FROM attempts a{where} ORDER BY a.started_ms DESC, a.attempt_id DESC LIMIT {FLAGGED_SHOWN}",
+            params,
+        )
+        for attempt_id, task_id, ms, model, reported_model, cost, reported in rows:
+            catalog, own = Decimal(cost), Decimal(reported or 0)
+            at = from_ms(int(ms)).isoformat()
+            flagged.append(FlaggedAttempt(attempt_id, task_id, at, model, reported_model, catalog, own, own - catalog))
+    return MoneyInQuestion(
+        unpriced_attempts=total.unpriced or 0,
+        unpriced_charged_usd=total.unpriced_cost_usd or ZERO,
+        flagged_attempts=total.flagged or 0,
+        flagged_gap_usd=total.flagged_gap_usd or ZERO,
+        unpriced=tuple(unpriced),
+        flagged=tuple(flagged),
+    )
+
+
 # --------------------------------------------------------------------------- the whole report
 def report(
     db: Database,
@@ -856,4 +960,5 @@ def report(
         experiments=experiments(db, window),
         baseline=baseline(db, window, baseline_model) if baseline_model is not None else None,
         verification=verification(db, window, total.cost_usd if total is not None else ZERO),
+        money_in_question=money_in_question(db, window, total),
     )

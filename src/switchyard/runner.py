@@ -29,9 +29,10 @@ from switchyard.driver import AttemptOutcome, AttemptRequest, Failover, Job, Run
 from switchyard.failures import Failure, FailureKind
 from switchyard.health import Health
 from switchyard.ledger.store import AttemptRecord, Ledger
+from switchyard.money import usd
 from switchyard.providers.base import Call, Provider, ProviderContext, Result, make_provider
 from switchyard.redact import Redactor, private_dir, write_private
-from switchyard.router import Route, Router
+from switchyard.router import UNAVAILABLE, Candidate, Route, Router
 from switchyard.task import Task
 from switchyard.verify import Verdict
 from switchyard.worktree import path_name
@@ -42,6 +43,17 @@ __all__ = ["Runner", "safe_name"]
 def safe_name(text: str) -> str:
     """An id as one file name: readable where it can be, and two ids never share one (`worktree.path_name`)."""
     return path_name(text)
+
+
+def _unpriced(result: Result) -> bool:
+    """The call ran, and what it spent cannot be read: no usage and no reported cost.
+
+    A success without usage (an HTTP 200 with no `usage`, a CLI with `usage_format = "none"` or no
+    usage line, usage lost), and a call killed at its timeout, which may have spent anything.
+    """
+    if result.usage is not None or result.reported_cost_usd is not None:
+        return False
+    return result.failure is None or result.failure.kind is FailureKind.TIMEOUT
 
 
 class Runner:
@@ -129,12 +141,14 @@ class Runner:
             rejected_count=rejected_count,
         ).route()
 
-    def hold_amount(self, call: Call, provider: ProviderConfig) -> Decimal:
-        """The worst case a call can cost, to reserve before it starts (each kind's, from its registry entry)."""
-        assert self.budgets is not None
-        at = datetime.fromtimestamp(self.wall_clock(), UTC)
-        shape = CallShape(self.loaded.catalog[call.model], call.prompt, call.max_output_tokens, at, self.budgets.config)
-        return worst_case(provider, shape)
+    def hold_amount(self, call: Call, provider: ProviderConfig, at: float | None = None) -> Decimal:
+        """The worst case a call can cost, to reserve before it starts (each kind's, from its registry entry).
+
+        It is also what a call whose usage cannot be read is charged.
+        """
+        when = datetime.fromtimestamp(self.wall_clock() if at is None else at, UTC)
+        model = self.loaded.catalog[call.model]
+        return worst_case(provider, CallShape(model, call.prompt, call.max_output_tokens, when, self.loaded.budgets))
 
     # the driver's host --------------------------------------------------------------
     def pause(self) -> None:
@@ -148,8 +162,9 @@ class Runner:
         existing = self.ledger.get(request.attempt_id)
         if existing is not None:
             return self._replayed(existing, run_dir)
-        if not self.health.allow(cand.provider):
-            return Skipped(f"circuit open for {cand.provider}")
+        disabled, allowed = self.health.gate(cand.provider)
+        if not allowed:
+            return self._unavailable(job.route, cand, disabled)
         model = self.loaded.catalog[cand.model]
         pcfg = self.loaded.providers[cand.provider]
         budgeted = self.budgets is not None and self.budgets.active
@@ -172,16 +187,16 @@ class Runner:
             attempt_number=plan.attempt_number,
         )
         hold_id: str | None = None
+        hold: Decimal | None = None
         if budgeted:
             assert self.budgets is not None
             counters = self.budgets.counters(
                 provider=cand.provider, model=cand.model, labels=task.labels, workflow=job.route.workflow
             )
             if counters:
+                hold = self.hold_amount(call, pcfg)
                 try:
-                    hold_id = self.budgets.reserve(
-                        request.attempt_id, task.id, self.hold_amount(call, pcfg), counters
-                    ).hold_id
+                    hold_id = self.budgets.reserve(request.attempt_id, task.id, hold, counters).hold_id
                 except BudgetExceeded as exc:  # a call that does not fit is not started
                     return Skipped(str(exc), exc.on_exceed)
         try:
@@ -197,7 +212,9 @@ class Runner:
             raise
         latency_ms = int((time.perf_counter() - t0) * 1000)
         verdict = self.verify(request, call) if result.ok and self.verify is not None else None
-        record = self._record(request, call, result, started, latency_ms, hold_id, verdict)
+        if hold is None and _unpriced(result):
+            hold = self.hold_amount(call, pcfg, at=started)
+        record = self._record(request, call, result, started, latency_ms, hold_id, verdict, hold)
         failure = result.failure
         if verdict is not None and not verdict.verified:
             kind = FailureKind.REJECTED if verdict.outcome == "rejected" else FailureKind.VERIFY_ERROR
@@ -212,14 +229,36 @@ class Runner:
             self.ledger.record(record)
             if hold_id is not None:
                 assert self.budgets is not None
-                if result.usage is not None:
-                    self.budgets.settle(hold_id, record.cost_usd)
-                else:  # nothing known to have been spent (killed, refused, unreadable output)
+                if result.usage is not None or record.cost_basis != "catalog":
+                    self.budgets.settle(hold_id, record.cost_usd)  # unreadable usage: settled at the hold
+                else:  # nothing known to have been spent (refused, failed to start, an error answer)
                     self.budgets.release(hold_id)
             if record.completed and self.on_complete is not None:
                 self.on_complete(record)
         self.health.record(cand.provider, result.failure)  # a rejected change is not the provider failing
         return AttemptOutcome(record, failure, result.text, result.output_path)
+
+    def _unavailable(self, route: Route, cand: Candidate, disabled: str | None) -> Skipped:
+        """A candidate that may not be called now: move on, or, when no candidate of the route may, wait.
+
+        A disabled provider is never called. When every candidate is unavailable (disabled, or its
+        circuit open) the call blocks, like a blocking budget: `exec` stops with the reason, the
+        coordinator marks the task `blocked` and asks again later, so the task spends no attempts
+        and resumes once the config, the environment or the provider is fixed.
+        """
+        health = self.health.explain()
+        gone: list[str] = []
+        for c in dict.fromkeys(route.candidates):
+            h = health.get(c.provider)
+            if h is None or h.status not in UNAVAILABLE:
+                gone = []
+                break
+            gone.append(f"{c.model} via {c.provider} is {h.status} ({h.reason})")
+        if gone:
+            return Skipped("every candidate is unavailable: " + "; ".join(gone), "block")
+        if disabled is not None:
+            return Skipped(f"{cand.provider} is disabled: {disabled}")
+        return Skipped(f"circuit open for {cand.provider}")
 
     def _replayed(self, rec: AttemptRecord, run_dir: Path) -> AttemptOutcome:
         """The outcome of an attempt the ledger already has, rebuilt from its row and its run directory."""
@@ -250,13 +289,23 @@ class Runner:
         latency_ms: int,
         hold_id: str | None,
         verdict: Verdict | None = None,
+        hold: Decimal | None = None,
     ) -> AttemptRecord:
         job, plan = request.job, request.plan
         task, route, cand = job.task, job.route, plan.candidate
         usage = result.usage
-        cost = Decimal(0)
+        reported = result.reported_cost_usd
+        cost, basis, flagged, usage_problem = Decimal(0), "catalog", False, result.usage_problem
         if usage is not None:
             cost = self.loaded.catalog.cost(cand.model, usage, at=datetime.fromtimestamp(started, UTC))
+            if reported is not None:
+                flagged = abs(reported - cost) > self.loaded.runner.reported_cost_gap * cost
+        elif reported is not None:
+            cost, basis = reported, "reported"
+        elif _unpriced(result):
+            assert hold is not None
+            cost, basis = hold, "unknown"
+            usage_problem = (usage_problem or "no usage reported") + f"; charged its worst case, {usd(hold, 2)}"
         failure = result.failure
         status = "ok"
         if failure is not None:
@@ -296,13 +345,13 @@ class Runner:
             cache_write_tokens=usage.cache_write_tokens if usage else 0,
             reasoning_tokens=usage.reasoning_tokens if usage else 0,
             cost_usd=cost,
-            reported_cost_usd=result.reported_cost_usd,
+            reported_cost_usd=reported,
             latency_ms=latency_ms,
             error_class=error_class,
             error_message=error_message,
             http_status=failure.http_status if failure else None,
             exit_code=result.exit_code,
-            usage_problem=result.usage_problem,
+            usage_problem=usage_problem,
             prompt_bytes=len(encoded),
             prompt_sha256=hashlib.sha256(encoded).hexdigest(),
             run_id=job.run_id,
@@ -314,6 +363,9 @@ class Runner:
             verify_check=verdict.check if verdict is not None else None,
             verify_detail=redact(verdict.detail)[:4000] if verdict is not None and verdict.detail else None,
             verify_ms=verdict.ms if verdict is not None else 0,
+            cost_basis=basis,
+            reported_model=result.model,
+            cost_flagged=flagged,
         )
 
     # exec ------------------------------------------------------------------------------

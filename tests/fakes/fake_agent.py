@@ -3,7 +3,7 @@
 Run as `python fake_agent.py [args...]` with the prompt on stdin. It records its
 argv, environment and prompt to $FAKE_RECORD (JSON) when that is set.
 
-FAKE_MODE: ok | error529 | is_error_text | exit2 | hang | garbage | truncated | sleep | fail_then_ok | echo | review
+FAKE_MODE: ok | error529 | is_error_text | exit2 | no_usage | usage_error | other_model | hang | garbage | truncated | sleep | fail_then_ok | echo | review
 | escape | leak | flood | swap | threads | edit | judge
 """
 
@@ -37,7 +37,7 @@ def main() -> int:
         "num_turns": 1,
         "result": "done: " + prompt[:40],
         "session_id": "s-1",
-        "total_cost_usd": 0.0192,
+        "total_cost_usd": float(os.environ.get("FAKE_COST", "0.0192")),
         "usage": usage,
     }
     if mode == "ok":
@@ -112,6 +112,18 @@ def main() -> int:
     if mode == "exit2":
         sys.stderr.write("fatal: upstream rejected key " + os.environ.get("LEAK", "") + "\n")
         return 2
+    if mode == "no_usage":  # a result that says nothing of what the run cost
+        print(json.dumps({k: v for k, v in result.items() if k not in ("usage", "total_cost_usd")}))
+        return 0
+    if mode == "usage_error":  # how a CLI answers an option it does not know: usage text, exit 2
+        sys.stderr.write("error: unknown option '--bogus'\n\nUsage: fake [options] [command]\n  -p, --print\n")
+        return 2
+    if mode == "other_model":  # ran another model than the one asked for, and says what it cost
+        model = os.environ.get("FAKE_REPORTED_MODEL", "claude-haiku-4-5")
+        entry = {"inputTokens": usage["input_tokens"], "outputTokens": usage["output_tokens"], "costUSD": 0.01}
+        cost = float(os.environ.get("FAKE_COST", "0.0117"))
+        print(json.dumps({**result, "total_cost_usd": cost, "modelUsage": {model: entry}}))
+        return 0
     if mode == "garbage":
         print("this is not json {{{")
         return 0

@@ -245,6 +245,7 @@ class AnthropicWireServer:
         self.usage = usage if usage is not None else Usage(input_tokens=10, output_tokens=5)
         self.usage_by_model: dict[str, Usage] = dict(usage_by_model or {})
         self.responder = responder
+        self.omit_usage = False  # a non-streamed 200 message without its `usage` object
         self._host = host
         self._lock = threading.Lock()
         self._requests: list[RecordedRequest] = []
@@ -548,7 +549,10 @@ def _make_handler(server: AnthropicWireServer) -> type[BaseHTTPRequestHandler]:
             if body.get("stream"):
                 self._send_sse(model, blocks, usage)
             else:
-                self._send_json(200, _message(model, blocks, usage))
+                message = _message(model, blocks, usage)
+                if server.omit_usage:  # a 200 that says nothing of what it cost
+                    del message["usage"]
+                self._send_json(200, message)
 
         def do_GET(self) -> None:
             self._probe()

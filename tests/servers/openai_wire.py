@@ -572,6 +572,7 @@ class OpenAIWireServer:
         self.responder = responder
         self.api_key = api_key
         self.stream_usage: StreamUsage = stream_usage
+        self.omit_usage = False  # a non-streamed 200 reply without its `usage` object
         self._host = host
         self._lock = threading.Lock()
         self._requests: list[RecordedRequest] = []
@@ -942,7 +943,11 @@ def _make_handler(server: OpenAIWireServer) -> type[BaseHTTPRequestHandler]:
                     parts = [final.body]
                 else:
                     usage = server.usage_for(model)
-                    parts = [json.dumps(reply.completion(text, usage)).encode()]
+                    completion = reply.completion(text, usage)
+                    if server.omit_usage:  # a 200 that says nothing of what it cost
+                        del completion["usage"]
+                        usage = None
+                    parts = [json.dumps(completion).encode()]
             truncate = final if isinstance(final, TruncatedReply) else None
             self._emit(
                 req, 200, headers, parts, usage=usage, faults=faults, chunked=stream, truncate=truncate, pause=pause

@@ -197,12 +197,15 @@ def run(
     co.close()
     reporter.close()
     click.echo(_run_summary(done))
-    if done.waiting:
-        task_id, why = done.waiting[0]
-        click.echo(
-            f"{len(done.waiting)} waiting (e.g. {task_id}: {why}); they resume when the budgets, the config or the "
-            "providers change (a machine running `switchyard run` re-checks them), or on a later run"
-        )
+    unavailable = [w for w in done.waiting if w[1].startswith("every candidate is unavailable")]
+    budget = [w for w in done.waiting if w not in unavailable]
+    for waiting, see in ((unavailable, "`switchyard providers`"), (budget, "`switchyard budget`")):
+        if waiting:
+            task_id, why = waiting[0]
+            click.echo(
+                f"{len(waiting)} waiting (e.g. {task_id}: {why}); they resume when the budgets, the config or the "
+                f"providers change (a machine running `switchyard run` re-checks them), or on a later run: see {see}"
+            )
     if done.dead:
         raise click.exceptions.Exit(1)
 

@@ -13,9 +13,9 @@ from switchyard.errors import InputError, did_you_mean
 from switchyard.ledger.store import to_ms
 
 if TYPE_CHECKING:
-    from switchyard.report import Group, Report, Verification
+    from switchyard.report import Group, MoneyInQuestion, Report, Verification
 
-__all__ = ["render_report", "render_verification", "report"]
+__all__ = ["render_money_in_question", "render_report", "render_verification", "report"]
 
 
 def _pct(x: float | None) -> str:
@@ -77,6 +77,9 @@ def render_report(data: Report) -> str:
         f"tokens: {t.input:,} input, {t.cache_read:,} cache read, {t.cache_write:,} cache write, "
         f"{t.output:,} output; latency median {_ms(total.latency_ms.median)}, p95 {_ms(total.latency_ms.p95)}"
     )
+    if data.money_in_question is not None:
+        out.append("")
+        out.extend(render_money_in_question(data.money_in_question))
     if data.by:
         out.append("")
         out.append("by " + ", ".join(data.by) + ":")
@@ -153,6 +156,39 @@ def render_report(data: Report) -> str:
             table(["priority", "attempts", "actual", "baseline", "saving", "saving %"], rows, right={1, 2, 3, 4, 5})
         )
     return "\n".join(out)
+
+
+def render_money_in_question(m: MoneyInQuestion) -> list[str]:
+    """Costs that are not the catalog's price of a usage read: unpriced attempts, flagged ones."""
+    out = []
+    if m.unpriced_attempts:
+        out.append(
+            f"unpriced: {m.unpriced_attempts:,} attempt(s) whose usage could not be read, charged their worst "
+            f"case, {money(m.unpriced_charged_usd, 4)} (in the cost above)"
+        )
+        out += [
+            f"  {u.model} via {u.provider}: {u.attempts:,}, {money(u.charged_usd, 4)}"
+            + (f"  ({u.why})" if u.why else "")
+            for u in m.unpriced[:10]
+        ]
+    if m.flagged_attempts:
+        out.append(
+            f"flagged: {m.flagged_attempts:,} attempt(s) whose provider-reported cost is far from the catalog's; "
+            f"reported minus catalog {money(m.flagged_gap_usd, 6)}"
+        )
+        rows = [
+            [
+                f.attempt_id,
+                f.model,
+                f.reported_model or "-",
+                money(f.cost_usd, 6),
+                money(f.reported_cost_usd, 6),
+                money(f.gap_usd, 6),
+            ]
+            for f in m.flagged
+        ]
+        out.append(table(["attempt", "model", "ran (reported)", "catalog", "reported", "gap"], rows, right={3, 4, 5}))
+    return out
 
 
 def render_verification(v: Verification) -> list[str]:

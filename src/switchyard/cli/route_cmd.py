@@ -91,18 +91,19 @@ def _passed(d: Decision) -> str:
     return f" ({names} {'was' if len(d.passed_over) == 1 else 'were'} passed over)"
 
 
-def _provider_status(loaded: LoadedConfig) -> dict[str, str]:
-    """Config and environment, plus breaker state when a ledger already exists (route never creates one)."""
-    from switchyard.health import current_status
+def _provider_health(loaded: LoadedConfig) -> dict[str, tuple[str, str]]:
+    """`{provider: (status, why)}` from config and environment, plus breaker state when a ledger
+    already exists (route never creates one)."""
+    from switchyard.health import config_health
 
     location = loaded.ledger_location()
     if not loaded.ledger.url and not os.path.exists(location):
-        return current_status(loaded)
+        return {name: (h.status, h.reason) for name, h in config_health(loaded).items()}
     from switchyard.health import Health
     from switchyard.ledger.store import Ledger
 
     with Ledger.open(location) as ledger:
-        return Health(loaded, ledger).status()
+        return {name: (h.status, h.reason) for name, h in Health(loaded, ledger).explain().items()}
 
 
 @click.command()
@@ -132,12 +133,17 @@ def route(
     loaded = load(config_path)
     task = load_task_arg(task_arg)
     router = Router(loaded)
-    status = _provider_status(loaded)
-    status.update(parse_status_args(statuses, loaded.providers))
+    health = _provider_health(loaded)
+    given = parse_status_args(statuses, loaded.providers)
+    health.update({name: (st, "set by --status") for name, st in given.items()})
+    status = {name: st for name, (st, _) in health.items()}
     decision = router.decide(task, stage=stage, now=parse_at(at), provider_status=status)
     if as_json:
         echo_json(decision.to_dict())
     elif explain:
         click.echo(render_explain(decision))
+        for name, (st, why) in health.items():  # why a provider the trace skips is unavailable
+            if st != "up":
+                click.echo(f"provider {name}: {st} ({why})")
     else:
         click.echo(f"{decision.model} ({decision.provider}): {decision.reason}")

@@ -23,11 +23,25 @@ def _prompt_arg(value: str | None) -> str | None:
         raise InputError(f"--prompt {value}: cannot read: {exc.strerror}") from None
 
 
+def _cost(r: AttemptRecord) -> str:
+    """An attempt's cost, marked when it is not the catalog's price of the usage read."""
+    text = money(r.cost_usd, 6)
+    if r.cost_basis == "unknown":
+        text += " unpriced"  # its worst case, charged because its usage could not be read
+    elif r.cost_basis == "reported":
+        text += " reported"
+    if r.cost_flagged:
+        text += " flagged"
+    return text
+
+
 def _attempt_line(r: AttemptRecord) -> str:
     tokens = f"{r.input_tokens}+{r.cache_read_tokens}r+{r.cache_write_tokens}w in / {r.output_tokens} out"
-    line = (
-        f"  {r.attempt_id}  {r.model} via {r.provider}: {r.status}  {tokens}  {money(r.cost_usd, 6)}  {r.latency_ms} ms"
-    )
+    line = f"  {r.attempt_id}  {r.model} via {r.provider}: {r.status}  {tokens}  {_cost(r)}  {r.latency_ms} ms"
+    if r.reported_model and r.reported_model != r.model:
+        line += f"\n      the provider reports running {r.reported_model}"
+    if r.cost_flagged and r.reported_cost_usd is not None:
+        line += f"\n      the provider reports {money(r.reported_cost_usd, 6)}, the catalog says {money(r.cost_usd, 6)}"
     if r.error_class:
         line += f"\n      [{r.error_class}] {(r.error_message or '').splitlines()[0][:160] if r.error_message else ''}"
     if r.usage_problem:
@@ -44,7 +58,8 @@ def _attempt_line(r: AttemptRecord) -> str:
 def exec_(task_arg: str, stage: str | None, prompt_arg: str | None, config_path: str | None, as_json: bool) -> None:
     """Route one task, run it (with retries and failover), record every attempt, print the outcome.
 
-    Exit status 1 when every candidate failed.
+    Exit status 1 when every candidate failed, or when none could be called (every candidate's
+    provider disabled or down, or a blocking budget): the reason is printed.
     """
     from switchyard.prompts import render_prompt
     from switchyard.runner import Runner
@@ -73,11 +88,14 @@ def exec_(task_arg: str, stage: str | None, prompt_arg: str | None, config_path:
                 "cost_usd": result.cost_usd,
                 "text": final.text if final and final.ok else None,
                 "why": result.why or None,
+                "blocked": result.blocked.reason if result.blocked else None,
                 "attempts": [a.record.to_dict() for a in result.attempts],
             }
         )
+    elif result.blocked is not None and not result.attempts:
+        click.echo(f"BLOCKED: task {task.id}: nothing was called: {result.blocked.reason}", err=True)
     else:
-        head = "ok" if result.ok else "FAILED"
+        head = "ok" if result.ok else "BLOCKED" if result.blocked is not None else "FAILED"
         model = f"{final.record.model} via {final.record.provider}" if final else "nothing was called"
         click.echo(f"{head}: task {task.id} -> {model}; {len(result.attempts)} attempt(s), {money(result.cost_usd, 6)}")
         for a in result.attempts:
@@ -129,7 +147,7 @@ def log(
             r.provider,
             r.status + (f" ({r.error_class})" if r.error_class else ""),
             f"{r.input_tokens + r.cache_read_tokens + r.cache_write_tokens}/{r.output_tokens}",
-            money(r.cost_usd, 6),
+            _cost(r),
             f"{r.latency_ms}",
         ]
         for r in rows

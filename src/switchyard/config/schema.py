@@ -112,6 +112,11 @@ class RunnerConfig:
     backoff_base_s: float = field(default=0.5, metadata=check(SECONDS))
     backoff_max_s: float = field(default=8.0, metadata=check(SECONDS))
     default_timeout_s: float = field(default=1800.0, metadata=check(SECONDS_POSITIVE))
+    # Flag an attempt whose provider-reported cost differs from the catalog's by more than this share
+    # of the catalog's (0.25: a quarter); `report` and the dashboard list the flagged ones.
+    reported_cost_gap: Decimal = field(
+        default=Decimal("0.25"), metadata=check(up_to(100, "a share of the catalog's cost (1 is 100 %)", positive))
+    )
 
 
 @record

@@ -107,6 +107,23 @@ MIGRATIONS: tuple[Migration, ...] = (
         """,
         sha256="93b7d7f911a657b868707e90d6bdf726bcb3321c1c3d1f92fb7f1e90104e7551",
     ),
+    # Money in question (store's 0012_cost_basis): attempts whose usage could not be read (`unpriced`,
+    # charged their worst case, `unpriced_pico`) and attempts whose reported cost is far from the
+    # catalog's (`flagged`, and the sum of reported minus catalog over them, `flagged_gap_pico`).
+    Migration(
+        "0013_cost_basis_rollups",
+        """
+        ALTER TABLE rollup_attempts ADD COLUMN unpriced BIGINT NOT NULL DEFAULT 0;
+        ALTER TABLE rollup_attempts ADD COLUMN unpriced_pico BIGINT NOT NULL DEFAULT 0;
+        ALTER TABLE rollup_attempts ADD COLUMN flagged BIGINT NOT NULL DEFAULT 0;
+        ALTER TABLE rollup_attempts ADD COLUMN flagged_gap_pico BIGINT NOT NULL DEFAULT 0;
+        ALTER TABLE rollup_labels ADD COLUMN unpriced BIGINT NOT NULL DEFAULT 0;
+        ALTER TABLE rollup_labels ADD COLUMN unpriced_pico BIGINT NOT NULL DEFAULT 0;
+        ALTER TABLE rollup_labels ADD COLUMN flagged BIGINT NOT NULL DEFAULT 0;
+        ALTER TABLE rollup_labels ADD COLUMN flagged_gap_pico BIGINT NOT NULL DEFAULT 0
+        """,
+        sha256="a4675f0d93c1f61c6db38802f502a8180aab7990c4b6fd68e6425ee2f4e1641f",
+    ),
 )
 
 
@@ -139,11 +156,17 @@ class Sums:
     verified: int = 0  # attempts `[verify]` verified
     rejected: int = 0  # attempts `[verify]` rejected
     first_verified: int = 0  # a task's very first attempt, verified
+    unpriced: int = 0  # attempts whose usage could not be read (cost_basis "unknown")
+    unpriced_pico: int = 0  # what they were charged: their worst case (in cost_pico too)
+    flagged: int = 0  # attempts whose reported cost is far from the catalog's
+    flagged_gap_pico: int = 0  # over those: reported cost minus catalog cost
 
     @classmethod
     def of(cls, rec: AttemptRecord) -> Sums:
         """What one attempt adds."""
         verified = rec.verdict == "verified"
+        unpriced = rec.cost_basis == "unknown"
+        gap = (rec.reported_cost_pico or 0) - rec.cost_pico if rec.cost_flagged else 0
         return cls(
             1,
             1 if rec.status == "ok" else 0,
@@ -160,6 +183,10 @@ class Sums:
             1 if verified else 0,
             1 if rec.verdict == "rejected" else 0,
             1 if verified and rec.first else 0,
+            1 if unpriced else 0,
+            rec.cost_pico if unpriced else 0,
+            1 if rec.cost_flagged else 0,
+            gap,
         )
 
     @classmethod
@@ -195,6 +222,10 @@ _SCAN = {
     "verified": "SUM(CASE WHEN a.verdict = 'verified' THEN 1 ELSE 0 END)",
     "rejected": "SUM(CASE WHEN a.verdict = 'rejected' THEN 1 ELSE 0 END)",
     "first_verified": "SUM(CASE WHEN a.verdict = 'verified' THEN a.first ELSE 0 END)",
+    "unpriced": "SUM(CASE WHEN a.cost_basis = 'unknown' THEN 1 ELSE 0 END)",
+    "unpriced_pico": "SUM(CASE WHEN a.cost_basis = 'unknown' THEN a.cost_pico ELSE 0 END)",
+    "flagged": "SUM(a.cost_flagged)",
+    "flagged_gap_pico": "SUM(CASE WHEN a.cost_flagged = 1 THEN COALESCE(a.reported_cost_pico, 0) - a.cost_pico ELSE 0 END)",
 }
 SUMS_SQL = ", ".join(f"SUM({name})" for name in SUMS)  # over a rollup table
 SCAN_SUMS_SQL = ", ".join(_SCAN.get(name, f"SUM(a.{name})") for name in SUMS)  # over `attempts a`

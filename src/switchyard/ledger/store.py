@@ -87,6 +87,12 @@ class AttemptRecord:
     verify_check: str | None = None  # the check that rejected it (or could not run)
     verify_detail: str | None = None  # why: the tail of that check's output (redacted)
     verify_ms: int = 0  # time spent verifying (not in latency_ms)
+    # How cost_usd was found: "catalog" (the usage read × the catalog's prices), "reported" (no usage,
+    # the provider's own figure), "unknown" (a call that ran and whose usage could not be read: its
+    # worst case, the budget hold, is charged; reports show it as unpriced).
+    cost_basis: str = "catalog"
+    reported_model: str | None = None  # the model the provider says ran, when it says
+    cost_flagged: bool = False  # reported and catalog cost differ by more than [runner] reported_cost_gap
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -113,6 +119,11 @@ class AttemptRecord:
         pico = to_pico(self.cost_usd)
         assert pico is not None
         return pico
+
+    @property
+    def reported_cost_pico(self) -> int | None:
+        """The provider's own cost figure in integer picodollars (stored, for the gap's sums in SQL)."""
+        return to_pico(self.reported_cost_usd)
 
     @property
     def latency_bucket(self) -> int:
@@ -145,10 +156,10 @@ def _column_codec(name: str, annotation: str) -> tuple[Callable[[Any], Any], Cal
     raise TypeError(f"AttemptRecord.{name}: no column type for {annotation!r} (add one to _column_codec)")
 
 
-# Every field of the record is a column of the same name; `cost_pico` and `latency_bucket` are
-# stored too, computed from the record (its properties), for SQL sums and histograms.
+# Every field of the record is a column of the same name; `cost_pico`, `latency_bucket` and
+# `reported_cost_pico` are stored too, computed from the record (its properties), for SQL sums and histograms.
 _FIELDS = [(f.name, *_column_codec(f.name, str(f.type))) for f in fields(AttemptRecord)]
-_DERIVED = ("cost_pico", "latency_bucket")
+_DERIVED = ("cost_pico", "latency_bucket", "reported_cost_pico")
 _INSERT_COLUMNS = [name for name, _, _ in _FIELDS] + list(_DERIVED)
 _SELECT = "SELECT " + ", ".join(name for name, _, _ in _FIELDS) + " FROM attempts"
 
@@ -192,6 +203,9 @@ class BreakerRow:
     probe_ms: int | None = None
     reason: str = ""
     updated_ms: int = 0
+    # Disabled by a configuration error: the fingerprint of the provider's config and environment
+    # then (`Health.fingerprint`); once they change the provider is tried again.
+    config_sha: str | None = None
 
 
 # The tables this module reads and writes, as frozen migrations (see `ledger/db.py`): a shipped
@@ -321,6 +335,26 @@ MIGRATIONS: tuple[Migration, ...] = (
         CREATE INDEX attempts_verdict ON attempts (started_ms) WHERE verdict IS NOT NULL
         """,
         sha256="6d8f46c728aeaec6500b9d911df8a3315e6326208a8085742f51ab932cb1342c",
+    ),
+    # Money that was not counted (issue 11): how each cost was found, the model the provider says
+    # ran, its own cost as picodollars, and whether that cost and the catalog's are far apart.
+    Migration(
+        "0012_cost_basis",
+        """
+        ALTER TABLE attempts ADD COLUMN cost_basis TEXT NOT NULL DEFAULT 'catalog';
+        ALTER TABLE attempts ADD COLUMN reported_model TEXT;
+        ALTER TABLE attempts ADD COLUMN cost_flagged INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE attempts ADD COLUMN reported_cost_pico BIGINT;
+        CREATE INDEX attempts_cost_questions ON attempts (started_ms) WHERE cost_basis = 'unknown' OR cost_flagged = 1
+        """,
+        sha256="595df256258c3b5ecc437c3a9a72e254f10477a893ec953d9a1034c422742181",
+    ),
+    # A provider disabled by a configuration error (a missing executable, a rejected command line)
+    # remembers the config and environment it failed under, and is tried again once they change.
+    Migration(
+        "0014_breaker_config",
+        "ALTER TABLE breakers ADD COLUMN config_sha TEXT",
+        sha256="48c156ea96dfd9eda20a1d73e55ddcbcd977be390816c57840a925423883d931",
     ),
 )
 
@@ -578,7 +612,9 @@ class Ledger:
 
     # breakers --------------------------------------------------------------------
     def breakers(self) -> dict[str, BreakerRow]:
-        rows = self.db.query("SELECT provider, state, failures, opened_ms, probe_ms, reason, updated_ms FROM breakers")
+        rows = self.db.query(
+            "SELECT provider, state, failures, opened_ms, probe_ms, reason, updated_ms, config_sha FROM breakers"
+        )
         return {r[0]: BreakerRow(*r) for r in rows}
 
     def breaker_event(self, provider: str, at_ms: int, state: str, reason: str) -> None:
@@ -590,11 +626,20 @@ class Ledger:
 
     def put_breaker(self, row: BreakerRow) -> None:
         self.db.execute(
-            "INSERT INTO breakers (provider, state, failures, opened_ms, probe_ms, reason, updated_ms) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (provider) DO UPDATE SET state = excluded.state, "
+            "INSERT INTO breakers (provider, state, failures, opened_ms, probe_ms, reason, updated_ms, config_sha) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (provider) DO UPDATE SET state = excluded.state, "
             "failures = excluded.failures, opened_ms = excluded.opened_ms, probe_ms = excluded.probe_ms, "
-            "reason = excluded.reason, updated_ms = excluded.updated_ms",
-            (row.provider, row.state, row.failures, row.opened_ms, row.probe_ms, row.reason, row.updated_ms),
+            "reason = excluded.reason, updated_ms = excluded.updated_ms, config_sha = excluded.config_sha",
+            (
+                row.provider,
+                row.state,
+                row.failures,
+                row.opened_ms,
+                row.probe_ms,
+                row.reason,
+                row.updated_ms,
+                row.config_sha,
+            ),
         )
 
     def claim_probe(self, provider: str, now_ms: int, stale_ms: int) -> bool:

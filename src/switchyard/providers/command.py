@@ -29,7 +29,7 @@ from pathlib import Path
 
 from switchyard.config.schema import CommandProvider
 from switchyard.errors import ConfigError
-from switchyard.failures import Failure, FailureKind, classify_http
+from switchyard.failures import Failure, FailureKind, classify_http, usage_error
 from switchyard.providers.base import Call, ProviderContext, Result
 from switchyard.providers.command_template import PLACEHOLDERS, render_argv
 from switchyard.providers.processes import Agent
@@ -209,11 +209,12 @@ class CommandRunner:
             except FileNotFoundError as exc:
                 if exc.filename not in (None, argv[0]):  # the working directory, not the executable
                     message = f"cannot start {argv[0]!r}: {exc.strerror}: {exc.filename} (provider {self.name})"
-                else:
-                    message = f"executable {argv[0]!r} not found on PATH (provider {self.name})"
-                return Result(failure=Failure(FailureKind.NOT_FOUND, message))
+                    return Result(failure=Failure(FailureKind.NOT_FOUND, message))
+                message = f"executable {argv[0]!r} not found on PATH (provider {self.name})"
+                return Result(failure=Failure(FailureKind.CONFIG_ERROR, message))
             except PermissionError:
-                return Result(failure=Failure(FailureKind.NOT_FOUND, f"executable {argv[0]!r} is not executable"))
+                message = f"executable {argv[0]!r} is not executable (provider {self.name})"
+                return Result(failure=Failure(FailureKind.CONFIG_ERROR, message))
             finally:
                 for fd in (stdin, out_w, err_w):
                     os.close(fd)
@@ -255,9 +256,18 @@ class CommandRunner:
         failure = None
         if exit_code != 0 or parsed.is_error:
             message = parsed.error_message or stderr_tail.strip() or f"exited with status {exit_code}"
-            kind = (
-                classify_http(parsed.error_status, parsed.error_code) if parsed.error_status else FailureKind.CLI_ERROR
-            )
+            if parsed.error_status:
+                kind = classify_http(parsed.error_status, parsed.error_code)
+            elif parsed.is_error or usage is not None or parsed.text is not None:
+                kind = FailureKind.CLI_ERROR  # it ran and reported its own failure
+            elif (rejected := usage_error(exit_code, stderr_tail + "\n" + stdout[:4000])) is not None:
+                kind = FailureKind.CONFIG_ERROR  # every call would fail the same way: not worth a retry
+                message = (
+                    f"{argv[0]} rejected its command line (exit {exit_code}): {rejected}; "
+                    f"fix command_template of provider {self.name}"
+                )
+            else:
+                kind = FailureKind.CLI_ERROR
             failure = Failure(
                 kind,
                 redact(message)[-2000:],
