@@ -416,8 +416,11 @@ def run_chaos(
         # Every start but the last was cut short by its machine's death: mid-call, or in the instant between the
         # agent's answer and its record (counted in finished_unrecorded below).
         for s in ss[:-1]:
-            if s["ppid"] not in killed:
-                problems.append(f"seed {seed}: {attempt} started again though its machine was not killed: {s}")
+            if s["ppid"] not in killed and s["ppid"] != 1:  # 1: its machine died as it spawned it (orphaned)
+                problems.append(
+                    f"seed {seed}: {attempt} started again though its machine was not killed: {ss} "
+                    f"(finishes {finishes.get(attempt)}; machines {[m.pids for m in c.machines]}; killed {sorted(killed)})"
+                )
     finished_unrecorded = 0
     lost_docs = 0  # of those, calls of docs tasks (under the docs cap too)
     for attempt, fs in finishes.items():

@@ -167,7 +167,7 @@ class TaskFlow(DBOSConfiguredInstance):
             if stage.blocked is not None:
                 # It waits without a worker slot: the workflow ends here, and a later one (woken when the
                 # budgets, the config or the providers change, or after a backoff) replays it to this point.
-                self.block(task_id, retry_count, stage.blocked)
+                self.block(task_id, retry_count, stage.blocked, DBOS.workflow_id or task_id)
                 return "blocked"
             if stage.output is None:
                 return self.end_dead(task_id, placed, retry_count, stage.error)
@@ -262,8 +262,8 @@ class TaskFlow(DBOSConfiguredInstance):
         return self.co.attempt(request)
 
     @DBOS.step()
-    def block(self, task_id: str, retry_count: int, reason: str) -> None:
-        self.co.block(task_id, retry_count, reason)
+    def block(self, task_id: str, retry_count: int, reason: str, workflow_id: str) -> None:
+        self.co.block(task_id, retry_count, reason, workflow_id)
 
     @DBOS.step()
     def finish(
@@ -715,11 +715,13 @@ class Coordinator:
         if row is None:
             raise RunError(f"task {task_id} is not in the ledger")
         task = Task.from_dict(json.loads(row.task_json))
-        if row.state == "queued":
+        # Never begun: pick its workflow. A task woken after blocking was begun (a wake moves it back to queued,
+        # which changes its updated time): it keeps its workflow, and replays the attempts it recorded.
+        if row.state == "queued" and row.updated_ms == row.enqueued_ms:
             budget = self.runner.budgets.view() if self.runner.budgets is not None else None
             health = self.runner.health.status()
             workflow = self.runner.router.pick_workflow(task, provider_status=health, budget=budget)
-        else:  # begun before, and cut short: keep its workflow
+        else:  # begun before (cut short, or woken): keep its workflow
             workflow = row.workflow
         if workflow is None:
             stages: tuple[StagePlan, ...] = (StagePlan(None, template=self.template, verify=True),)
@@ -813,10 +815,16 @@ class Coordinator:
             self.reporter.event("done", task.id)
         return out
 
-    def block(self, task_id: str, retry_count: int, reason: str) -> None:
-        """The task waits (its workflow ends, freeing the worker): why, and under which conditions it was refused."""
+    def block(self, task_id: str, retry_count: int, reason: str, workflow_id: str) -> None:
+        """The task waits (its workflow ends, freeing the worker): why, and under which conditions it was refused.
+
+        Only the task's current workflow may say so: a workflow recovered after its machine died
+        in this very step may replay it after the task was woken and runs again elsewhere.
+        """
         now = _now_ms()
         with self.ledger.db.transaction():
+            if self.leases.workflow_ids([task_id])[task_id] != workflow_id:
+                return  # a stale run of the task: the current one decides its state
             self.ledger.set_task(task_id, "blocked", now, retry_count=retry_count, note=reason)
             backoff_ms = int(self.loaded.budgets.recheck_s * 1000)
             self.leases.block(task_id, reason, self.fingerprint(), now, backoff_ms)
