@@ -335,7 +335,7 @@ recheck_s = 0.3
         check=False,
     )
     assert proc.returncode == 0, proc.stderr
-    assert "2 waiting (e.g. T-00: every candidate is unavailable: m via sim is disabled" in proc.stdout
+    assert "2 waiting (e.g. T-00: every candidate is unavailable: m via sim is disabled" in proc.stdout  # by id
     assert "see `switchyard providers`" in proc.stdout
     rows = status(cfg)
     assert [r["state"] for r in rows] == ["blocked"] * 2

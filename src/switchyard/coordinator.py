@@ -1003,7 +1003,7 @@ class Coordinator:
             states[final] = states.get(final, 0) + 1
             if final == "blocked" and row is not None:
                 waiting.append((task_id, row.note or ""))
-        return RunSummary(states, self.ran_attempts, self.ran_cost, tuple(waiting))
+        return RunSummary(states, self.ran_attempts, self.ran_cost, tuple(sorted(waiting)))
 
 
 @record
