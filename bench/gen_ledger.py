@@ -1,15 +1,19 @@
 """Generate a realistic synthetic ledger of N attempts (for the report and dashboard benchmarks).
 
-    .venv/bin/python bench/gen_ledger.py OUT_DIR [--attempts 1000000]
+    .venv/bin/python bench/gen_ledger.py OUT_DIR [--attempts 1000000] [--url postgresql://...]
 
 Writes OUT_DIR/switchyard.toml (models, providers, a budget) and its ledger
-OUT_DIR/.switchyard/ledger.db: ~N/1.3 tasks over 30 days, seven models, failed
-attempts and failovers, escalations, an A/B experiment, labels and stages.
+OUT_DIR/.switchyard/ledger.db (or the PostgreSQL database at --url, emptied
+first): ~N/1.25 tasks over 30 days, seven models, failed attempts and
+failovers, escalations, an A/B experiment, labels and stages. Each task has its
+`tasks` row: done, dead (with its last error), and the last few hundred still
+queued, running, retrying or blocked, as a coordinator leaves them.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import sys
 import time
@@ -58,19 +62,43 @@ STAGES = [None, None, "plan", "implement", "review"]
 ERRORS = ["rate_limited", "overloaded", "server_error", "timeout", "cli_error"]
 
 
-def generate(out: Path, attempts: int, seed: int = 1) -> Path:
+ACTIVE = ["queued"] * 6 + ["running"] * 2 + ["retrying", "blocked"]
+TASK_INSERT = (
+    "INSERT INTO tasks (task_id, state, source, task_json, enqueued_ms, updated_ms, retry_count, workflow, stage, "
+    "last_error, note) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def config_text(url: str | None) -> str:
+    return CONFIG + (f'\n[ledger]\nurl = "{url}"\n' if url else "")
+
+
+def _empty(url: str) -> None:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("DROP SCHEMA public CASCADE")
+        conn.execute("CREATE SCHEMA public")
+
+
+def generate(out: Path, attempts: int, seed: int = 1, url: str | None = None) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     cfg = out / "switchyard.toml"
-    cfg.write_text(CONFIG)
+    cfg.write_text(config_text(url))
     loaded = load_config(cfg)
-    ledger_path = Path(loaded.ledger_location())
-    if ledger_path.exists():
-        ledger_path.unlink()
+    if url:
+        _empty(url)
+        ledger_path: str | Path = url
+    else:
+        ledger_path = Path(loaded.ledger_location())
+        if ledger_path.exists():
+            ledger_path.unlink()
     rng = random.Random(seed)
     catalog = loaded.catalog
     end_ms = int(time.time() * 1000)
     start_ms = end_ms - 30 * 86_400_000
     batch: list[AttemptRecord] = []
+    task_rows: list[tuple[object, ...]] = []
     with Ledger.open(ledger_path) as ledger:
         i = task_no = 0
         while i < attempts:
@@ -132,13 +160,39 @@ def generate(out: Path, attempts: int, seed: int = 1) -> Path:
                 )
                 previous = provider
                 i += 1
+            last = batch[-1]
+            if i > attempts - 375:  # the last few hundred tasks are still in flight
+                state = ACTIVE[task_no % len(ACTIVE)]
+            else:
+                state = "done" if last.ok else "dead"
+            error = (
+                f"{last.model}: [{last.error_class}] the provider said no " + "x" * 120 if last.error_class else None
+            )
+            task_rows.append(
+                (
+                    task_id,
+                    state,
+                    "bench",
+                    json.dumps({"id": task_id, "title": f"issue {task_no}", "priority": priority, "labels": labels}),
+                    at,
+                    last.ended_ms,
+                    tries - 1,
+                    last.workflow,
+                    last.stage,
+                    error if state in ("dead", "retrying") else None,
+                    "daily budget reached" if state == "blocked" else None,
+                )
+            )
             if len(batch) >= 20_000:
                 with ledger.db.transaction():
                     ledger.record_many(batch)
+                    ledger.db.executemany(TASK_INSERT, task_rows)
                 batch.clear()
+                task_rows.clear()
         if batch:
             with ledger.db.transaction():
                 ledger.record_many(batch)
+                ledger.db.executemany(TASK_INSERT, task_rows)
         ledger.db.execute("ANALYZE")
     return cfg
 
@@ -147,9 +201,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("out", type=Path)
     ap.add_argument("--attempts", type=int, default=1_000_000)
+    ap.add_argument("--url", help="a postgresql:// ledger (emptied first) instead of OUT_DIR/.switchyard/ledger.db")
     args = ap.parse_args()
     t0 = time.perf_counter()
-    cfg = generate(args.out, args.attempts)
+    cfg = generate(args.out, args.attempts, url=args.url)
     print(f"wrote {args.attempts:,} attempts for {cfg} in {time.perf_counter() - t0:.0f} s")
 
 

@@ -97,7 +97,9 @@ def run(
 
 
 def status(cfg: Path) -> list[dict]:  # type: ignore[type-arg]
-    proc = subprocess.run([EXE, "status", "--json", "--config", str(cfg)], capture_output=True, text=True, check=True)
+    proc = subprocess.run(
+        [EXE, "status", "--all", "--json", "--config", str(cfg)], capture_output=True, text=True, check=True
+    )
     return json.loads(proc.stdout)  # type: ignore[no-any-return]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -15,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+import switchyard.examples
 from switchyard.config import load_config
 from switchyard.dashboard import make_server
 from switchyard.ledger import Ledger
@@ -137,6 +139,28 @@ def test_json_endpoints(server: str) -> None:
         assert "switchyard" in c.get("/").text
 
 
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("/api/summary?days=100000000", "days=100000000: expected a whole number from 1 to 36,500 or 'all'"),
+        ("/api/summary?days=-3", "days=-3: expected a whole number from 1 to 36,500 or 'all'"),
+        ("/api/report?days=1e9", "days=1e9: expected a whole number from 1 to 36,500 or 'all'"),
+        ("/api/verification?days=" + "9" * 5000, "days=" + "9" * 39 + "…: expected a whole number"),
+        ("/api/spend?by=label", "by=label: expected 'model' or 'provider'"),
+        ("/api/decisions?limit=0", "limit=0: expected a whole number from 1 to 500"),
+        ("/api/decisions?limit=ten", "limit=ten: expected a whole number from 1 to 500"),
+        ("/api/experiments?days=x", "days=x: expected a whole number"),
+        ("/api/summary?days=1&days=2", "days: given 2 times with different values"),
+    ],
+)
+def test_a_bad_query_value_is_a_400_saying_what_is_allowed(server: str, query: str, message: str) -> None:
+    with httpx.Client(base_url=server, timeout=10) as c:
+        res = c.get(query)
+    assert res.status_code == 400, res.text
+    assert res.json()["error"].startswith(message)
+    assert "Error" not in res.text and "Traceback" not in res.text
+
+
 def _chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -169,7 +193,14 @@ def test_page_in_headless_chromium(server: str, tmp_path: Path) -> None:
         assert re.search(rf'id="panel-{panel}"[^>]*data-loaded="1"', dom), panel
     assert re.search(r'data-field="attempts">6<', dom)
     assert 'data-value="0.0384"' in dom
-    assert re.search(r'<tr data-model="big">.*?data-field="attempts">3<', dom, re.S)
+    assert re.search(r'<tr data-model="big"[^>]*>.*?data-field="attempts">3<', dom, re.S)
+    # One colour per model on every panel, each its own; bars are shares of 100 % (3 of 6 attempts: half).
+    colours = {m: re.search(rf'<tr data-model="{m}" data-color="([^"]+)"', dom) for m in ("big", "small")}
+    legend = {m: re.search(rf'<span data-series="{m}" data-color="([^"]+)"', dom) for m in ("big", "small")}
+    assert all(colours.values()) and all(legend.values()), dom[:3000]
+    assert {m: c.group(1) for m, c in colours.items() if c} == {m: c.group(1) for m, c in legend.items() if c}
+    assert len({c.group(1) for c in colours.values() if c}) == 2
+    assert re.search(r'<tr data-model="big"[^>]*>.*?<i data-width="50.0"', dom, re.S)
     assert re.search(r'<tr data-provider="b">.*?data-field="status">disabled<', dom, re.S)
     assert 'data-scope="provider:a"' in dom and 'data-experiment="ab"' in dom
     assert "fell back to big" in dom
@@ -181,3 +212,15 @@ def test_page_in_headless_chromium(server: str, tmp_path: Path) -> None:
     shot.parent.mkdir(parents=True, exist_ok=True)
     subprocess.run([exe, *flags, f"--screenshot={shot}", server + "/"], capture_output=True, timeout=120, check=True)
     assert shot.exists() and shot.stat().st_size > 20_000
+
+
+def test_the_page_writes_negative_money_with_the_sign_first() -> None:
+    """The page's `usd` (run by node, as the browser would) writes -$0.08, like `switchyard.money.usd`."""
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed")
+    page = (Path(switchyard.examples.__file__).parent / "dashboard.html").read_text(encoding="utf-8")
+    [line] = [ln for ln in page.splitlines() if ln.startswith("const usd = ")]
+    script = line + "\nconsole.log(JSON.stringify([usd(-0.08), usd(1234.5), usd(0), usd(null)]));"
+    out = subprocess.run([node, "-e", script], capture_output=True, text=True, timeout=60, check=True).stdout
+    assert json.loads(out) == ["-$0.08", "$1,234.50", "$0.00", "–"]

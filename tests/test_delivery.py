@@ -72,7 +72,7 @@ stdin = "{{prompt_file}}"
 usage_format = "claude-json"
 max_retries = 0
 timeout_s = 60
-env = {{ FAKE_MODE = "edit", FAKE_EDITS = {json.dumps(json.dumps(edits))} }}
+env = {{ FAKE_MODE = "edit", FAKE_EDITS = {json.dumps(json.dumps(edits))}, FAKE_RECORD = "{tmp_path / "last_call.json"}" }}
 
 [[models]]
 name = "cheap"
@@ -155,6 +155,10 @@ def test_rejected_change_escalates_and_the_verified_one_becomes_a_pull_request(t
     assert (second.model, second.status, second.verdict, second.task_retry) == ("strong", "ok", "verified", 1)
     assert second.completed and not first.completed
     assert second.verify_detail == "verified: change ok, secrets ok, check ok"
+    # The model that tried again was told why the first change was rejected (the check and its output).
+    prompt = json.loads((tmp_path / "last_call.json").read_text())["prompt"]
+    assert prompt.startswith("Make f return 2\n") and "rejected by the check 'check'" in prompt
+    assert "AssertionError: f() returned 1, expected 2" in prompt
 
     # The verified change is on the branch at the remote: the strong model's file, from a clean start.
     branch = "switchyard/gh-7"

@@ -117,3 +117,21 @@ def test_a_fixed_model_comes_first_and_the_rules_are_its_fallbacks() -> None:
         None,
     )
     assert route.reason == "workflow wf, stage review: fixed model"
+
+
+def test_the_stage_that_changes_the_repository_is_told_why_the_last_change_was_rejected() -> None:
+    from switchyard.prompts import rejection_note
+
+    note = rejection_note("tests", "FAILED test_x - assert 1 == 2")
+    plan = TaskPlan(TASK, None, (StagePlan(None, verify=True),))
+    prompt = plan.prompt(Cursor(), note)
+    assert prompt.endswith(
+        "rejected by the check 'tests'. Its output ended with:\nFAILED test_x - assert 1 == 2\n"
+        "Make a change that passes it.\n"
+    )
+    assert plan.prompt(Cursor()) == plan.prompt(Cursor(), "")  # before any rejection: the prompt as it was
+    # A template that places it gets it there, once; a stage [verify] does not judge (a review) is not told.
+    placed = TaskPlan(TASK, None, (StagePlan(None, template="{last_rejection}\n--\n{title}", verify=True),))
+    assert placed.prompt(Cursor(), note).startswith(note + "\n--\n") and placed.prompt(Cursor(), note).count(note) == 1
+    review = TaskPlan(TASK, "wf", (StagePlan("review", loop_to="implement"),))
+    assert "rejected" not in review.prompt(Cursor(), note)

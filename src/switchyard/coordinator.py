@@ -71,7 +71,7 @@ from switchyard.ledger.leases import Identity, Leases, TakeoverInProgress
 from switchyard.ledger.store import AttemptRecord, Ledger
 from switchyard.outcome import Delivered, Outcomes, Placed
 from switchyard.progress import Reporter
-from switchyard.prompts import DEFAULT_STAGE_TEMPLATE, check_template
+from switchyard.prompts import DEFAULT_STAGE_TEMPLATE, check_template, rejection_note
 from switchyard.providers.base import ChildProcesses, ProviderContext
 from switchyard.redact import Redactor
 from switchyard.router import Route
@@ -80,7 +80,19 @@ from switchyard.sources import Source, SourceError
 from switchyard.stages import Cursor, StageOutput, StagePlan, TaskPlan, verify_stages, with_fixed_model
 from switchyard.task import Task
 
-__all__ = ["APP_VERSION", "QUEUE", "Coordinator", "Enqueuer", "Machine", "RunSummary", "TaskFlow", "recover_executor"]
+__all__ = [
+    "APP_VERSION",
+    "QUEUE",
+    "Coordinator",
+    "Enqueuer",
+    "Machine",
+    "RunSummary",
+    "TaskFlow",
+    "cancel_workflows",
+    "default_system_db",
+    "recover_executor",
+    "requeue_workflows",
+]
 
 QUEUE = "switchyard-tasks"
 # Pinned: DBOS only recovers workflows recorded under the same version. Bump it only when
@@ -783,7 +795,8 @@ class Coordinator:
         )
         if stage.model is not None:
             route = with_fixed_model(route, stage, plan.workflow, self.loaded.catalog[stage.model].provider)
-        return Routed(plan.prompt(cursor), route)
+        rejection = self.ledger.last_rejection(task.id) if rejected else None
+        return Routed(plan.prompt(cursor, rejection_note(*rejection) if rejection else ""), route)
 
     def attempt(self, request: AttemptRequest) -> AttemptOutcome | Skipped:
         """One call for a workflow (a step): the runner's attempt, plus the task's state and progress events."""
@@ -974,7 +987,7 @@ class Coordinator:
 
     def takeable(self) -> bool:
         """Whether some work is running here, queued, or held by a machine that is not alive."""
-        if self.running_here():
+        if self.running_here() or self.inflight():  # a call in flight (its task cancelled meanwhile) is recorded first
             return True
         if self.enqueuer is not None and self.enqueuer.busy():
             return True
@@ -1021,13 +1034,8 @@ class RunSummary:
 
 
 def system_db_of(loaded: LoadedConfig) -> str:
-    """The DBOS system database a coordinator on this config uses."""
-    if loaded.coordinator.system_db:
-        return loaded.coordinator.system_db
-    location = loaded.ledger_location()
-    if location.startswith(("postgresql://", "postgres://")):
-        return location  # one PostgreSQL for the ledger and the queue: many machines share both
-    return "sqlite:///" + str(loaded.resolve(".switchyard/dbos.sqlite"))
+    """The DBOS system database a coordinator on this config uses ([coordinator] system_db, else the default)."""
+    return loaded.coordinator.system_db or default_system_db(loaded)
 
 
 def running_by_executor(system_db: str, leases: Leases) -> dict[str, list[str]]:
@@ -1182,6 +1190,62 @@ class Machine:
                 taken += 1
                 co.reporter.note(f"took over {executor_id} (from before leases): {recovered} workflow(s) recovered")
         return taken
+
+
+def default_system_db(loaded: LoadedConfig) -> str:
+    """Where the durable queue lives when [coordinator] system_db does not say."""
+    location = loaded.ledger_location()
+    if location.startswith(("postgresql://", "postgres://")):
+        return location  # one PostgreSQL for the ledger and the queue: many machines share both
+    return "sqlite:///" + str(loaded.resolve(".switchyard/dbos.sqlite"))
+
+
+def _client(loaded: LoadedConfig) -> DBOSClient | None:
+    """A client on the queue's database; None where no coordinator ever made one (the ledger is all there is)."""
+    url = loaded.coordinator.system_db or default_system_db(loaded)
+    if url.startswith("sqlite:///") and not os.path.exists(url[len("sqlite:///") :]):
+        return None
+    return DBOSClient(system_database_url=url, application_name="switchyard")
+
+
+_LIVE = ["ENQUEUED", "PENDING"]
+
+
+def cancel_workflows(loaded: LoadedConfig, task_ids: list[str]) -> int:
+    """Cancel the durable workflows of these tasks (the first, and any a retry forked): a queued one never
+    starts, a running one stops before its next step. Their ledger rows say `cancelled` first, so a
+    coordinator's last step cannot undo it. Returns how many workflows were cancelled."""
+    client = _client(loaded) if task_ids else None  # an empty id list filters nothing: never pass one
+    if client is None:
+        return 0
+    try:
+        found = client.list_workflows(workflow_ids=task_ids, status=_LIVE, load_input=False, load_output=False)
+        found += client.list_workflows(forked_from=task_ids, status=_LIVE, load_input=False, load_output=False)
+        ids = [w.workflow_id for w in found]
+        if ids:
+            client.cancel_workflows(ids)
+        return len(ids)
+    finally:
+        client.destroy()
+
+
+def requeue_workflows(loaded: LoadedConfig, task_ids: list[str]) -> int:
+    """Run these tasks (back to `queued` in the ledger) again: each a fresh workflow on the queue, forked from
+    its first (a task's workflow id is its id, and an ended workflow never runs twice). A task that never had
+    a workflow is queued by the next `switchyard run`. Returns how many were forked."""
+    client = _client(loaded) if task_ids else None  # an empty id list filters nothing: never pass one
+    if client is None:
+        return 0
+    try:
+        known = {
+            w.workflow_id for w in client.list_workflows(workflow_ids=task_ids, load_input=False, load_output=False)
+        }
+        for task_id in task_ids:
+            if task_id in known:
+                client.fork_workflow(task_id, 0, application_version=APP_VERSION, queue_name=QUEUE)
+        return len(known)
+    finally:
+        client.destroy()
 
 
 def _stop_queue() -> None:

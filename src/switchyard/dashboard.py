@@ -20,8 +20,10 @@ millions of attempts.
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import field
 from decimal import Decimal
@@ -54,7 +56,7 @@ from switchyard.report import (
     verification,
 )
 
-__all__ = ["Dashboard", "serve"]
+__all__ = ["BadQuery", "Dashboard", "serve"]
 
 DAY_MS = 86_400_000
 
@@ -127,6 +129,34 @@ class Money:
     question: MoneyInQuestion | None
 
 
+MAX_DAYS = 36_500  # a hundred years: any window a ledger can hold
+
+
+class BadQuery(ValueError):
+    """A query parameter the endpoint cannot use: answered 400 with this message."""
+
+
+def _one(query: dict[str, list[str]], name: str, default: str) -> str:
+    values = query.get(name)
+    if not values:
+        return default
+    if len(set(values)) > 1:
+        raise BadQuery(f"{name}: given {len(values)} times with different values")
+    return values[0]
+
+
+def _whole(text: str, name: str, low: int, high: int, alternative: str = "") -> int:
+    """A whole number in [low, high] from a query parameter, or a `BadQuery` saying what is allowed."""
+    allowed = f"expected a whole number from {low} to {high:,}" + (f" {alternative}" if alternative else "")
+    shown = text if len(text) <= 40 else text[:39] + "…"
+    if not (text.isascii() and text.isdigit()) or len(text) > 12:
+        raise BadQuery(f"{name}={shown}: {allowed}")
+    value = int(text)
+    if not low <= value <= high:
+        raise BadQuery(f"{name}={shown}: {allowed}")
+    return value
+
+
 class Dashboard:
     """The data behind the page: one method per endpoint, each returning a typed record (or a list of them)."""
 
@@ -137,15 +167,12 @@ class Dashboard:
         self.lock = threading.Lock()
 
     def _window(self, query: dict[str, list[str]]) -> Window:
-        days = query.get("days", ["30"])[0]
+        days = _one(query, "days", "30")
         if days == "all":
             return Window()
-        try:
-            n = max(1, int(days))
-        except ValueError:
-            n = 30
+        n = _whole(days, "days", 1, MAX_DAYS, "or 'all'")
         now = int(self.clock() * 1000)
-        return Window((now // DAY_MS - n + 1) * DAY_MS, None)
+        return Window(max(0, now // DAY_MS - n + 1) * DAY_MS, None)
 
     def summary(self, q: dict[str, list[str]]) -> Summary:
         w = self._window(q)
@@ -153,9 +180,9 @@ class Dashboard:
         return Summary(Since(w.since_ms), total, models)
 
     def spend(self, q: dict[str, list[str]]) -> Spend:
-        by = q.get("by", ["model"])[0]
+        by = _one(q, "by", "model")
         if by not in ("model", "provider"):
-            by = "model"
+            raise BadQuery(f"by={by}: expected 'model' or 'provider'")
         return spend_by_day(self.ledger.db, self._window(q).since_ms or 0, by)
 
     def budgets(self, q: dict[str, list[str]]) -> list[BudgetLine]:
@@ -180,10 +207,7 @@ class Dashboard:
         )
 
     def decisions(self, q: dict[str, list[str]]) -> tuple[Decision, ...]:
-        try:
-            limit = max(1, min(500, int(q.get("limit", ["50"])[0])))
-        except ValueError:
-            limit = 50
+        limit = _whole(_one(q, "limit", "50"), "limit", 1, 500)
         return tuple(
             Decision(
                 at=from_ms(r.started_ms).isoformat(),
@@ -266,8 +290,13 @@ def _handler(dash: Dashboard, page: bytes) -> type[BaseHTTPRequestHandler]:
                 return
             try:
                 data = dash.route(url.path, parse_qs(url.query))
-            except Exception as exc:
-                self._send(500, json.dumps({"error": f"{type(exc).__name__}: {exc}"}).encode(), "application/json")
+            except BadQuery as exc:
+                self._send(400, json.dumps({"error": str(exc)}).encode(), "application/json")
+                return
+            except Exception:
+                # What went wrong goes to the server's log, not to the browser (it may name paths or SQL).
+                traceback.print_exc(file=sys.stderr)
+                self._send(500, b'{"error": "internal error: see the dashboard\'s log"}', "application/json")
                 return
             if data is None:
                 self._send(404, b'{"error": "not found"}', "application/json")

@@ -3,7 +3,9 @@
 A template names fields in braces: `{title}`, `{body}`, `{id}`, `{labels}`,
 `{priority}`, `{type}`, `{source}`, `{url}`, `{stage}`, `{workflow}`,
 `{metadata.KEY}`, and, inside workflows, `{previous_output}` and
-`{stage_output.NAME}`. Substitution is one pass over the template: text from a
+`{stage_output.NAME}`. `{last_rejection}` is why `[verify]` rejected the task's
+last change (empty before any rejection); a template that does not name it gets
+it appended after a rejection, so the next model always learns why. Substitution is one pass over the template: text from a
 task is inserted as it is and never interpreted again, so a task body that
 contains `{secret}` or `{{...}}` stays literal. There is no code execution and
 no attribute access beyond these names. `{{` and `}}` write literal braces.
@@ -17,7 +19,14 @@ from collections.abc import Mapping
 from switchyard.errors import ConfigError, did_you_mean
 from switchyard.task import Task
 
-__all__ = ["DEFAULT_STAGE_TEMPLATE", "DEFAULT_TEMPLATE", "TEMPLATE_FIELDS", "check_template", "render_prompt"]
+__all__ = [
+    "DEFAULT_STAGE_TEMPLATE",
+    "DEFAULT_TEMPLATE",
+    "TEMPLATE_FIELDS",
+    "check_template",
+    "rejection_note",
+    "render_prompt",
+]
 
 DEFAULT_TEMPLATE = """{title}
 
@@ -50,6 +59,7 @@ TEMPLATE_FIELDS = frozenset(
         "previous_output",
         "previous_output_file",
         "loop_count",
+        "last_rejection",
     }
 )
 _FIELD = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_\-]+)?)\}")
@@ -85,8 +95,12 @@ def render_prompt(
     stage_outputs: Mapping[str, str] | None = None,
     stage_output_files: Mapping[str, str] | None = None,
     loop_count: int = 0,
+    last_rejection: str = "",
 ) -> str:
-    """Fill `template` (default: title and body) from `task`, in one pass."""
+    """Fill `template` (default: title and body) from `task`, in one pass.
+
+    `last_rejection` (why the last change was rejected) is appended when the template does not place it.
+    """
     values = {
         "id": task.id,
         "title": task.title,
@@ -101,6 +115,7 @@ def render_prompt(
         "previous_output": previous_output,
         "previous_output_file": previous_output_file,
         "loop_count": str(loop_count),
+        "last_rejection": last_rejection,
     }
     outputs = stage_outputs or {}
     files = stage_output_files or {}
@@ -120,4 +135,15 @@ def render_prompt(
             return files.get(name[len("stage_output_file.") :], "")
         return values.get(name, whole)
 
-    return _FIELD.sub(fill, template if template is not None else DEFAULT_TEMPLATE)
+    text = template if template is not None else DEFAULT_TEMPLATE
+    filled = _FIELD.sub(fill, text)
+    if last_rejection and not any(m.group(1) == "last_rejection" for m in _FIELD.finditer(text)):
+        filled = filled.rstrip("\n") + "\n\n" + last_rejection + "\n"
+    return filled
+
+
+def rejection_note(check: str, detail: str, *, limit: int = 4000) -> str:
+    """What the next attempt is told about the last rejected change: the check and the tail of its output."""
+    tail = detail[-limit:].strip()
+    head = f"A previous attempt at this task made a change that was rejected by the check '{check}'."
+    return head + (f" Its output ended with:\n{tail}" if tail else "") + "\nMake a change that passes it."

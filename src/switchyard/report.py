@@ -404,9 +404,10 @@ def _dimensions(by: Sequence[str]) -> list[Dimension]:
 
 
 def _label_join(dialect: str) -> str:
+    # LEFT: an attempt with no label is grouped as `(none)` (the label dimension's scan says so).
     if dialect == "postgres":
-        return " JOIN LATERAL jsonb_array_elements_text(a.labels::jsonb) AS l(value) ON true"
-    return " JOIN json_each(a.labels) AS l"
+        return " LEFT JOIN LATERAL jsonb_array_elements_text(a.labels::jsonb) AS l(value) ON true"
+    return " LEFT JOIN json_each(a.labels) AS l"
 
 
 def _key(row: Sequence[Any], n: int) -> Key:

@@ -112,8 +112,12 @@ class TaskPlan:
             return None  # finished (or, under review_check, rejected: the coordinator escalates)
         return Cursor(cursor.index + 1, cursor.loops, outputs)
 
-    def prompt(self, cursor: Cursor) -> str:
-        """The stage's prompt: its template filled from the task and what earlier stages produced."""
+    def prompt(self, cursor: Cursor, last_rejection: str = "") -> str:
+        """The stage's prompt: its template filled from the task and what earlier stages produced.
+
+        `last_rejection` says why the task's last change was rejected (`prompts.rejection_note`), for
+        the stage that makes the change.
+        """
         stage = self.stages[cursor.index]
         outputs = cursor.outputs
         previous = outputs.get(self.stages[cursor.index - 1].key) if cursor.index > 0 else None
@@ -127,6 +131,7 @@ class TaskPlan:
             stage_outputs={k: v.text for k, v in outputs.items()},
             stage_output_files={k: v.file for k, v in outputs.items()},
             loop_count=cursor.loops,
+            last_rejection=last_rejection if stage.verify else "",
         )
 
 

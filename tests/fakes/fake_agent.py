@@ -4,7 +4,7 @@ Run as `python fake_agent.py [args...]` with the prompt on stdin. It records its
 argv, environment and prompt to $FAKE_RECORD (JSON) when that is set.
 
 FAKE_MODE: ok | error529 | is_error_text | exit2 | no_usage | usage_error | other_model | hang | garbage | truncated | sleep | fail_then_ok | echo | review
-| escape | leak | flood | swap | threads | edit | judge
+| escape | leak | flood | swap | threads | edit | judge | slow_fail
 """
 
 from __future__ import annotations
@@ -92,6 +92,9 @@ def main() -> int:
             return 1
         print(json.dumps(result))
         return 0
+    if mode == "slow_fail":  # takes FAKE_SLEEP seconds, then fails as error529 does: a call to cancel mid-way
+        time.sleep(float(os.environ.get("FAKE_SLEEP", "0.2")))
+        mode = "error529"
     if mode == "error529":
         zero = {k: 0 for k in usage}
         print(

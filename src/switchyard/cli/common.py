@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from switchyard.ledger.store import Ledger
 
 __all__ = [
+    "clip",
     "config_option",
     "dump_json",
     "echo_json",
@@ -62,8 +63,14 @@ def load(config_path: str | None, *, quiet: bool = False) -> LoadedConfig:
     LOADED[:] = [loaded]  # a config error raised later (the ledger URL will not connect) is placed in this file
     if not quiet:
         for w in loaded.warnings:
-            warn("warning: " + w.render())
+            text = "warning: " + w.render()
+            if text not in _WARNED:  # one warning printed once, however often this process loads the file
+                _WARNED.add(text)
+                warn(text)
     return loaded
+
+
+_WARNED: set[str] = set()
 
 
 def open_ledger(loaded: LoadedConfig) -> Ledger:
@@ -142,3 +149,14 @@ def table(headers: list[str], rows: list[list[str]], *, right: set[int] | None =
 def money(value: Decimal | None, places: int = 4) -> str:
     """A dollar amount for humans, `-$0.0400` for a negative one (exact values stay in JSON); `-` for none."""
     return "-" if value is None else usd(value, places)
+
+
+def clip(text: str | None, width: int) -> str:
+    """The first line of `text`, cut to `width` characters with an ellipsis (…) when it was longer."""
+    if not text:
+        return ""
+    lines = text.strip().splitlines() or [""]
+    line = lines[0]
+    if len(line) > width or len(lines) > 1:
+        return line[: max(0, width - 1)].rstrip() + "…"
+    return line

@@ -8,43 +8,194 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 import click
 
-from switchyard.cli.common import config_option, echo_json, json_option, load, money, open_ledger, table
-from switchyard.errors import InputError
-from switchyard.ledger.store import PICO, Ledger
+from switchyard.cli.common import (
+    clip,
+    config_option,
+    dump_json,
+    echo_json,
+    json_option,
+    load,
+    money,
+    open_ledger,
+    table,
+)
+from switchyard.errors import InputError, did_you_mean
+from switchyard.ledger.store import PICO, TASK_STATES, Ledger, TaskRow, from_ms
 
-__all__ = ["run", "status", "task_status"]
+__all__ = ["StatusView", "render_status", "run", "status", "status_view", "task_line", "task_status"]
+
+# The states `status` lists by default (newest first, up to --limit each); queued and done are counted.
+LISTED = ("running", "retrying", "blocked")
+RECENT_DEAD = 10
+
+
+def task_line(row: TaskRow, totals: dict[str, tuple[int, int, list[str]]]) -> dict[str, Any]:
+    """One task as `status` shows it: its state and reason, attempts, the models it went through, its cost."""
+    attempts, pico, models = totals.get(row.task_id, (0, 0, []))
+    try:
+        task = json.loads(row.task_json)
+    except ValueError:
+        task = {}
+    return {
+        "task": row.task_id,
+        "state": row.state,
+        "title": task.get("title", ""),
+        "priority": task.get("priority"),
+        "source": row.source,
+        "retry_count": row.retry_count,
+        "attempts": attempts,
+        "models": models,
+        "cost_usd": Decimal(pico) / PICO,
+        "last_error": row.last_error,
+        "note": row.note,
+        "workflow": row.workflow,
+        "stage": row.stage,
+        "updated_at": from_ms(row.updated_ms).isoformat(),
+    }
+
+
+def _lines(ledger: Ledger, rows: list[TaskRow]) -> list[dict[str, Any]]:
+    totals = ledger.totals_of([r.task_id for r in rows])
+    return [task_line(r, totals) for r in rows]
 
 
 def task_status(ledger: Ledger) -> list[dict[str, Any]]:
-    """Every known task with its state, attempts, the models it went through, and its cost."""
-    totals = ledger.task_totals()
-    out = []
-    for row in ledger.tasks():
-        attempts, pico, models = totals.get(row.task_id, (0, 0, []))
-        task = json.loads(row.task_json)
-        out.append(
-            {
-                "task": row.task_id,
-                "state": row.state,
-                "title": task.get("title", ""),
-                "priority": task.get("priority"),
-                "source": row.source,
-                "retry_count": row.retry_count,
-                "attempts": attempts,
-                "models": models,
-                "cost_usd": Decimal(pico) / PICO,
-                "last_error": row.last_error,
-                "note": row.note,
-                "workflow": row.workflow,
-                "stage": row.stage,
-            }
+    """Every known task as `task_line` has it (all in memory: for small ledgers and tests)."""
+    return [line for page in _task_pages(ledger, ()) for line in page]
+
+
+def _task_pages(ledger: Ledger, states: tuple[str, ...], page: int = 1000) -> Iterator[list[dict[str, Any]]]:
+    """Every task (in `states`) as lines, a page at a time: flat memory however many tasks there are."""
+    rows: list[TaskRow] = []
+    for row in ledger.iter_tasks(states=states, page=page):
+        rows.append(row)
+        if len(rows) == page:
+            yield _lines(ledger, rows)
+            rows = []
+    if rows:
+        yield _lines(ledger, rows)
+
+
+@dataclass(frozen=True)
+class StatusView:
+    """What `status` shows by default: counts per state and totals from SQL, and the few tasks worth a look."""
+
+    states: dict[str, int]
+    attempts: int
+    cost_usd: Decimal
+    listed: dict[str, list[dict[str, Any]]]  # state -> its newest tasks (running, retrying, blocked, recent dead)
+    limit: int
+
+    @property
+    def tasks(self) -> int:
+        return sum(self.states.values())
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "tasks": self.tasks,
+            "states": self.states,
+            "attempts": self.attempts,
+            "cost_usd": self.cost_usd,
+            "listed": self.listed,
+            "limit": self.limit,
+        }
+
+
+def status_view(ledger: Ledger, *, states: tuple[str, ...] = (), limit: int = 20) -> StatusView:
+    """Build the status view from a few indexed queries: nothing reads every task or every attempt."""
+    counts = ledger.task_counts()
+    attempts, pico = ledger.attempt_totals()
+    listed: dict[str, list[dict[str, Any]]] = {}
+    for state in states or (*LISTED, "dead"):
+        n = limit if states or state != "dead" else min(limit, RECENT_DEAD)
+        if counts.get(state):
+            listed[state] = _lines(ledger, ledger.latest_tasks(state, n))
+    ordered = {s: counts[s] for s in (*TASK_STATES, *sorted(set(counts) - set(TASK_STATES))) if counts.get(s)}
+    return StatusView(ordered, attempts, Decimal(pico) / PICO, listed, limit)
+
+
+_HEADINGS = {"running": "running", "retrying": "retrying", "blocked": "blocked", "dead": "dead, most recent"}
+
+
+def render_status(view: StatusView) -> str:
+    """The status view as text: a summary line, then each listed state's tasks with their reasons."""
+    if not view.states:
+        return "no tasks yet: queue some with `switchyard run --tasks FILE`"
+    parts = ", ".join(f"{n:,} {s}" for s, n in view.states.items())
+    out = [f"{view.tasks:,} task(s): {parts}; {view.attempts:,} attempt(s); {money(view.cost_usd, 4)}"]
+    for state, lines in view.listed.items():
+        total = view.states.get(state, 0)
+        more = (
+            f" (the newest {len(lines)} of {total:,}; all of them: --all --state {state})" if total > len(lines) else ""
         )
-    return out
+        out.append(f"\n{_HEADINGS.get(state, state)}{more}:")
+        out.append(
+            table(
+                ["task", "attempts", "models", "cost", "why"],
+                [
+                    [
+                        clip(r["task"], 40),
+                        str(r["attempts"]),
+                        clip(" -> ".join(r["models"]) or "-", 50),
+                        money(r["cost_usd"], 6),
+                        clip(r["last_error"] or r["note"] or "", 70),
+                    ]
+                    for r in lines
+                ],
+                right={1, 3},
+            )
+        )
+    return "\n".join(out)
+
+
+_ALL_COLUMNS = (("task", 28), ("state", 9), ("attempts", 8), ("models", 36), ("cost", 12), ("last error", 70))
+
+
+def _fixed(cells: list[str]) -> str:
+    """One row of `status --all`: fixed widths, so rows stream without reading them all first."""
+    out = []
+    for (name, width), cell in zip(_ALL_COLUMNS, cells, strict=True):
+        text = clip(cell, width)
+        out.append(text.rjust(width) if name in ("attempts", "cost") else text.ljust(width))
+    return "  ".join(out).rstrip()
+
+
+def _stream_all(ledger: Ledger, states: tuple[str, ...], as_json: bool) -> None:
+    """Every task, a page at a time, written as it is read."""
+    if as_json:
+        first = True
+        click.echo("[", nl=False)
+        for lines in _task_pages(ledger, states):
+            for line in lines:
+                click.echo(("\n" if first else ",\n") + dump_json(line), nl=False)
+                first = False
+        click.echo("\n]" if not first else "]")
+        return
+    click.echo(_fixed([name for name, _ in _ALL_COLUMNS]))
+    click.echo(_fixed(["-" * width for _, width in _ALL_COLUMNS]))
+    for lines in _task_pages(ledger, states):
+        click.echo(
+            "\n".join(
+                _fixed(
+                    [
+                        r["task"],
+                        r["state"],
+                        str(r["attempts"]),
+                        " -> ".join(r["models"]) or "-",
+                        money(r["cost_usd"], 6),
+                        r["last_error"] or r["note"] or "",
+                    ]
+                )
+                for r in lines
+            )
+        )
 
 
 def _summary(rows: list[dict[str, Any]]) -> str:
@@ -61,38 +212,40 @@ def _summary(rows: list[dict[str, Any]]) -> str:
 @config_option
 @json_option
 @click.option(
-    "--state", "states", multiple=True, help="Only tasks in this state (queued, running, retrying, done, dead...)."
+    "--state",
+    "states",
+    multiple=True,
+    metavar="STATE",
+    help="List the tasks in this state (queued, running, retrying, blocked, done, dead, cancelled). Repeatable.",
 )
-def status(config_path: str | None, as_json: bool, states: tuple[str, ...]) -> None:
-    """Each task's state, attempts, model(s) and cost."""
+@click.option("--all", "show_all", is_flag=True, help="Every task (or every one in --state), streamed page by page.")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=10, show_default=True, help="Tasks listed per state.")
+def status(config_path: str | None, as_json: bool, states: tuple[str, ...], show_all: bool, limit: int) -> None:
+    """A summary of every task, then the ones worth a look: running, retrying, blocked (with why), recent dead.
+
+    Counts and totals come from the database, so this stays quick over millions of attempts;
+    --all lists every task, oldest first, streamed.
+    """
+    for state in states:
+        if state not in TASK_STATES:
+            raise InputError(
+                f"--state {state}: not a task state"
+                + (did_you_mean(state, TASK_STATES) or f" (one of {', '.join(TASK_STATES)})")
+            )
     loaded = load(config_path)
     from switchyard.cli.machines_cmd import machines_section
 
     with open_ledger(loaded) as ledger:
-        rows = task_status(ledger)
+        if show_all:
+            _stream_all(ledger, states, as_json)
+            return
+        view = status_view(ledger, states=states, limit=limit)
         machines = machines_section(ledger)
-    if states:
-        rows = [r for r in rows if r["state"] in states]
     if as_json:
-        echo_json(rows)
-        return
-    if not rows:
-        click.echo("no tasks yet: queue some with `switchyard run --tasks FILE`")
-        return
-    out = [
-        [
-            r["task"],
-            r["state"],
-            str(r["attempts"]),
-            " -> ".join(r["models"]) or "-",
-            money(r["cost_usd"], 6),
-            (r["last_error"] or r["note"] or "")[:70],
-        ]
-        for r in rows
-    ]
-    click.echo(table(["task", "state", "attempts", "models", "cost", "last error"], out, right={2, 4}))
-    click.echo(_summary(rows))
-    click.echo(machines)
+        echo_json(view.to_json())
+    else:
+        click.echo(render_status(view))
+        click.echo(machines)
 
 
 @click.command()

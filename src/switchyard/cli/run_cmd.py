@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import click
 
-from switchyard.cli.common import config_option, echo_json, json_option, load, money, open_ledger, parse_when, table
+from switchyard.cli.common import (
+    clip,
+    config_option,
+    dump_json,
+    echo_json,
+    json_option,
+    load,
+    money,
+    open_ledger,
+    parse_when,
+    table,
+)
 from switchyard.errors import InputError, did_you_mean
 from switchyard.ledger.store import AttemptRecord, from_ms, to_ms
 
@@ -108,57 +120,113 @@ def exec_(task_arg: str, stage: str | None, prompt_arg: str | None, config_path:
         raise click.exceptions.Exit(1)
 
 
+LOG_DEFAULT = 100
+_LOG_COLUMNS = (
+    ("started", 19),
+    ("task", 24),
+    ("stage", 10),
+    ("model", 28),
+    ("provider", 14),
+    ("status", 24),
+    ("tok in/out", 16),
+    ("cost", 12),
+    ("ms", 8),
+)
+_LOG_RIGHT = {"tok in/out", "cost", "ms"}
+
+
+def _log_cells(r: AttemptRecord) -> list[str]:
+    return [
+        from_ms(r.started_ms).astimezone().strftime("%Y-%m-%d %H:%M:%S"),
+        r.task_id,
+        r.stage or "-",
+        r.model,
+        r.provider,
+        r.status + (f" ({r.error_class})" if r.error_class else ""),
+        f"{r.input_tokens + r.cache_read_tokens + r.cache_write_tokens}/{r.output_tokens}",
+        _cost(r),
+        f"{r.latency_ms}",
+    ]
+
+
+def _log_row(cells: list[str]) -> str:
+    """One row at fixed widths, so `log --all` writes each row as it reads it."""
+    out = []
+    for (name, width), cell in zip(_LOG_COLUMNS, cells, strict=True):
+        text = clip(cell, width)
+        out.append(text.rjust(width) if name in _LOG_RIGHT else text.ljust(width))
+    return "  ".join(out).rstrip()
+
+
 @click.command()
 @click.option("--task", "task_id", metavar="ID", help="Only this task's attempts.")
 @click.option("--since", metavar="WHEN", help="ISO time, 'today', or an age such as 2h, 7d.")
 @click.option("--until", metavar="WHEN", help="Same forms as --since.")
-@click.option("--limit", type=int, default=None, help="At most this many (newest).")
+@click.option(
+    "--limit", type=click.IntRange(min=1), default=None, help=f"The newest this many (default {LOG_DEFAULT})."
+)
+@click.option("--all", "show_all", is_flag=True, help="Every matching attempt, oldest first, streamed.")
 @config_option
 @json_option
 def log(
-    task_id: str | None, since: str | None, until: str | None, limit: int | None, config_path: str | None, as_json: bool
+    task_id: str | None,
+    since: str | None,
+    until: str | None,
+    limit: int | None,
+    show_all: bool,
+    config_path: str | None,
+    as_json: bool,
 ) -> None:
-    """List recorded attempts, oldest first."""
+    """List recorded attempts, oldest first: the newest 100 (--limit N), or --all of them."""
+    if show_all and limit is not None:
+        raise InputError("--all and --limit cannot be combined")
     loaded = load(config_path)
     since_at = parse_when(since, option="--since")
     until_at = parse_when(until, option="--until")
+    since_ms = to_ms(since_at) if since_at else None
+    until_ms = to_ms(until_at) if until_at else None
     with open_ledger(loaded) as ledger:
-        rows = ledger.attempts(
-            task_id=task_id,
-            since_ms=to_ms(since_at) if since_at else None,
-            until_ms=to_ms(until_at) if until_at else None,
-            limit=limit,
-            newest_first=limit is not None,
-        )
-    if limit is not None:
+        if show_all:
+            _stream_log(ledger.iter_attempts(task_id=task_id, since_ms=since_ms, until_ms=until_ms), as_json)
+            return
+        n = limit or LOG_DEFAULT
+        rows = ledger.attempts(task_id=task_id, since_ms=since_ms, until_ms=until_ms, limit=n, newest_first=True)
         rows.reverse()
+        total = (
+            ledger.count_attempts(task_id=task_id, since_ms=since_ms, until_ms=until_ms)
+            if len(rows) == n
+            else len(rows)
+        )
     if as_json:
         echo_json([r.to_dict() for r in rows])
         return
     if not rows:
         click.echo("no attempts recorded" + (f" for task {task_id}" if task_id else ""))
         return
-    out = [
-        [
-            from_ms(r.started_ms).astimezone().strftime("%Y-%m-%d %H:%M:%S"),
-            r.task_id,
-            r.stage or "-",
-            r.model,
-            r.provider,
-            r.status + (f" ({r.error_class})" if r.error_class else ""),
-            f"{r.input_tokens + r.cache_read_tokens + r.cache_write_tokens}/{r.output_tokens}",
-            _cost(r),
-            f"{r.latency_ms}",
-        ]
-        for r in rows
-    ]
     click.echo(
         table(
-            ["started", "task", "stage", "model", "provider", "status", "tok in/out", "cost", "ms"],
-            out,
-            right={6, 7, 8},
+            [name for name, _ in _LOG_COLUMNS],
+            [_log_cells(r) for r in rows],
+            right={i for i, (name, _) in enumerate(_LOG_COLUMNS) if name in _LOG_RIGHT},
         )
     )
+    if total > len(rows):
+        click.echo(f"(the newest {len(rows):,} of {total:,} attempts; --limit N for more, --all for every one)")
+
+
+def _stream_log(records: Iterator[AttemptRecord], as_json: bool) -> None:
+    if as_json:
+        first = True
+        click.echo("[", nl=False)
+        for r in records:
+            click.echo(("\n" if first else ",\n") + dump_json(r.to_dict()), nl=False)
+            first = False
+        click.echo("\n]" if not first else "]")
+        return
+    click.echo(_log_row([name for name, _ in _LOG_COLUMNS]))
+    click.echo(_log_row(["-" * width for _, width in _LOG_COLUMNS]))
+    for r in records:
+        click.echo(_log_row(_log_cells(r)))
 
 
 @click.group(invoke_without_command=True)

@@ -38,12 +38,14 @@ __all__ = [
     "DIMENSIONS",
     "KEYS",
     "MIGRATIONS",
+    "NO_LABEL",
     "SUMS",
     "Dimension",
     "Sums",
     "add_attempts",
     "adjust",
     "day_of",
+    "labels_of",
     "mark_completed",
 ]
 
@@ -123,6 +125,56 @@ MIGRATIONS: tuple[Migration, ...] = (
         ALTER TABLE rollup_labels ADD COLUMN flagged_gap_pico BIGINT NOT NULL DEFAULT 0
         """,
         sha256="a4675f0d93c1f61c6db38802f502a8180aab7990c4b6fd68e6425ee2f4e1641f",
+    ),
+    # Attempts with no label counted under `(none)` (`report --by label` adds up to the total): those
+    # recorded before, added to the label rollups once.
+    Migration(
+        "0031_unlabelled_rollups",
+        """
+        INSERT INTO rollup_labels (day, label, model, n, ok, first, opened, completed, cost_pico, input_tokens, output_tokens, cache_read_tokens,
+            cache_write_tokens, reasoning_tokens, latency_ms, verified, rejected, first_verified, unpriced,
+            unpriced_pico, flagged, flagged_gap_pico)
+        SELECT date(started_ms / 1000, 'unixepoch'), '(none)', model, COUNT(*),
+            SUM(CASE WHEN status = 'ok' THEN 1 ELSE 0 END), SUM(first),
+            SUM(CASE WHEN candidate_index = 0 AND try_index = 0 THEN 1 ELSE 0 END), SUM(completed), SUM(cost_pico),
+            SUM(input_tokens), SUM(output_tokens), SUM(cache_read_tokens), SUM(cache_write_tokens),
+            SUM(reasoning_tokens), SUM(latency_ms), SUM(CASE WHEN verdict = 'verified' THEN 1 ELSE 0 END),
+            SUM(CASE WHEN verdict = 'rejected' THEN 1 ELSE 0 END),
+            SUM(CASE WHEN verdict = 'verified' THEN first ELSE 0 END),
+            SUM(CASE WHEN cost_basis = 'unknown' THEN 1 ELSE 0 END),
+            SUM(CASE WHEN cost_basis = 'unknown' THEN cost_pico ELSE 0 END), SUM(cost_flagged),
+            SUM(CASE WHEN cost_flagged = 1 THEN COALESCE(reported_cost_pico, 0) - cost_pico ELSE 0 END)
+        FROM attempts WHERE labels = '[]' AND NOT EXISTS (SELECT 1 FROM rollup_labels WHERE label = '(none)')
+        GROUP BY 1, 3;
+        INSERT INTO rollup_latency (dim, value, day, bucket, n)
+        SELECT 'label', '(none)', date(started_ms / 1000, 'unixepoch'), latency_bucket, COUNT(*)
+        FROM attempts WHERE labels = '[]'
+            AND NOT EXISTS (SELECT 1 FROM rollup_latency WHERE dim = 'label' AND value = '(none)')
+        GROUP BY 3, 4
+        """,
+        """
+        INSERT INTO rollup_labels (day, label, model, n, ok, first, opened, completed, cost_pico, input_tokens, output_tokens, cache_read_tokens,
+            cache_write_tokens, reasoning_tokens, latency_ms, verified, rejected, first_verified, unpriced,
+            unpriced_pico, flagged, flagged_gap_pico)
+        SELECT to_char(to_timestamp(started_ms / 1000.0) AT TIME ZONE 'UTC', 'YYYY-MM-DD'), '(none)', model, COUNT(*),
+            SUM(CASE WHEN status = 'ok' THEN 1 ELSE 0 END), SUM(first),
+            SUM(CASE WHEN candidate_index = 0 AND try_index = 0 THEN 1 ELSE 0 END), SUM(completed), SUM(cost_pico),
+            SUM(input_tokens), SUM(output_tokens), SUM(cache_read_tokens), SUM(cache_write_tokens),
+            SUM(reasoning_tokens), SUM(latency_ms), SUM(CASE WHEN verdict = 'verified' THEN 1 ELSE 0 END),
+            SUM(CASE WHEN verdict = 'rejected' THEN 1 ELSE 0 END),
+            SUM(CASE WHEN verdict = 'verified' THEN first ELSE 0 END),
+            SUM(CASE WHEN cost_basis = 'unknown' THEN 1 ELSE 0 END),
+            SUM(CASE WHEN cost_basis = 'unknown' THEN cost_pico ELSE 0 END), SUM(cost_flagged),
+            SUM(CASE WHEN cost_flagged = 1 THEN COALESCE(reported_cost_pico, 0) - cost_pico ELSE 0 END)
+        FROM attempts WHERE labels = '[]' AND NOT EXISTS (SELECT 1 FROM rollup_labels WHERE label = '(none)')
+        GROUP BY 1, 3;
+        INSERT INTO rollup_latency (dim, value, day, bucket, n)
+        SELECT 'label', '(none)', to_char(to_timestamp(started_ms / 1000.0) AT TIME ZONE 'UTC', 'YYYY-MM-DD'), latency_bucket, COUNT(*)
+        FROM attempts WHERE labels = '[]'
+            AND NOT EXISTS (SELECT 1 FROM rollup_latency WHERE dim = 'label' AND value = '(none)')
+        GROUP BY 3, 4
+        """,
+        sha256="c8005b0582a5997f62cbb1315ce386f2b8b91b92d3d2b76f5e751f56fcc58a8e",
     ),
 )
 
@@ -232,6 +284,14 @@ SCAN_SUMS_SQL = ", ".join(_SCAN.get(name, f"SUM(a.{name})") for name in SUMS)  #
 
 
 # --------------------------------------------------------------------------- dimensions
+NO_LABEL = "(none)"  # the label an attempt with no labels is counted under, so `--by label` adds up to the total
+
+
+def labels_of(rec: AttemptRecord) -> tuple[str, ...]:
+    """The labels `rec` is rolled up under: its own, or `(none)`."""
+    return tuple(rec.labels) or (NO_LABEL,)
+
+
 def _dash(value: str) -> str:
     return value or "-"
 
@@ -273,7 +333,7 @@ def _priority(rec: AttemptRecord) -> int:
 DIMENSIONS: tuple[Dimension, ...] = (
     Dimension("model", "model", "a.model", lambda r, day: (r.model,), in_labels=True),
     Dimension("provider", "provider", "a.provider", lambda r, day: (r.provider,)),
-    Dimension("label", "label", "l.value", lambda r, day: tuple(r.labels), in_labels=True),
+    Dimension("label", "label", f"COALESCE(l.value, '{NO_LABEL}')", lambda r, day: labels_of(r), in_labels=True),
     Dimension(
         "priority", "priority", "COALESCE(a.priority, -1)", lambda r, day: (str(_priority(r)),), show=_show_priority
     ),
@@ -343,7 +403,7 @@ def add_attempts(db: Database, recs: Sequence[AttemptRecord]) -> None:
         for dim in DIMENSIONS:
             for value in dim.values(rec, day):
                 latency.append([dim.name, value, day, bucket, 1])
-        for label in rec.labels:
+        for label in labels_of(rec):
             labels.append([day, label, rec.model, *sums])
         if rec.failover_from:
             failovers.append([day, rec.failover_from, rec.provider, 1])
@@ -359,7 +419,7 @@ def adjust(db: Database, rec: AttemptRecord, deltas: dict[str, int]) -> None:
     sets = ", ".join(f"{k} = {k} + ?" for k in deltas)
     where = " AND ".join(f"{k} = ?" for k in KEYS)
     db.execute(f"UPDATE rollup_attempts SET {sets} WHERE {where}", (*deltas.values(), *keys))
-    for label in rec.labels:
+    for label in labels_of(rec):
         db.execute(
             f"UPDATE rollup_labels SET {sets} WHERE day = ? AND label = ? AND model = ?",
             (*deltas.values(), keys[0], label, rec.model),
@@ -371,7 +431,7 @@ def mark_completed(db: Database, rec: AttemptRecord) -> None:
     keys = _keys(rec)
     where = " AND ".join(f"{k} = ?" for k in KEYS)
     db.execute(f"UPDATE rollup_attempts SET completed = completed + 1 WHERE {where}", keys)
-    for label in rec.labels:
+    for label in labels_of(rec):
         db.execute(
             "UPDATE rollup_labels SET completed = completed + 1 WHERE day = ? AND label = ? AND model = ?",
             (keys[0], label, rec.model),

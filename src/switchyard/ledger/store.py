@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -172,7 +172,7 @@ def _decode(row: Sequence[Any]) -> AttemptRecord:
     return AttemptRecord(**{name: dec(v) for (name, _, dec), v in zip(_FIELDS, row, strict=True)})
 
 
-TASK_STATES = ("queued", "running", "retrying", "blocked", "done", "dead", "interrupted")
+TASK_STATES = ("queued", "running", "retrying", "blocked", "done", "dead", "cancelled", "interrupted")
 
 
 @dataclass(frozen=True)
@@ -356,10 +356,47 @@ MIGRATIONS: tuple[Migration, ...] = (
         "ALTER TABLE breakers ADD COLUMN config_sha TEXT",
         sha256="48c156ea96dfd9eda20a1d73e55ddcbcd977be390816c57840a925423883d931",
     ),
+    # The read commands at scale: `log` pages by (started_ms, attempt_id) and `status --all` by
+    # (enqueued_ms, task_id), each from where the last page ended; `status` counts tasks per state and
+    # lists a state's newest by (state, updated_ms, task_id). The new indexes cover the old single-column ones.
+    Migration(
+        "0030_read_indexes",
+        """
+        CREATE INDEX attempts_started_id ON attempts (started_ms, attempt_id);
+        DROP INDEX attempts_started;
+        CREATE INDEX tasks_state_updated ON tasks (state, updated_ms, task_id);
+        DROP INDEX tasks_state;
+        CREATE INDEX tasks_enqueued ON tasks (enqueued_ms, task_id)
+        """,
+        sha256="d3a4eedad60004cb229bef009d950d29dd770254481e4e4e23c97772605e4824",
+    ),
 )
 
 # Every module's migrations, in order: what `Ledger` applies.
 SCHEMA: tuple[Migration, ...] = schema(MIGRATIONS, rollup.MIGRATIONS, leases.MIGRATIONS)
+
+
+_TASK_SELECT = (
+    "SELECT task_id, state, source, task_json, enqueued_ms, updated_ms, retry_count, workflow, stage, "
+    "last_error, note FROM tasks"
+)
+
+
+def _attempt_filters(
+    task_id: str | None, since_ms: int | None, until_ms: int | None, provider: str | None
+) -> tuple[list[str], list[Any]]:
+    where: list[str] = []
+    params: list[Any] = []
+    for col, op, value in (
+        ("task_id", "=", task_id),
+        ("started_ms", ">=", since_ms),
+        ("started_ms", "<", until_ms),
+        ("provider", "=", provider),
+    ):
+        if value is not None:
+            where.append(f"{col} {op} ?")
+            params.append(value)
+    return where, params
 
 
 def latency_bucket(ms: int) -> int:
@@ -455,6 +492,15 @@ class Ledger:
         rejected = sum(1 for r in rows if r[1] == "rejected")
         return (verdict or status), rejected
 
+    def last_rejection(self, task_id: str) -> tuple[str, str] | None:
+        """(check, output tail) of the task's latest rejected attempt, if any was rejected."""
+        row = self.db.one(
+            "SELECT verify_check, verify_detail FROM attempts WHERE task_id = ? AND verdict = 'rejected' "
+            "ORDER BY started_ms DESC, attempt_id DESC LIMIT 1",
+            (task_id,),
+        )
+        return None if row is None else (row[0] or "verify", row[1] or "")
+
     def get(self, attempt_id: str) -> AttemptRecord | None:
         row = self.db.one(_SELECT + " WHERE attempt_id = ?", (attempt_id,))
         return _decode(row) if row else None
@@ -470,21 +516,52 @@ class Ledger:
         newest_first: bool = False,
     ) -> list[AttemptRecord]:
         """Attempts matching the filters, oldest first unless `newest_first`."""
-        where, params = [], []
-        for col, op, value in (
-            ("task_id", "=", task_id),
-            ("started_ms", ">=", since_ms),
-            ("started_ms", "<", until_ms),
-            ("provider", "=", provider),
-        ):
-            if value is not None:
-                where.append(f"{col} {op} ?")
-                params.append(value)
+        where, params = _attempt_filters(task_id, since_ms, until_ms, provider)
         sql = _SELECT + (" WHERE " + " AND ".join(where) if where else "")
-        sql += " ORDER BY started_ms " + ("DESC" if newest_first else "ASC") + ", attempt_id"
+        order = "DESC" if newest_first else "ASC"
+        sql += f" ORDER BY started_ms {order}, attempt_id {order}"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         return [_decode(r) for r in self.db.query(sql, params)]
+
+    def iter_attempts(
+        self,
+        *,
+        task_id: str | None = None,
+        since_ms: int | None = None,
+        until_ms: int | None = None,
+        page: int = 1000,
+    ) -> Iterator[AttemptRecord]:
+        """Every attempt matching the filters, oldest first, read a page at a time (keyset on
+        `(started_ms, attempt_id)`): memory stays flat however many there are."""
+        where, params = _attempt_filters(task_id, since_ms, until_ms, None)
+        after: tuple[int, str] | None = None
+        while True:
+            clauses, args = list(where), list(params)
+            if after is not None:
+                clauses.append("(started_ms, attempt_id) > (?, ?)")
+                args += list(after)
+            sql = _SELECT + (" WHERE " + " AND ".join(clauses) if clauses else "")
+            rows = self.db.query(sql + f" ORDER BY started_ms, attempt_id LIMIT {int(page)}", args)
+            for r in rows:
+                yield _decode(r)
+            if len(rows) < page:
+                return
+            last = _decode(rows[-1])
+            after = (last.started_ms, last.attempt_id)
+
+    def count_attempts(
+        self, *, task_id: str | None = None, since_ms: int | None = None, until_ms: int | None = None
+    ) -> int:
+        """How many attempts match the filters (one COUNT on an index)."""
+        where, params = _attempt_filters(task_id, since_ms, until_ms, None)
+        row = self.db.one("SELECT COUNT(*) FROM attempts" + (" WHERE " + " AND ".join(where) if where else ""), params)
+        return int(row[0]) if row else 0
+
+    def attempt_totals(self) -> tuple[int, int]:
+        """(attempts, cost in picodollars) of the whole ledger, from the daily rollups (a few thousand rows)."""
+        row = self.db.one("SELECT COALESCE(SUM(n), 0), COALESCE(SUM(cost_pico), 0) FROM rollup_attempts")
+        return (int(row[0]), int(row[1])) if row else (0, 0)
 
     def provider_window(self, provider: str, since_ms: int, counted: Sequence[str]) -> tuple[int, int]:
         """(calls, failures whose error class is in `counted`) for `provider` since `since_ms`."""
@@ -564,11 +641,43 @@ class Ledger:
     ) -> None:
         """Move a task to `state`; fields left as None keep their value (except note and last_error)."""
         assert state in TASK_STATES, state
+        # A cancelled task stays cancelled: a workflow still finishing its last step cannot move it (only `requeue`).
         self.db.execute(
             "UPDATE tasks SET state = ?, updated_ms = ?, retry_count = COALESCE(?, retry_count), "
-            "workflow = COALESCE(?, workflow), stage = COALESCE(?, stage), last_error = ?, note = ? WHERE task_id = ?",
+            "workflow = COALESCE(?, workflow), stage = COALESCE(?, stage), last_error = ?, note = ? "
+            "WHERE task_id = ? AND state != 'cancelled'",
             (state, now_ms, retry_count, workflow, stage, last_error, note, task_id),
         )
+
+    def cancel_task(self, task_id: str, now_ms: int, note: str) -> bool:
+        """Cancel a task that has not ended (queued, running, retrying, blocked, interrupted); False if it had."""
+        return (
+            self.db.execute(
+                "UPDATE tasks SET state = 'cancelled', updated_ms = ?, note = ? WHERE task_id = ? "
+                "AND state IN ('queued', 'running', 'retrying', 'blocked', 'interrupted')",
+                (now_ms, note, task_id),
+            )
+            > 0
+        )
+
+    def requeue_task(self, task_id: str, now_ms: int, note: str) -> int | None:
+        """A dead or cancelled task back to `queued`, its attempts kept and its retry count going on (one more,
+        in the row and in the task the workflow reads); returns the new retry count, None if it was not dead or
+        cancelled."""
+        with self.db.transaction():
+            row = self.task(task_id)
+            if row is None or row.state not in ("dead", "cancelled"):
+                return None
+            retry = row.retry_count + 1
+            task = json.loads(row.task_json)
+            task["retry_count"] = max(retry, int(task.get("retry_count") or 0) + 1)
+            retry = task["retry_count"]
+            self.db.execute(
+                "UPDATE tasks SET state = 'queued', updated_ms = ?, retry_count = ?, task_json = ?, last_error = NULL, "
+                "note = ? WHERE task_id = ? AND state IN ('dead', 'cancelled')",
+                (now_ms, retry, json.dumps(task), note, task_id),
+            )
+        return int(retry)
 
     def tasks(self, *, states: Sequence[str] | None = None) -> list[TaskRow]:
         """Known tasks, oldest first."""
@@ -583,6 +692,78 @@ class Ledger:
         sql += " ORDER BY enqueued_ms, task_id"
         return [TaskRow(*r) for r in self.db.query(sql, params)]
 
+    def iter_tasks(self, *, states: Sequence[str] = (), page: int = 1000) -> Iterator[TaskRow]:
+        """Every known task, oldest first, read a page at a time (keyset on `(enqueued_ms, task_id)`), so
+        every task can be listed in flat memory. With `states`: those states in turn, each by its last change."""
+        if states:
+            for state in dict.fromkeys(states):
+                yield from self._pages(
+                    _TASK_SELECT + " WHERE state = ?",
+                    [state],
+                    ("updated_ms", "task_id"),
+                    lambda t: (t.updated_ms, t.task_id),
+                    page,
+                )
+            return
+        yield from self._pages(_TASK_SELECT, [], ("enqueued_ms", "task_id"), lambda t: (t.enqueued_ms, t.task_id), page)
+
+    def _pages(
+        self,
+        select: str,
+        params: list[Any],
+        key: tuple[str, str],
+        key_of: Callable[[TaskRow], tuple[int, str]],
+        page: int,
+    ) -> Iterator[TaskRow]:
+        after: tuple[int, str] | None = None
+        joiner = " AND " if " WHERE " in select else " WHERE "
+        while True:
+            sql, args = select, list(params)
+            if after is not None:
+                sql += f"{joiner}({key[0]}, {key[1]}) > (?, ?)"
+                args += list(after)
+            sql += f" ORDER BY {key[0]}, {key[1]} LIMIT {int(page)}"
+            rows = [TaskRow(*r) for r in self.db.query(sql, args)]
+            yield from rows
+            if len(rows) < page:
+                return
+            after = key_of(rows[-1])
+
+    def latest_tasks(self, state: str, limit: int) -> list[TaskRow]:
+        """The `limit` tasks in `state` that changed most recently, newest first (an index range)."""
+        sql = _TASK_SELECT + f" WHERE state = ? ORDER BY updated_ms DESC, task_id DESC LIMIT {int(limit)}"
+        return [TaskRow(*r) for r in self.db.query(sql, (state,))]
+
+    def task_counts(self) -> dict[str, int]:
+        """How many tasks are in each state (a scan of the state index, not of the tasks)."""
+        return {str(s): int(n) for s, n in self.db.query("SELECT state, COUNT(*) FROM tasks GROUP BY state")}
+
+    def totals_of(self, task_ids: Sequence[str]) -> dict[str, tuple[int, int, list[str]]]:
+        """For these tasks: (attempts, cost in picodollars, models in the order first used), by the task index."""
+        out: dict[str, tuple[int, int, list[str]]] = {}
+        for start in range(0, len(task_ids), 500):
+            chunk = list(task_ids[start : start + 500])
+            marks = ", ".join("?" for _ in chunk)
+            rows = self.db.query(
+                f"SELECT task_id, model, COUNT(*), SUM(cost_pico), MIN(started_ms) FROM attempts "
+                f"WHERE task_id IN ({marks}) GROUP BY task_id, model ORDER BY task_id, MIN(started_ms)",
+                chunk,
+            )
+            for task_id, model, n, pico, _ in rows:
+                attempts, cost, models = out.get(task_id, (0, 0, []))
+                out[task_id] = (attempts + int(n), cost + int(pico or 0), [*models, model])
+        return out
+
+    def find_task_ids(self, prefix: str, limit: int = 200) -> list[str]:
+        """Known task ids that start like `prefix` (for "did you mean")."""
+        return [
+            r[0]
+            for r in self.db.query(
+                f"SELECT task_id FROM tasks WHERE task_id >= ? AND task_id < ? ORDER BY task_id LIMIT {int(limit)}",
+                (prefix, prefix + "\U0010ffff"),
+            )
+        ]
+
     def count_tasks(self, states: Sequence[str]) -> int:
         """How many tasks are in any of `states` (cheap: one COUNT on an index)."""
         row = self.db.one(
@@ -591,11 +772,7 @@ class Ledger:
         return int(row[0]) if row else 0
 
     def task(self, task_id: str) -> TaskRow | None:
-        row = self.db.one(
-            "SELECT task_id, state, source, task_json, enqueued_ms, updated_ms, retry_count, workflow, stage, "
-            "last_error, note FROM tasks WHERE task_id = ?",
-            (task_id,),
-        )
+        row = self.db.one(_TASK_SELECT + " WHERE task_id = ?", (task_id,))
         return TaskRow(*row) if row else None
 
     def task_totals(self) -> dict[str, tuple[int, int, list[str]]]:

@@ -1,0 +1,143 @@
+"""`switchyard show`, `retry` and `cancel` on ledgers made by real `switchyard run` processes (a fake agent CLI)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+from switchyard.ledger import Ledger
+from test_coordinator import EXE, config, run, status, tasks_file
+
+
+def cli(cfg: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [EXE, *args, "--config", str(cfg)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=120,
+        check=False,
+    )
+
+
+def states(cfg: Path) -> dict[str, tuple[str, int, int]]:
+    return {r["task"]: (r["state"], r["attempts"], r["retry_count"]) for r in status(cfg)}
+
+
+def test_a_dead_task_is_retried_with_its_attempts_kept_and_its_retry_count_going_on(tmp_path: Path) -> None:
+    cfg = config(tmp_path, mode="error529")
+    assert run(cfg, "--tasks", str(tasks_file(tmp_path, 2)), "--once").returncode == 1
+    assert states(cfg) == {"T-00": ("dead", 3, 2), "T-01": ("dead", 3, 2)}
+
+    # Unknown ids, and a task in the wrong state, change nothing and exit 2.
+    proc = cli(cfg, "retry", "T-00", "T-1")
+    assert (proc.returncode, proc.stdout) == (2, "")
+    assert "error: no task 'T-1' in the ledger (did you mean 'T-01'?)" in proc.stderr
+    assert states(cfg)["T-00"] == ("dead", 3, 2)
+
+    cfg.write_text(cfg.read_text().replace('FAKE_MODE = "error529"', 'FAKE_MODE = "ok"'))
+    proc = cli(cfg, "retry", "T-00")
+    assert (proc.returncode, proc.stdout) == (0, "T-00: dead -> queued (retry_count 3)\n"), proc.stderr
+    assert states(cfg)["T-00"] == ("queued", 3, 3)
+    proc = cli(cfg, "retry", "T-00")
+    assert proc.returncode == 2 and "task T-00 is queued: only a dead or cancelled task can be retried" in proc.stderr
+
+    # No ids is no filter to the durable queue: it must cancel (or fork) nothing, not everything.
+    from switchyard.config import load_config
+    from switchyard.coordinator import cancel_workflows, requeue_workflows
+
+    assert cancel_workflows(load_config(cfg), []) == 0 and requeue_workflows(load_config(cfg), []) == 0
+    proc = run(cfg, "--once")  # no sources: only the retried task's fresh workflow runs
+    assert proc.returncode == 1, proc.stderr  # T-01 is still dead
+    assert states(cfg) == {"T-00": ("done", 4, 3), "T-01": ("dead", 3, 2)}
+    with Ledger.open(tmp_path / ".switchyard" / "ledger.db") as ledger:
+        attempts = ledger.attempts(task_id="T-00")
+    assert [(a.model, a.status, a.task_retry) for a in attempts] == [
+        ("cheap", "failed", 0),
+        ("strong", "failed", 1),
+        ("strong", "failed", 2),
+        ("strong", "ok", 3),  # routed as the escalation it is (retry_count >= 1)
+    ]
+    proc = cli(cfg, "retry", "T-00")
+    assert proc.returncode == 2 and "task T-00 is done" in proc.stderr
+
+
+def test_show_tells_the_whole_story_of_a_task(tmp_path: Path) -> None:
+    cfg = config(tmp_path, mode="fail_then_ok")
+    assert run(cfg, "--tasks", str(tasks_file(tmp_path, 1)), "--once").returncode == 0
+    # Something secret-looking that ended up in a saved output is masked when shown.
+    run_dirs = sorted((tmp_path / ".switchyard" / "runs" / "T-00").iterdir())
+    assert len(run_dirs) == 2
+    (run_dirs[1] / "result.txt").write_text("line 1\nthe key is sk-test-0123456789abcdef\n")
+    env = {"AGENT_API_KEY": "sk-test-0123456789abcdef"}
+    proc = cli(cfg, "show", "T-00", env=env)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert out.startswith("task T-00: done\n  title: task 0\n  priority 0, source ")
+    assert "2 attempt(s), $0.0" in out
+    assert "1. " in out and "cheap via agent" in out and "outcome: failed [overloaded]" in out
+    assert "2. " in out and "strong via agent" in out and "why chosen: rules[0]: escalate after a failure" in out
+    assert "tokens: 1,000 in, 4,000 cache read, 2,000 cache write, 500 out; cost $" in out
+    assert f"output: {run_dirs[1]} (the end of result.txt:)" in out
+    assert "       | the key is [REDACTED]" in out and "sk-test-0123456789abcdef" not in out
+    data = json.loads(cli(cfg, "show", "T-00", "--json", env=env).stdout)
+    assert data["state"] == "done" and data["task"]["id"] == "T-00"
+    assert [a["model"] for a in data["attempts"]] == ["cheap", "strong"]
+    assert data["attempts"][1]["output_tail"] == ["line 1", "the key is [REDACTED]"]
+    assert str(sum(float(a["cost_usd"]) for a in data["attempts"]))[:6] == str(float(data["cost_usd"]))[:6]
+
+    proc = cli(cfg, "show", "T-0")
+    assert (proc.returncode, proc.stdout) == (2, "")
+    assert "no task 'T-0' in the ledger (did you mean 'T-00'?)" in proc.stderr
+    proc = cli(cfg, "show", "zzz")
+    assert (
+        proc.returncode == 2
+        and "no task 'zzz' in the ledger (`switchyard status --all` lists every task)" in proc.stderr
+    )
+
+
+def test_cancel_stops_queued_and_running_tasks(tmp_path: Path) -> None:
+    cfg = config(tmp_path, mode="slow_fail", sleep=3.0)
+    tasks = tasks_file(tmp_path, 3)
+    proc = subprocess.Popen(
+        [EXE, "run", "--config", str(cfg), "--tasks", str(tasks), "--once", "--workers", "1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        running: list[str] = []
+        while not running and time.monotonic() < deadline:
+            time.sleep(0.1)
+            if (tmp_path / ".switchyard" / "ledger.db").exists():
+                with Ledger.open(tmp_path / ".switchyard" / "ledger.db") as ledger:
+                    running = [t.task_id for t in ledger.tasks(states=["running"])]
+        assert running, "no task started"
+        queued = sorted({"T-00", "T-01", "T-02"} - set(running))
+        done = cli(cfg, "cancel", *running, *queued)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout == "".join(
+            [f"{t}: running -> cancelled\n" for t in running] + [f"{t}: queued -> cancelled\n" for t in queued]
+        )
+        _, err = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    rows = states(cfg)
+    # The running one's call ended on its own (recorded); nothing was called after it, nor for the queued ones.
+    assert rows[running[0]] == ("cancelled", 1, 0)
+    assert all(rows[t] == ("cancelled", 0, 0) for t in queued)
+    proc2 = cli(cfg, "cancel", running[0])
+    assert proc2.returncode == 2 and f"task {running[0]} is cancelled: only a queued" in proc2.stderr
+
+    # A cancelled task can be retried: it runs from where its retry count stands.
+    cfg.write_text(cfg.read_text().replace('FAKE_MODE = "slow_fail"', 'FAKE_MODE = "ok"'))
+    assert cli(cfg, "retry", queued[0]).stdout == f"{queued[0]}: cancelled -> queued (retry_count 1)\n"
+    assert run(cfg, "--once").returncode == 0
+    assert states(cfg)[queued[0]] == ("done", 1, 1)
+    assert states(cfg)[queued[1]] == ("cancelled", 0, 0)
