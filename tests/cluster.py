@@ -415,8 +415,11 @@ def run_chaos(
             started_twice += 1
         # Every start but the last was cut short by its machine's death: mid-call, or in the instant between the
         # agent's answer and its record (counted in finished_unrecorded below).
+        machine_pids = {pid for m in c.machines for pid in m.pids}
         for s in ss[:-1]:
-            if s["ppid"] not in killed and s["ppid"] != 1:  # 1: its machine died as it spawned it (orphaned)
+            # A parent that is no machine: its machine died as it spawned it, and it was reparented (to init, or
+            # to a subreaper above the test) before it noted its start.
+            if s["ppid"] in machine_pids and s["ppid"] not in killed:
                 problems.append(
                     f"seed {seed}: {attempt} started again though its machine was not killed: {ss} "
                     f"(finishes {finishes.get(attempt)}; machines {[m.pids for m in c.machines]}; killed {sorted(killed)})"

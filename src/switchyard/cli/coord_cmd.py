@@ -245,7 +245,8 @@ def status(config_path: str | None, as_json: bool, states: tuple[str, ...], show
         echo_json(view.to_json())
     else:
         click.echo(render_status(view))
-        click.echo(machines)
+        if machines:
+            click.echo(machines)
 
 
 @click.command()

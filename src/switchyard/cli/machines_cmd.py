@@ -46,8 +46,10 @@ def machine_rows(ledger: Ledger, running: dict[str, list[str]] | None = None) ->
 
 
 def machines_section(ledger: Ledger) -> str:
-    """A few lines for `switchyard status`: each live machine's lease, and how many tasks wait on what."""
+    """A few lines for `switchyard status`: each live machine and its lease (nothing when none is live)."""
     rows = [r for r in machine_rows(ledger) if r["state"] in ("live", "unresponsive", "taking")]
+    if not rows:
+        return ""
     lines = [f"machines: {len(rows)} live"]
     for r in rows:
         lines.append(
