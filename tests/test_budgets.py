@@ -18,6 +18,7 @@ from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, invaria
 from switchyard.budgets import BudgetExceeded, Budgets
 from switchyard.cli import cli
 from switchyard.config import loads_config
+from switchyard.failures import Failure, FailureKind
 from switchyard.health import Health
 from switchyard.ledger import AttemptRecord, Ledger
 from switchyard.providers.base import ProviderContext
@@ -154,6 +155,72 @@ daily_usd = 1.00
     assert row == ("settled", 500_000_000_000, 500_000_000_000)
 
 
+AGENT = """
+[providers.agent]
+command_template = {argv}
+usage_format = "{usage_format}"
+max_retries = 0
+max_cost_usd = 0.50
+env = {{ FAKE_MODE = "{mode}", FAKE_SLEEP = "1", FAKE_STATUS = "{status}" }}
+
+[[models]]
+name = "a"
+provider = "agent"
+
+[routing]
+default_model = "a"
+
+[budgets]
+daily_usd = 1.00
+"""
+
+
+@pytest.mark.parametrize(
+    ("usage_format", "mode", "status", "error_class", "basis", "cost", "hold"),
+    [
+        # It ran a second and died: what it spent cannot be read, so its worst case is charged.
+        ("none", "crash", 0, "cli_error", "unknown", "0.50", "settled"),
+        ("claude-json", "crash", 0, "cli_error", "unknown", "0.50", "settled"),
+        # Refused before any work, as the API's status for the request: nothing spent.
+        ("claude-json", "refused", 429, "rate_limited", "catalog", "0", "released"),
+        ("claude-json", "refused", 529, "overloaded", "catalog", "0", "released"),
+        ("claude-json", "refused", 401, "auth", "catalog", "0", "released"),
+        # The CLI rejected its command line: no model work can have happened.
+        ("claude-json", "usage_error", 0, "config_error", "catalog", "0", "released"),
+    ],
+)
+def test_a_failed_cli_call_whose_usage_cannot_be_read_is_charged_unless_nothing_ran(
+    tmp_path: Path, usage_format: str, mode: str, status: int, error_class: str, basis: str, cost: str, hold: str
+) -> None:
+    # seen: a CLI with usage_format = "none" that worked, then exited 1, was recorded at $0, its hold released
+    argv = json.dumps([sys.executable, FAKE])
+    text = AGENT.format(argv=argv, usage_format=usage_format, mode=mode, status=status)
+    cfg = loads_config(text, str(tmp_path / "switchyard.toml"))
+    ledger = Ledger.open(tmp_path / "ledger.db")
+    runner = Runner(cfg, ledger, health=Health(cfg, ledger, env={}), runs_dir=tmp_path / "runs")
+    result = runner.run(Task("T-1"), prompt="p", run_id="r")
+    rec = result.attempts[0].record
+    assert not result.ok and (rec.status, rec.error_class) == ("failed", error_class)
+    assert (rec.cost_basis, rec.cost_usd) == (basis, Decimal(cost))
+    assert counters_total(ledger) == (Decimal(cost), Decimal(0))
+    [row] = ledger.db.query("SELECT state FROM budget_holds")
+    assert row == (hold,)
+
+
+def test_exec_of_a_cli_without_usage_that_fails_is_never_0(tmp_path: Path) -> None:
+    # The repro, through `exec` with no budget: the attempt is charged the provider's max_cost_usd.
+    cfg = tmp_path / "switchyard.toml"
+    argv = json.dumps([sys.executable, FAKE])
+    text = AGENT.format(argv=argv, usage_format="none", mode="crash", status=0)
+    cfg.write_text(text.replace("[budgets]\ndaily_usd = 1.00\n", ""))
+    r = CliRunner()
+    res = r.invoke(cli, ["exec", "--config", str(cfg), "--task", '{"id": "T-1"}', "--json"])
+    assert res.exit_code == 1, res.output
+    [attempt] = json.loads(res.stdout)["attempts"]
+    assert attempt["error_class"] == "cli_error" and attempt["cost_basis"] == "unknown"
+    assert Decimal(attempt["cost_usd"]) == Decimal("0.50")
+
+
 def test_exception_in_provider_releases_hold(tmp_path: Path) -> None:
     cfg = loaded(str(tmp_path / "l.db"), "daily_usd = 1")
     ledger = Ledger.open(tmp_path / "l.db")
@@ -171,6 +238,55 @@ def test_exception_in_provider_releases_hold(tmp_path: Path) -> None:
     with pytest.raises(KeyboardInterrupt):
         runner.run(Task("T-1"), prompt="p", run_id="r")
     assert counters_total(ledger) == (Decimal(0), Decimal(0))
+
+
+def half_open(tmp_path: Path, providers: dict[str, object] | None = None) -> tuple[Runner, Ledger, Health]:
+    """A runner whose only provider's circuit is half-open (next call probes) and whose budget is used up."""
+    cfg = loaded(str(tmp_path / "l.db"), "daily_usd = 1")
+    ledger = Ledger.open(tmp_path / "l.db")
+    now = [1_800_000_000.0]
+    health = Health(cfg, ledger, env={}, clock=lambda: now[0])  # type: ignore[arg-type]
+    runner = Runner(
+        cfg,  # type: ignore[arg-type]
+        ledger,
+        health=health,
+        runs_dir=tmp_path / "runs",
+        wall_clock=lambda: now[0],
+        providers=providers,  # type: ignore[arg-type]
+    )
+    for _ in range(health.settings.consecutive_failures):
+        health.record("sim", Failure(FailureKind.OVERLOADED, "529", http_status=529))
+    now[0] += health.settings.cooldown_s + 1
+    assert health.status()["sim"] == "degraded"
+    return runner, ledger, health
+
+
+def test_a_budget_refusal_gives_back_the_half_open_probe_slot(tmp_path: Path) -> None:
+    # seen: the refused call kept the probe slot until probe_timeout_s: nobody could probe meanwhile
+    runner, ledger, health = half_open(tmp_path)
+    assert runner.budgets is not None
+    counters = runner.budgets.counters(provider="sim", model="m")
+    runner.budgets.reserve("other", "T-0", Decimal(1), counters)  # another task holds the whole day
+    result = runner.run(Task("T-1"), prompt="p", run_id="r")
+    assert result.blocked is not None and "per day" in result.why and not result.attempts
+    assert ledger.breakers()["sim"].probe_ms is None
+    assert health.allow("sim")  # the next caller may probe at once
+
+
+def test_a_call_that_raises_gives_back_the_half_open_probe_slot(tmp_path: Path) -> None:
+    class Boom:
+        name = "sim"
+
+        def execute(self, call: object) -> object:
+            raise KeyboardInterrupt  # cancelled mid-call: no outcome, so no probe result either
+
+        def close(self) -> None:
+            pass
+
+    runner, ledger, health = half_open(tmp_path, {"sim": Boom()})
+    with pytest.raises(KeyboardInterrupt):
+        runner.run(Task("T-1"), prompt="p", run_id="r")
+    assert ledger.breakers()["sim"].probe_ms is None and health.allow("sim")
 
 
 def test_blocked_until_the_day_rolls_over(tmp_path: Path) -> None:

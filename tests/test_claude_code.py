@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from agent_cli_cases import CLAUDE_CODE_ENV, EXE, claude_sonnet_model, switchyard
 from agent_clis import CLAUDE, cli_env, require
 from servers.anthropic_wire import (
     ZERO_USAGE,
@@ -34,33 +35,34 @@ from switchyard.money import usd
 from test_delivery import ISSUE, gh_calls, tools
 from test_worktree import git, make_repo
 
+KEY = "sk-ant-dummy-key-for-tests"
+
 
 @pytest.fixture(scope="module")
 def claude() -> Path:
     return require(CLAUDE)
 
 
-def write_config(tmp_path: Path, claude: Path, base_url: str, extra_env: str = "") -> Path:
-    cfg = tmp_path / "switchyard.toml"
-    cfg.write_text(
-        f"""
+def claude_code_provider(claude: Path, base_url: str, flags: str, timeout_s: int, extra_env: str = "") -> str:
+    """The `[providers.claude-code]` table: the CLI printing JSON, with `flags` (TOML strings) after, on `base_url`."""
+    return f"""
 [providers.claude-code]
-command_template = ["{claude}", "-p", "--model", "{{model}}", "--output-format", "json", "--max-turns", "1"]
+command_template = ["{claude}", "-p", "--model", "{{model}}", "--output-format", "json", {flags}]
 stdin = "{{prompt_file}}"
 usage_format = "claude-json"
 api_key_env = "ANTHROPIC_API_KEY"
-timeout_s = 120
+timeout_s = {timeout_s}
 max_retries = 0
-env = {{ ANTHROPIC_BASE_URL = "{base_url}", CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC = "1", DISABLE_TELEMETRY = "1", DISABLE_AUTOUPDATER = "1", DISABLE_ERROR_REPORTING = "1", CLAUDE_CODE_MAX_RETRIES = "0" {extra_env} }}
+env = {{ ANTHROPIC_BASE_URL = "{base_url}", {CLAUDE_CODE_ENV} {extra_env} }}
+"""
 
-[[models]]
-name = "claude-sonnet-4-5"
-provider = "claude-code"
-cost_per_million_input = 3.0
-cost_per_million_output = 15.0
-cost_per_million_cached_input = 0.30
-cost_per_million_cache_write = 3.75
 
+def write_config(tmp_path: Path, claude: Path, base_url: str, extra_env: str = "") -> Path:
+    cfg = tmp_path / "switchyard.toml"
+    cfg.write_text(
+        claude_code_provider(claude, base_url, '"--max-turns", "1"', 120, extra_env)
+        + claude_sonnet_model("claude-code")
+        + """
 [routing]
 default_model = "claude-sonnet-4-5"
 """
@@ -68,13 +70,21 @@ default_model = "claude-sonnet-4-5"
     return cfg
 
 
+def edit_config(cfg: Path, *changes: tuple[str, str]) -> None:
+    """Rewrite `cfg`, each (old, new) replaced; each old text must stand in it once."""
+    text = cfg.read_text()
+    for old, new in changes:
+        assert text.count(old) == 1, f"{old!r} in {text}"
+        text = text.replace(old, new)
+    cfg.write_text(text)
+
+
 def run_exec(tmp_path: Path, cfg: Path, task: str) -> subprocess.CompletedProcess[str]:
-    exe = Path(sys.executable).parent / "switchyard"
     home = tmp_path / "home"
     home.mkdir(exist_ok=True)
-    env = {"PATH": os.environ["PATH"], "HOME": str(home), "ANTHROPIC_API_KEY": "sk-ant-dummy-key-for-tests"}
+    env = {"PATH": os.environ["PATH"], "HOME": str(home), "ANTHROPIC_API_KEY": KEY}
     return subprocess.run(
-        [str(exe), "exec", "--config", str(cfg), "--task", task, "--json"],
+        [str(EXE), "exec", "--config", str(cfg), "--task", task, "--json"],
         capture_output=True,
         text=True,
         env=env,
@@ -160,24 +170,9 @@ def _delivery_project(tmp_path: Path, claude: Path, base_url: str) -> tuple[Path
     git(repo, "push", "-q", "origin", "main")
     cfg = repo / "switchyard.toml"
     cfg.write_text(
-        f"""
-[providers.claude-code]
-command_template = ["{claude}", "-p", "--model", "{{model}}", "--output-format", "json", "--permission-mode", "acceptEdits"]
-stdin = "{{prompt_file}}"
-usage_format = "claude-json"
-api_key_env = "ANTHROPIC_API_KEY"
-timeout_s = 180
-max_retries = 0
-env = {{ ANTHROPIC_BASE_URL = "{base_url}", CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC = "1", DISABLE_TELEMETRY = "1", DISABLE_AUTOUPDATER = "1", DISABLE_ERROR_REPORTING = "1", CLAUDE_CODE_MAX_RETRIES = "0" }}
-
-[[models]]
-name = "claude-sonnet-4-5"
-provider = "claude-code"
-cost_per_million_input = 3.0
-cost_per_million_output = 15.0
-cost_per_million_cached_input = 0.30
-cost_per_million_cache_write = 3.75
-
+        claude_code_provider(claude, base_url, '"--permission-mode", "acceptEdits"', 180)
+        + claude_sonnet_model("claude-code")
+        + f"""
 [[models]]
 name = "claude-opus-4-1"
 provider = "claude-code"
@@ -218,7 +213,7 @@ env = {{ PYTHONDONTWRITEBYTECODE = "1" }}
     env = cli_env(
         tmp_path,
         PATH=f"{bin_dir}:{CLAUDE.path.parent}:{os.environ['PATH']}",
-        ANTHROPIC_API_KEY="sk-ant-dummy-key-for-tests",
+        ANTHROPIC_API_KEY=KEY,
         FAKE_GH_LOG=str(tmp_path / "gh.log"),
         FAKE_GH_STATE=str(tmp_path / "gh-state.json"),
         FAKE_GH_ISSUES=json.dumps([ISSUE]),
@@ -227,10 +222,7 @@ env = {{ PYTHONDONTWRITEBYTECODE = "1" }}
 
 
 def _run(cfg: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    exe = Path(sys.executable).parent / "switchyard"
-    return subprocess.run(
-        [str(exe), *args, "--config", str(cfg)], capture_output=True, text=True, env=env, timeout=600, check=False
-    )
+    return switchyard(*args, "--config", str(cfg), env=env, timeout=600)
 
 
 def test_real_claude_code_change_is_verified_pushed_and_proposed(tmp_path: Path, claude: Path) -> None:
@@ -285,8 +277,11 @@ def test_real_claude_code_usage_error_disables_the_provider(tmp_path: Path, clau
     # seen: a CLI usage error was retried three times; it is a configuration error (issue 11)
     with AnthropicWireServer() as srv:
         cfg = write_config(tmp_path, claude, srv.base_url)
-        cfg.write_text(cfg.read_text().replace('"--max-turns", "1"', '"--max-turns", "1", "--no-such-option"'))
-        cfg.write_text(cfg.read_text().replace("max_retries = 0", "max_retries = 3"))
+        edit_config(
+            cfg,
+            ('"--max-turns", "1"', '"--max-turns", "1", "--no-such-option"'),
+            ("max_retries = 0", "max_retries = 3"),
+        )
         proc = run_exec(tmp_path, cfg, '{"id": "gh-44", "title": "x"}')
         assert srv.message_requests() == []
     assert proc.returncode == 1
@@ -296,14 +291,8 @@ def test_real_claude_code_usage_error_disables_the_provider(tmp_path: Path, clau
         f"{claude} rejected its command line (exit 1): error: unknown option '--no-such-option'; "
         "fix command_template of provider claude-code"
     )
-    exe = Path(sys.executable).parent / "switchyard"
-    shown = subprocess.run(
-        [str(exe), "providers", "--config", str(cfg), "--json"],
-        capture_output=True,
-        text=True,
-        check=True,
-        env={**os.environ, "ANTHROPIC_API_KEY": "sk-ant-dummy-key-for-tests"},
-    )
+    shown = switchyard("providers", "--config", str(cfg), "--json", env={**os.environ, "ANTHROPIC_API_KEY": KEY})
+    assert shown.returncode == 0, shown.stderr
     [row] = json.loads(shown.stdout)
     assert row["status"] == "disabled" and "unknown option '--no-such-option'" in row["reason"]
 
@@ -314,10 +303,10 @@ def test_real_claude_code_reported_model_and_a_far_cost_are_recorded(tmp_path: P
     with AnthropicWireServer(usage=served, usage_by_model={"haiku": ZERO_USAGE}, reply_text="ok") as srv:
         cfg = write_config(tmp_path, claude, srv.base_url)
         # A catalog whose token prices are a fifth of what Claude Code itself charges for the model.
-        cfg.write_text(
-            cfg.read_text()
-            .replace("cost_per_million_input = 3.0", "cost_per_million_input = 0.6")
-            .replace("cost_per_million_output = 15.0", "cost_per_million_output = 3.0")
+        edit_config(
+            cfg,
+            ("cost_per_million_input = 3.0", "cost_per_million_input = 0.6"),
+            ("cost_per_million_output = 15.0", "cost_per_million_output = 3.0"),
         )
         proc = run_exec(tmp_path, cfg, '{"id": "gh-45", "title": "x"}')
         assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -328,10 +317,8 @@ def test_real_claude_code_reported_model_and_a_far_cost_are_recorded(tmp_path: P
     assert (
         reported > Decimal("1.5") * catalog and attempt["cost_flagged"] is True and attempt["cost_basis"] == "catalog"
     )
-    exe = Path(sys.executable).parent / "switchyard"
-    shown = subprocess.run(
-        [str(exe), "report", "--config", str(cfg), "--json"], capture_output=True, text=True, check=True
-    )
+    shown = switchyard("report", "--config", str(cfg), "--json", env=dict(os.environ))
+    assert shown.returncode == 0, shown.stderr
     [flagged] = json.loads(shown.stdout)["money_in_question"]["flagged"]
     assert flagged["task_id"] == "gh-45" and Decimal(flagged["gap_usd"]) == reported - catalog
 
@@ -340,10 +327,10 @@ def test_real_claude_code_with_unreadable_usage_is_charged_its_worst_case(tmp_pa
     # seen: Claude Code whose usage was not read recorded 0 tokens and $0 (here: usage_format = "none")
     with AnthropicWireServer(usage_by_model={"haiku": ZERO_USAGE}, reply_text="ok") as srv:
         cfg = write_config(tmp_path, claude, srv.base_url)
-        cfg.write_text(
-            cfg.read_text()
-            .replace('usage_format = "claude-json"', 'usage_format = "none"')
-            .replace("timeout_s = 120", "timeout_s = 120\nmax_cost_usd = 0.40")
+        edit_config(
+            cfg,
+            ('usage_format = "claude-json"', 'usage_format = "none"'),
+            ("timeout_s = 120", "timeout_s = 120\nmax_cost_usd = 0.40"),
         )
         proc = run_exec(tmp_path, cfg, '{"id": "gh-46", "title": "x"}')
         assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -10,65 +10,55 @@ CLI: they read what codex 0.171.0 printed against the stand-in (tests/data/usage
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from concurrent.futures import ThreadPoolExecutor
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from agent_cli_cases import (
+    DATA,
+    a_call,
+    assert_charged_at_catalog,
+    assert_config_checks,
+    assert_failed_over_to_claude,
+    claude_fallback,
+    claude_sonnet_model,
+    exec_task,
+    failover_config,
+    failures,
+    init_starter,
+    ledger_rows,
+    model_table,
+    replay_provider,
+    run_real,
+    run_side_by_side,
+    statuses,
+    tokens,
+    work_dir,
+)
 from agent_clis import CLAUDE, CODEX, GEMINI, KEYS, cli_env, require, starter, starter_provider
 from servers import gemini_wire as gw
 from servers import responses_wire as rw
 from servers.anthropic_wire import ZERO_USAGE, AnthropicWireServer
 from servers.anthropic_wire import Usage as AnthropicUsage
 from switchyard.catalog import Usage
-from switchyard.config import load_config, loads_config
+from switchyard.config import load_config
 from switchyard.failures import FailureKind
-from switchyard.ledger import Ledger
-from switchyard.ledger.store import AttemptRecord
-from switchyard.providers.base import Call, ProviderContext, Result
+from switchyard.providers.base import Result
 from switchyard.providers.command import CommandRunner
-from switchyard.redact import Redactor
 from switchyard.router import Router
-from switchyard.runner import safe_name
 from switchyard.task import Task
 from switchyard.usage_parsers import parse_output
 
-DATA = Path(__file__).parent / "data" / "usage"
-REPLAY = Path(__file__).parent / "fakes" / "replay.py"
-EXE = Path(sys.executable).parent / "switchyard"
 OPENAI_KEY = KEYS["OPENAI_API_KEY"]
 
 
 # ------------------------------------------------------------- what codex 0.171.0 printed (no CLI needed)
 
 
-def replay_provider(tmp_path: Path, stdout: str, exit_code: int) -> CommandRunner:
+def codex_replay(recorded: str, exit_code: int) -> CommandRunner:
     """A command provider whose "CLI" prints a recorded codex output and exits as codex did."""
-    argv = [sys.executable, str(REPLAY), str(DATA / stdout), "-", str(exit_code)]
-    loaded = loads_config(
-        f"""
-[providers.codex]
-command_template = {json.dumps(argv)}
-stdin = "{{prompt_file}}"
-usage_format = "codex-jsonl"
-
-[[models]]
-name = "gpt-5.1-codex"
-provider = "codex"
-
-[routing]
-default_model = "gpt-5.1-codex"
-"""
-    )
-    return CommandRunner(loaded.providers["codex"], ProviderContext(env={"PATH": "/usr/bin:/bin"}))  # type: ignore[arg-type]
-
-
-def a_call(tmp_path: Path, model: str = "gpt-5.1-codex", title: str = "Say hello") -> Call:
-    return Call("att-1", Task(id="t-1", title=title), model, model, f"{title}\n", tmp_path / "run", 120.0)
+    return replay_provider("codex", "gpt-5.1-codex", "codex-jsonl", recorded, "-", exit_code)
 
 
 @pytest.mark.parametrize(
@@ -86,7 +76,7 @@ def a_call(tmp_path: Path, model: str = "gpt-5.1-codex", title: str = "Say hello
 def test_recorded_codex_errors_map_through_the_failure_table(
     tmp_path: Path, recorded: str, status: int, kind: FailureKind
 ) -> None:
-    result = replay_provider(tmp_path, recorded, 1).execute(a_call(tmp_path))
+    result = codex_replay(recorded, 1).execute(a_call(tmp_path, "gpt-5.1-codex"))
     assert result.failure is not None
     assert (result.failure.kind, result.failure.http_status, result.exit_code) == (kind, status, 1)
     assert result.usage is None and result.usage_problem is None
@@ -140,29 +130,6 @@ def gemini() -> Path:
     return require(GEMINI)
 
 
-def switchyard(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(EXE), *args], capture_output=True, text=True, env=env, timeout=300, check=False)
-
-
-def exec_task(cfg: Path, task: dict[str, Any], env: dict[str, str]) -> tuple[subprocess.CompletedProcess[str], Any]:
-    proc = switchyard("exec", "--config", str(cfg), "--task", json.dumps(task), "--json", env=env)
-    try:
-        out = json.loads(proc.stdout)
-    except ValueError:
-        pytest.fail(f"switchyard exec printed no JSON (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-    return proc, out
-
-
-def ledger_rows(cfg: Path, task_id: str) -> list[AttemptRecord]:
-    with Ledger.open(load_config(cfg).ledger_location()) as ledger:
-        return ledger.attempts(task_id=task_id)
-
-
-def work_dir(cfg: Path, row: AttemptRecord) -> Path:
-    """Where the attempt ran (no provider workdir: its run directory)."""
-    return cfg.parent / ".switchyard" / "runs" / safe_name(row.task_id) / safe_name(row.attempt_id)
-
-
 def test_codex_starter_runs_a_routed_task_with_a_real_shell_command(tmp_path: Path, codex: Path) -> None:
     per_request = rw.Usage(input_tokens=1500, output_tokens=200, cached_tokens=1000, reasoning_tokens=80)
     script: list[rw.Reply] = [
@@ -172,14 +139,10 @@ def test_codex_starter_runs_a_routed_task_with_a_real_shell_command(tmp_path: Pa
     with rw.ResponsesWireServer(script=script, usage=per_request, api_key=OPENAI_KEY) as srv:
         env = cli_env(tmp_path)
         cfg = tmp_path / "switchyard.toml"
-        init = switchyard("init", "--agent", "codex", str(cfg), env=env)
-        assert init.returncode == 0, init.stderr
-        assert "OPENAI_API_KEY" in init.stdout
-        assert cfg.read_text() == starter("codex")
+        init_starter(cfg, "codex", "OPENAI_API_KEY", env)
         # Codex takes no base URL from the environment: the one place the starter is edited.
         cfg.write_text(starter("codex", openai_base_url=srv.base_url))
-        check = switchyard("config", "check", "--config", str(cfg), env=env)
-        assert check.returncode == 0 and check.stderr == "", check.stderr
+        assert_config_checks(cfg, env)
         task = {
             "id": "docs-7",
             "title": "Write the note",
@@ -202,59 +165,10 @@ def test_codex_starter_runs_a_routed_task_with_a_real_shell_command(tmp_path: Pa
     [output] = rw.tool_outputs(requests[1].body)
     assert "Process exited with code 0" in output and "wrote" in output
     # Exact tokens: turn.completed sums both requests; cached and reasoning included.
-    assert (
-        row.input_tokens,
-        row.cache_read_tokens,
-        row.cache_write_tokens,
-        row.output_tokens,
-        row.reasoning_tokens,
-    ) == (
-        1000,
-        2000,
-        0,
-        400,
-        160,
-    )
-    loaded = load_config(cfg)
-    expected = loaded.catalog.cost("gpt-5.1-codex-mini", Usage(3000, 400, 2000, 0, 160, "openai"))
-    # 1000 x $0.25 + 2000 x $0.025 + 400 x $2.00, per million
-    assert row.cost_usd == expected == Decimal("0.0011")
-    assert row.reported_cost_usd is None  # codex prints no cost
-    assert (row.status, row.provider, row.model, row.exit_code) == ("ok", "codex", "gpt-5.1-codex-mini", 0)
-
-
-def failover_config(tmp_path: Path, openai_url: str) -> Path:
-    cfg = tmp_path / "switchyard.toml"
-    cfg.write_text(
-        starter_provider("codex", openai_base_url=openai_url, max_retries=0)
-        + starter_provider("claude", max_retries=0)
-        + """
-[[models]]
-name = "gpt-5.1-codex"
-provider = "codex"
-cost_per_million_input = 1.25
-cost_per_million_output = 10.0
-cost_per_million_cached_input = 0.125
-
-[[models]]
-name = "claude-sonnet-4-5"
-provider = "claude-cli"
-cost_per_million_input = 3.0
-cost_per_million_output = 15.0
-cost_per_million_cached_input = 0.30
-cost_per_million_cache_write = 3.75
-
-[routing]
-default_model = "claude-sonnet-4-5"
-
-[[routing.rules]]
-condition = "labels contains 'codex'"
-model = "gpt-5.1-codex"
-fallbacks = ["claude-sonnet-4-5"]
-reason = "Codex tasks"
-"""
-    )
-    return cfg
+    assert tokens(row) == (1000, 2000, 0, 400, 160)
+    # 1000 x $0.25 + 2000 x $0.025 + 400 x $2.00, per million; codex prints no cost
+    usage = Usage(3000, 400, 2000, 0, 160, "openai")
+    assert_charged_at_catalog(cfg, row, "codex", "gpt-5.1-codex-mini", usage, "0.0011")
 
 
 def test_a_429_from_codexs_stand_in_fails_over_to_claude_code(tmp_path: Path, codex: Path, claude: Path) -> None:
@@ -264,48 +178,26 @@ def test_a_429_from_codexs_stand_in_fails_over_to_claude_code(tmp_path: Path, co
     )
     with (
         rw.ResponsesWireServer(errors=[limited]) as openai,
-        AnthropicWireServer(
-            usage=served, usage_by_model={"haiku": ZERO_USAGE}, reply_text="Claude did it."
-        ) as anthropic,
+        claude_fallback(served) as anthropic,
     ):
-        cfg = failover_config(tmp_path, openai.base_url)
+        cfg = failover_config(
+            tmp_path, "codex", "gpt-5.1-codex", "codex", "Codex tasks", openai_base_url=openai.base_url
+        )
         env = cli_env(tmp_path, ANTHROPIC_BASE_URL=anthropic.base_url)
         proc, out = exec_task(cfg, {"id": "gh-9", "title": "Fix the bug", "labels": ["codex"]}, env)
         codex_requests = openai.model_requests()
         claude_requests = anthropic.message_requests()
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert out["ok"] is True and out["provider"] == "claude-cli" and out["text"] == "Claude did it."
+    first, second = assert_failed_over_to_claude(proc, out, cfg, "gh-9", "codex", 1, claude_requests)
     # Codex's own retries are off in the starter: one request, then switchyard failed over.
     assert [r.status for r in codex_requests] == [429]
-    assert [r.model for r in claude_requests] == ["claude-sonnet-4-5"]
-    first, second = ledger_rows(cfg, "gh-9")
-    assert (first.provider, first.status, first.error_class, first.http_status, first.exit_code) == (
-        "codex",
-        "failed",
-        "rate_limited",
-        429,
-        1,
-    )
     assert "429 Too Many Requests" in (first.error_message or "")
-    assert (second.provider, second.status, second.candidate_index, second.failover_from) == (
-        "claude-cli",
-        "ok",
-        1,
-        "codex",
-    )
     assert (second.input_tokens, second.output_tokens) == (300, 40)
 
 
 def run_real_codex(tmp_path: Path, srv: rw.ResponsesWireServer, model: str = "gpt-5.1-codex") -> Result:
     """One call through the command provider built from the starter, in this process."""
     env = cli_env(tmp_path)
-    loaded = loads_config(
-        starter_provider("codex", openai_base_url=srv.base_url)
-        + f'[[models]]\nname = "{model}"\nprovider = "codex"\n[routing]\ndefault_model = "{model}"\n'
-    )
-    context = ProviderContext(redactor=Redactor.from_env(["OPENAI_API_KEY"], env), env=env)
-    runner = CommandRunner(loaded.providers["codex"], context)  # type: ignore[arg-type]
-    return runner.execute(a_call(tmp_path, model))
+    return run_real(tmp_path, "codex", "OPENAI_API_KEY", model, env, openai_base_url=srv.base_url)
 
 
 def test_real_codex_errors_and_reported_model(tmp_path: Path, codex: Path) -> None:
@@ -317,21 +209,14 @@ def test_real_codex_errors_and_reported_model(tmp_path: Path, codex: Path) -> No
         "rerouted": {"served_model": {"gpt-5.1-codex": "gpt-5.1-codex-2026-02-02"}, "usage": rw.Usage(90, 9, 40, 3)},
     }
 
-    def run(name: str) -> tuple[Result, list[int | None]]:
-        with rw.ResponsesWireServer(**cases[name]) as srv:
-            result = run_real_codex(tmp_path / name, srv)
-            return result, [r.status for r in srv.model_requests()]
-
-    with ThreadPoolExecutor(len(cases)) as pool:
-        results = dict(zip(cases, pool.map(run, cases), strict=True))
-    outcome = {name: (r.failure.kind, r.failure.http_status) if r.failure else None for name, (r, _) in results.items()}
-    assert outcome == {
+    results = run_side_by_side(tmp_path, cases, rw.ResponsesWireServer, run_real_codex)
+    assert failures(results) == {
         "500": (FailureKind.SERVER_ERROR, 500),
         "401": (FailureKind.AUTH, 401),
         "unknown-model": (FailureKind.NOT_FOUND, 404),
         "rerouted": None,
     }
-    assert {name: statuses for name, (_, statuses) in results.items()} == {
+    assert statuses(results) == {
         "500": [500],
         "401": [401],
         "unknown-model": [404],
@@ -353,29 +238,10 @@ def split_config(tmp_path: Path, openai_url: str) -> Path:
         starter_provider("codex", openai_base_url=openai_url, max_retries=0)
         + starter_provider("gemini", max_retries=0)
         + starter_provider("claude", max_retries=0)
+        + model_table("gpt-5.1-codex", "codex")
+        + model_table("gemini-2.5-pro", "gemini")
+        + claude_sonnet_model("claude-cli")
         + """
-[[models]]
-name = "gpt-5.1-codex"
-provider = "codex"
-cost_per_million_input = 1.25
-cost_per_million_output = 10.0
-cost_per_million_cached_input = 0.125
-
-[[models]]
-name = "gemini-2.5-pro"
-provider = "gemini"
-cost_per_million_input = 1.25
-cost_per_million_output = 10.0
-cost_per_million_cached_input = 0.125
-
-[[models]]
-name = "claude-sonnet-4-5"
-provider = "claude-cli"
-cost_per_million_input = 3.0
-cost_per_million_output = 15.0
-cost_per_million_cached_input = 0.30
-cost_per_million_cache_write = 3.75
-
 [routing]
 default_model = "claude-sonnet-4-5"
 
@@ -422,11 +288,7 @@ def test_a_split_across_the_three_agent_clis_records_each_arm(
         "claude-sonnet-4-5": "claude arm",
     }
     rows = {model: ledger_rows(cfg, tid) for model, tid in ids.items()}
-    tokens = {
-        model: (r.input_tokens, r.cache_read_tokens, r.cache_write_tokens, r.output_tokens, r.reasoning_tokens)
-        for model, [r] in rows.items()
-    }
-    assert tokens == {
+    assert {model: tokens(r) for model, [r] in rows.items()} == {
         "gpt-5.1-codex": (400, 600, 0, 100, 40),
         "gemini-2.5-pro": (510, 1500, 0, 200, 50),  # prompt + tool-use prompt; candidates + thoughts
         "claude-sonnet-4-5": (500, 4000, 0, 60, 0),

@@ -17,40 +17,12 @@ import httpx
 import pytest
 
 import switchyard.examples
+from report_ledger import D1, D2, D3, DASHBOARD_CONFIG, rec
 from switchyard.config import load_config
 from switchyard.dashboard import make_server
 from switchyard.ledger import Ledger
-from test_report import D1, D2, D3, rec
 
-CONFIG = """
-[providers.a]
-kind = "simulated"
-[providers.b]
-kind = "openai"
-api_key_env = "B_KEY_NOT_SET"
-
-[[models]]
-name = "big"
-provider = "a"
-cost_per_million_input = 10.0
-cost_per_million_output = 20.0
-
-[[models]]
-name = "small"
-provider = "b"
-cost_per_million_input = 1.0
-cost_per_million_output = 2.0
-
-[routing]
-default_model = "big"
-
-[budgets]
-daily_usd = 10
-[[budgets.limits]]
-scope = "provider:a"
-period = "month"
-limit_usd = 100
-"""
+CONFIG = DASHBOARD_CONFIG
 
 
 @pytest.fixture

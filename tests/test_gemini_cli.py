@@ -12,63 +12,48 @@ The split across the three CLIs is in test_codex_cli.py.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from concurrent.futures import ThreadPoolExecutor
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from agent_clis import CLAUDE, GEMINI, KEYS, cli_env, require, starter, starter_provider
+from agent_cli_cases import (
+    DATA,
+    a_call,
+    assert_charged_at_catalog,
+    assert_config_checks,
+    assert_failed_over_to_claude,
+    claude_fallback,
+    exec_task,
+    failover_config,
+    failures,
+    init_starter,
+    ledger_rows,
+    replay_provider,
+    run_real,
+    run_side_by_side,
+    statuses,
+    tokens,
+    work_dir,
+)
+from agent_clis import CLAUDE, GEMINI, KEYS, cli_env, require
 from servers import gemini_wire as gw
-from servers.anthropic_wire import ZERO_USAGE, AnthropicWireServer
 from servers.anthropic_wire import Usage as AnthropicUsage
 from switchyard.catalog import Usage
-from switchyard.config import load_config, loads_config
 from switchyard.failures import FailureKind
-from switchyard.ledger import Ledger
-from switchyard.ledger.store import AttemptRecord
-from switchyard.providers.base import Call, ProviderContext, Result
+from switchyard.providers.base import Result
 from switchyard.providers.command import CommandRunner
-from switchyard.redact import Redactor
-from switchyard.runner import safe_name
-from switchyard.task import Task
 from switchyard.usage_parsers import parse_output
 
-DATA = Path(__file__).parent / "data" / "usage"
-REPLAY = Path(__file__).parent / "fakes" / "replay.py"
-EXE = Path(sys.executable).parent / "switchyard"
 GEMINI_KEY = KEYS["GEMINI_API_KEY"]
 
 
 # ---------------------------------------------------------- what gemini-cli 0.61.0 printed (no CLI needed)
 
 
-def replay_provider(stderr: str, exit_code: int) -> CommandRunner:
+def gemini_replay(stderr: str, exit_code: int) -> CommandRunner:
     """A command provider whose "CLI" prints a recorded gemini stderr (nothing on stdout) and exits as it did."""
-    argv = [sys.executable, str(REPLAY), "-", str(DATA / stderr), str(exit_code)]
-    loaded = loads_config(
-        f"""
-[providers.gemini]
-command_template = {json.dumps(argv)}
-stdin = "{{prompt_file}}"
-usage_format = "gemini-json"
-
-[[models]]
-name = "gemini-2.5-pro"
-provider = "gemini"
-
-[routing]
-default_model = "gemini-2.5-pro"
-"""
-    )
-    return CommandRunner(loaded.providers["gemini"], ProviderContext(env={"PATH": "/usr/bin:/bin"}))  # type: ignore[arg-type]
-
-
-def a_call(tmp_path: Path, model: str = "gemini-2.5-pro", title: str = "Say hello") -> Call:
-    return Call("att-1", Task(id="t-1", title=title), model, model, f"{title}\n", tmp_path / "run", 120.0)
+    return replay_provider("gemini", "gemini-2.5-pro", "gemini-json", "-", stderr, exit_code)
 
 
 @pytest.mark.parametrize(
@@ -84,7 +69,7 @@ def a_call(tmp_path: Path, model: str = "gemini-2.5-pro", title: str = "Say hell
 def test_recorded_gemini_errors_map_through_the_failure_table(
     tmp_path: Path, recorded: str, exit_code: int, status: int, kind: FailureKind, retry_after: float | None
 ) -> None:
-    result = replay_provider(recorded, exit_code).execute(a_call(tmp_path))
+    result = gemini_replay(recorded, exit_code).execute(a_call(tmp_path, "gemini-2.5-pro"))
     assert result.failure is not None
     failure = result.failure
     assert (failure.kind, failure.http_status, failure.retry_after_s, result.exit_code) == (
@@ -139,24 +124,6 @@ def claude() -> Path:
     return require(CLAUDE)
 
 
-def switchyard(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(EXE), *args], capture_output=True, text=True, env=env, timeout=300, check=False)
-
-
-def exec_task(cfg: Path, task: dict[str, Any], env: dict[str, str]) -> tuple[subprocess.CompletedProcess[str], Any]:
-    proc = switchyard("exec", "--config", str(cfg), "--task", json.dumps(task), "--json", env=env)
-    try:
-        out = json.loads(proc.stdout)
-    except ValueError:
-        pytest.fail(f"switchyard exec printed no JSON (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-    return proc, out
-
-
-def ledger_rows(cfg: Path, task_id: str) -> list[AttemptRecord]:
-    with Ledger.open(load_config(cfg).ledger_location()) as ledger:
-        return ledger.attempts(task_id=task_id)
-
-
 def test_gemini_starter_runs_a_routed_task_with_a_real_tool_call(tmp_path: Path, gemini: Path) -> None:
     per_request = gw.Usage(
         prompt_tokens=1200, candidates_tokens=150, cached_tokens=800, thoughts_tokens=60, tool_use_prompt_tokens=20
@@ -168,12 +135,8 @@ def test_gemini_starter_runs_a_routed_task_with_a_real_tool_call(tmp_path: Path,
     with gw.GeminiWireServer(script=script, usage=per_request, api_key=GEMINI_KEY) as srv:
         env = cli_env(tmp_path, GOOGLE_GEMINI_BASE_URL=srv.base_url)
         cfg = tmp_path / "switchyard.toml"
-        init = switchyard("init", "--agent", "gemini", str(cfg), env=env)
-        assert init.returncode == 0, init.stderr
-        assert "GEMINI_API_KEY" in init.stdout
-        assert cfg.read_text() == starter("gemini")  # run as written: only the environment differs
-        check = switchyard("config", "check", "--config", str(cfg), env=env)
-        assert check.returncode == 0 and check.stderr == "", check.stderr
+        init_starter(cfg, "gemini", "GEMINI_API_KEY", env)  # run as written: only the environment differs
+        assert_config_checks(cfg, env)
         task = {
             "id": "docs-3",
             "title": "Write the note",
@@ -191,64 +154,14 @@ def test_gemini_starter_runs_a_routed_task_with_a_real_tool_call(tmp_path: Path,
     assert "Write the note" in json.dumps(requests[0].body)
     # The tool really ran in the task's working directory, and the CLI sent its result back.
     [row] = ledger_rows(cfg, "docs-3")
-    workdir = cfg.parent / ".switchyard" / "runs" / safe_name(row.task_id) / safe_name(row.attempt_id)
-    assert (workdir / "docs" / "note.md").read_text() == "hello from gemini\n"
+    assert (work_dir(cfg, row) / "docs" / "note.md").read_text() == "hello from gemini\n"
     [response] = gw.function_responses(requests[1].body)
     assert response["name"] == "write_file"
     # Exact tokens over both requests: prompt and tool-use prompt in, cached 1600, thoughts in the output.
-    assert (
-        row.input_tokens,
-        row.cache_read_tokens,
-        row.cache_write_tokens,
-        row.output_tokens,
-        row.reasoning_tokens,
-    ) == (
-        840,
-        1600,
-        0,
-        420,
-        120,
-    )
-    loaded = load_config(cfg)
-    expected = loaded.catalog.cost("gemini-2.5-flash", Usage(2440, 420, 1600, 0, 120, "openai"))
-    # 840 x $0.30 + 1600 x $0.03 + 420 x $2.50, per million
-    assert row.cost_usd == expected == Decimal("0.00135")
-    assert row.reported_cost_usd is None  # the Gemini CLI prints no cost
-    assert (row.status, row.provider, row.model, row.exit_code) == ("ok", "gemini", "gemini-2.5-flash", 0)
-
-
-def failover_config(tmp_path: Path) -> Path:
-    cfg = tmp_path / "switchyard.toml"
-    cfg.write_text(
-        starter_provider("gemini", max_retries=0)
-        + starter_provider("claude", max_retries=0)
-        + """
-[[models]]
-name = "gemini-2.5-pro"
-provider = "gemini"
-cost_per_million_input = 1.25
-cost_per_million_output = 10.0
-cost_per_million_cached_input = 0.125
-
-[[models]]
-name = "claude-sonnet-4-5"
-provider = "claude-cli"
-cost_per_million_input = 3.0
-cost_per_million_output = 15.0
-cost_per_million_cached_input = 0.30
-cost_per_million_cache_write = 3.75
-
-[routing]
-default_model = "claude-sonnet-4-5"
-
-[[routing.rules]]
-condition = "labels contains 'gemini'"
-model = "gemini-2.5-pro"
-fallbacks = ["claude-sonnet-4-5"]
-reason = "Gemini tasks"
-"""
-    )
-    return cfg
+    assert tokens(row) == (840, 1600, 0, 420, 120)
+    # 840 x $0.30 + 1600 x $0.03 + 420 x $2.50, per million; the Gemini CLI prints no cost
+    usage = Usage(2440, 420, 1600, 0, 120, "openai")
+    assert_charged_at_catalog(cfg, row, "gemini", "gemini-2.5-flash", usage, "0.00135")
 
 
 def test_a_429_from_geminis_stand_in_fails_over_to_claude_code(tmp_path: Path, gemini: Path, claude: Path) -> None:
@@ -256,48 +169,24 @@ def test_a_429_from_geminis_stand_in_fails_over_to_claude_code(tmp_path: Path, g
     served = AnthropicUsage(input_tokens=250, output_tokens=30, cache_read_input_tokens=1000)
     with (
         gw.GeminiWireServer(errors=[limited]) as google,
-        AnthropicWireServer(
-            usage=served, usage_by_model={"haiku": ZERO_USAGE}, reply_text="Claude did it."
-        ) as anthropic,
+        claude_fallback(served) as anthropic,
     ):
-        cfg = failover_config(tmp_path)
+        cfg = failover_config(tmp_path, "gemini", "gemini-2.5-pro", "gemini", "Gemini tasks")
         env = cli_env(tmp_path, ANTHROPIC_BASE_URL=anthropic.base_url, GOOGLE_GEMINI_BASE_URL=google.base_url)
         proc, out = exec_task(cfg, {"id": "gh-11", "title": "Fix the bug", "labels": ["gemini"]}, env)
         gemini_requests = google.model_requests()
         claude_requests = anthropic.message_requests()
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert out["ok"] is True and out["provider"] == "claude-cli" and out["text"] == "Claude did it."
+    first, second = assert_failed_over_to_claude(proc, out, cfg, "gh-11", "gemini", 173, claude_requests)
     # general.maxAttempts = 1: the CLI asked once, then switchyard failed over.
     assert [r.status for r in gemini_requests] == [429]
-    assert [r.model for r in claude_requests] == ["claude-sonnet-4-5"]
-    first, second = ledger_rows(cfg, "gh-11")
-    assert (first.provider, first.status, first.error_class, first.http_status, first.exit_code) == (
-        "gemini",
-        "failed",
-        "rate_limited",
-        429,
-        173,
-    )
     assert (first.error_message or "").startswith("Resource has been exhausted")
-    assert (second.provider, second.status, second.candidate_index, second.failover_from) == (
-        "claude-cli",
-        "ok",
-        1,
-        "gemini",
-    )
     assert (second.input_tokens, second.cache_read_tokens, second.output_tokens) == (250, 1000, 30)
 
 
 def run_real_gemini(tmp_path: Path, srv: gw.GeminiWireServer, model: str = "gemini-2.5-pro") -> Result:
     """One call through the command provider built from the starter, in this process."""
     env = cli_env(tmp_path, GOOGLE_GEMINI_BASE_URL=srv.base_url)
-    loaded = loads_config(
-        starter_provider("gemini")
-        + f'[[models]]\nname = "{model}"\nprovider = "gemini"\n[routing]\ndefault_model = "{model}"\n'
-    )
-    context = ProviderContext(redactor=Redactor.from_env(["GEMINI_API_KEY"], env), env=env)
-    runner = CommandRunner(loaded.providers["gemini"], context)  # type: ignore[arg-type]
-    return runner.execute(a_call(tmp_path, model))
+    return run_real(tmp_path, "gemini", "GEMINI_API_KEY", model, env)
 
 
 def test_real_gemini_errors_and_reported_model(tmp_path: Path, gemini: Path) -> None:
@@ -309,21 +198,14 @@ def test_real_gemini_errors_and_reported_model(tmp_path: Path, gemini: Path) -> 
         "served": {"served_model": {"gemini-2.5-pro": "gemini-2.5-pro-002"}, "usage": gw.Usage(90, 9, 40, 3, 1)},
     }
 
-    def run(name: str) -> tuple[Result, list[int | None]]:
-        with gw.GeminiWireServer(**cases[name]) as srv:
-            result = run_real_gemini(tmp_path / name, srv)
-            return result, [r.status for r in srv.model_requests()]
-
-    with ThreadPoolExecutor(len(cases)) as pool:
-        results = dict(zip(cases, pool.map(run, cases), strict=True))
-    outcome = {name: (r.failure.kind, r.failure.http_status) if r.failure else None for name, (r, _) in results.items()}
-    assert outcome == {
+    results = run_side_by_side(tmp_path, cases, gw.GeminiWireServer, run_real_gemini)
+    assert failures(results) == {
         "500": (FailureKind.SERVER_ERROR, 500),
         "bad-key": (FailureKind.AUTH, 400),  # Google answers a bad key with 400 API_KEY_INVALID
         "unknown-model": (FailureKind.NOT_FOUND, 404),
         "served": None,
     }
-    assert {name: statuses for name, (_, statuses) in results.items()} == {
+    assert statuses(results) == {
         "500": [500],
         "bad-key": [400],
         "unknown-model": [404],

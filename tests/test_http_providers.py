@@ -321,3 +321,57 @@ def test_a_200_without_usage_is_unpriced_and_charged_its_hold(tmp_path: Path, wi
     assert state == "settled" and actual == amount == row.cost_pico > 0  # the budget is charged the hold
     spent = ledger.db.one("SELECT spent_pico FROM budget_counters")[0]  # type: ignore[index]
     assert spent == row.cost_pico
+
+
+def test_a_failure_is_unpriced_unless_the_provider_refused_it_with_its_status(tmp_path: Path) -> None:
+    # An error in a 200 body or an unreadable 200 came after the model worked: charged its worst case.
+    # A 529 or 429 status, or a request that never got through, spent nothing: $0, the hold released.
+    faults = [InBandError("crashed mid-answer", code=502), ErrorReply(529), ErrorReply(429), MalformedReply()]
+    with OpenAIWireServer(faults=faults) as srv, aw.AnthropicWireServer() as ant:
+        text = CONFIG.replace("max_retries = 2", "max_retries = 3") + "\n[budgets]\ndaily_usd = 10\n"
+        loaded = loads_config(text.format(openai_url=srv.base_url, anthropic_url=ant.base_url, timeout=5))
+        ledger = Ledger.open(tmp_path / "l.db")
+        env = {"OR_KEY": KEY, "ANT_KEY": "sk-ant-TESTKEY-0123456789"}
+        from switchyard.providers.base import ProviderContext
+
+        runner = Runner(
+            loaded,
+            ledger,
+            health=Health(loaded, ledger, env=env),
+            context=ProviderContext(env=env),
+            sleep=lambda s: None,
+            runs_dir=tmp_path,
+        )
+        assert runner.run(Task("T-1"), prompt="p", run_id="r").ok
+    rows = ledger.attempts()
+    got = [(r.error_class, r.cost_basis, r.cost_pico > 0) for r in rows]
+    assert got == [
+        ("overloaded", "unknown", True),  # a 502 in a 200 body: the answer had started
+        ("overloaded", "catalog", False),
+        ("rate_limited", "catalog", False),
+        ("malformed", "unknown", True),
+        (None, "catalog", True),
+    ]
+    states = [s for (s,) in ledger.db.query("SELECT state FROM budget_holds ORDER BY created_ms, hold_id")]
+    assert sorted(states) == sorted(["settled", "released", "released", "settled", "settled"])
+
+
+def test_a_refused_connection_is_0(tmp_path: Path) -> None:
+    with aw.AnthropicWireServer() as ant:
+        text = CONFIG + "\n[budgets]\ndaily_usd = 10\n"
+        loaded = loads_config(text.format(openai_url=refused_base_url(), anthropic_url=ant.base_url, timeout=5))
+        ledger = Ledger.open(tmp_path / "l.db")
+        env = {"OR_KEY": KEY, "ANT_KEY": "sk-ant-TESTKEY-0123456789"}
+        from switchyard.providers.base import ProviderContext
+
+        runner = Runner(
+            loaded,
+            ledger,
+            health=Health(loaded, ledger, env=env),
+            context=ProviderContext(env=env),
+            sleep=lambda s: None,
+            runs_dir=tmp_path,
+        )
+        assert runner.run(Task("T-1"), prompt="p", run_id="r").ok
+    rows = ledger.attempts()
+    assert [(r.error_class, r.cost_basis, r.cost_pico) for r in rows[:-1]] == [("connection", "catalog", 0)] * 3

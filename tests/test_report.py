@@ -17,6 +17,7 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from report_ledger import D1, D2, D3, MODELS, providers, rec, report_attempts
 from switchyard.catalog import CatalogModel, Rates, Usage, _Tier, _Window
 from switchyard.cli import cli
 from switchyard.config import loads_config
@@ -37,24 +38,10 @@ from switchyard.report import (
 )
 from test_catalog import _priced_rows
 
-CONFIG = """
-[providers.a]
-kind = "simulated"
-[providers.b]
-kind = "simulated"
-
-[[models]]
-name = "big"
-provider = "a"
-cost_per_million_input = 10.0
-cost_per_million_output = 20.0
-
-[[models]]
-name = "small"
-provider = "b"
-cost_per_million_input = 1.0
-cost_per_million_output = 2.0
-
+CONFIG = (
+    providers()
+    + MODELS
+    + """
 [[models]]
 name = "tiered"
 provider = "a"
@@ -71,45 +58,13 @@ default_model = "big"
 [ledger]
 path = "{path}"
 """
-
-D1 = int(datetime(2026, 3, 1, 12, tzinfo=UTC).timestamp() * 1000)
-D2 = int(datetime(2026, 3, 2, 12, tzinfo=UTC).timestamp() * 1000)
-D3 = int(datetime(2026, 3, 3, 12, tzinfo=UTC).timestamp() * 1000)
-
-
-def rec(i: int, at: int, model: str, status: str = "ok", **kw: object) -> AttemptRecord:
-    provider = "a" if model in ("big", "tiered") else "b"
-    price = {"big": (10, 20), "small": (1, 2), "tiered": (1, 1)}[model]
-    tin, tout = kw.pop("tokens", (1000, 100))  # type: ignore[misc]
-    cost = Decimal(tin * price[0] + tout * price[1]) / 1_000_000 if status == "ok" else Decimal(0)
-    base = {"priority": 2, "labels": ("bug",), "first": True, "completed": status == "ok", "latency_ms": 1000 * (i + 1)}
-    base.update(kw)
-    return AttemptRecord(
-        f"att-{i}",
-        f"T-{i}",
-        provider,
-        model,
-        status,
-        at,
-        at + 1000,
-        input_tokens=tin if status == "ok" else 0,
-        output_tokens=tout if status == "ok" else 0,
-        cost_usd=cost,
-        **base,  # type: ignore[arg-type]
-    )
+)
 
 
 @pytest.fixture
 def ledger(tmp_path: Path) -> Ledger:
     led = Ledger.open(tmp_path / "l.db")
-    for r in [
-        rec(0, D1, "big", priority=0, labels=("bug", "security")),
-        rec(1, D1 + 1000, "small", labels=("documentation",)),
-        rec(2, D2, "small", status="failed", error_class="overloaded", completed=False),
-        rec(3, D2 + 5000, "big", candidate_index=1, failover_from="b", first=False),
-        rec(4, D3, "small", experiment="ab", arm="small", priority=4),
-        rec(5, D3 + 1, "big", experiment="ab", arm="big", priority=4, task_retry=1),
-    ]:
+    for r in report_attempts():
         led.record(r)
     return led
 

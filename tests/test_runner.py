@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from decimal import Decimal
 from pathlib import Path
@@ -399,7 +400,7 @@ def test_a_missing_executable_disables_its_provider_at_once(tmp_path: Path) -> N
     assert out["ok"] is True and [a["error_class"] for a in out["attempts"]] == ["config_error", None]
     reason = (
         "config_error: executable 'switchyard-test-no-such-agent' not found on PATH (provider primary) "
-        "(fix the provider's config or environment)"
+        "(fix the provider's config or environment, or run `switchyard providers reset primary`)"
     )
     providers = {
         p["provider"]: p for p in json.loads(r.invoke(cli, ["providers", "--config", str(cfg), "--json"]).stdout)
@@ -429,3 +430,38 @@ def test_a_missing_executable_disables_its_provider_at_once(tmp_path: Path) -> N
         p["provider"]: p for p in json.loads(r.invoke(cli, ["providers", "--config", str(cfg), "--json"]).stdout)
     }
     assert (providers["primary"]["status"], providers["primary"]["breaker"]) == ("up", "closed")
+
+
+def test_a_missing_executable_installed_into_a_directory_already_on_path_is_called_again(tmp_path: Path) -> None:
+    # seen: disabled for good after the user installed the CLI (PATH unchanged, so the fingerprint was)
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    cfg = tmp_path / "switchyard.toml"
+    cfg.write_text(
+        BASE.format(primary="", backup="")
+        .replace('[providers.primary]\nkind = "simulated"\nlatency_ms = 0', "[providers.primary]")
+        .replace(
+            "[providers.backup]",
+            'command_template = ["switchyard-test-late-agent", "-p"]\nusage_format = "claude-json"\n\n'
+            "[providers.backup]",
+        )
+    )
+    r = CliRunner(env={"PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}"})
+
+    def exec_(task: str) -> list[tuple[str, str | None]]:
+        res = r.invoke(cli, ["exec", "--config", str(cfg), "--task", json.dumps({"id": task}), "--json"])
+        return [(a["provider"], a["error_class"]) for a in json.loads(res.stdout)["attempts"]]
+
+    assert exec_("T-1") == [("primary", "config_error"), ("backup", None)]
+    providers = {
+        p["provider"]: p for p in json.loads(r.invoke(cli, ["providers", "--config", str(cfg), "--json"]).stdout)
+    }
+    assert providers["primary"]["status"] == "disabled"
+    assert providers["primary"]["reason"].endswith("or run `switchyard providers reset primary`)")
+    assert exec_("T-2") == [("backup", None)]  # still missing: not called
+    agent = bindir / "switchyard-test-late-agent"
+    fake = Path(__file__).parent / "fakes" / "fake_agent.py"
+    agent.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{fake}" "$@"\n')
+    assert exec_("T-3") == [("backup", None)]  # there, but not executable yet: still missing
+    agent.chmod(0o755)
+    assert exec_("T-4") == [("primary", None)]  # installed where PATH already looked: called again

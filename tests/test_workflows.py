@@ -231,18 +231,15 @@ def test_crash_mid_workflow_resumes_at_the_running_stage(tmp_path: Path) -> None
     assert finished["plan"] == 1  # the completed stage was not run (or charged) again
 
 
-def test_budget_blocks_then_resumes_when_the_limit_is_raised(tmp_path: Path) -> None:
-    cfg = tmp_path / "switchyard.toml"
-    base = """
-[providers.sim]
-kind = "simulated"
-latency_ms = 1
-input_tokens = [1000, 1000]
-output_tokens = [100, 100]
-
+def one_model_config(provider: str, settings: str, budgets: str = "") -> str:
+    """Provider `provider` (`settings`: its table) serving model m at $3 / $15 per million, two workers
+    polling every 50 ms, budgets rechecked every 0.3 s (`budgets`: more budget settings)."""
+    return f"""
+[providers.{provider}]
+{settings}
 [[models]]
 name = "m"
-provider = "sim"
+provider = "{provider}"
 cost_per_million_input = 3.0
 cost_per_million_output = 15.0
 
@@ -255,9 +252,13 @@ poll_interval_s = 0.05
 
 [budgets]
 recheck_s = 0.3
-daily_usd = {limit}
-"""
-    cfg.write_text(base.format(limit="0.01"))  # room for two $0.0045 calls
+{budgets}"""
+
+
+def test_budget_blocks_then_resumes_when_the_limit_is_raised(tmp_path: Path) -> None:
+    cfg = tmp_path / "switchyard.toml"
+    sim = 'kind = "simulated"\nlatency_ms = 1\ninput_tokens = [1000, 1000]\noutput_tokens = [100, 100]\n'
+    cfg.write_text(one_model_config("sim", sim, "daily_usd = 0.01\n"))  # room for two $0.0045 calls
     tasks = tasks_file(tmp_path, 4)
     proc = run(cfg, "--tasks", str(tasks), "--once")
     assert proc.returncode == 0, proc.stderr
@@ -272,7 +273,7 @@ daily_usd = {limit}
         ).stdout
     )
     assert budget[0]["spent_usd"] == "0.009" and budget[0]["held_usd"] == "0"
-    cfg.write_text(base.format(limit="1.00"))  # the limit is raised: the blocked tasks go on
+    cfg.write_text(one_model_config("sim", sim, "daily_usd = 1.00\n"))  # the limit is raised: the blocked tasks go on
     proc = run(cfg, "--once")
     assert proc.returncode == 0, proc.stderr
     assert {r["state"] for r in status(cfg)} == {"done"}
@@ -301,28 +302,7 @@ def test_every_candidate_unavailable_blocks_then_resumes_when_the_environment_is
     # seen: with every candidate disabled, `run` called them anyway; every task went dead after 16 attempts
     cfg = tmp_path / "switchyard.toml"
     cfg.write_text(
-        """
-[providers.sim]
-kind = "simulated"
-latency_ms = 1
-api_key_env = "SWITCHYARD_TEST_SIM_KEY"
-
-[[models]]
-name = "m"
-provider = "sim"
-cost_per_million_input = 3.0
-cost_per_million_output = 15.0
-
-[routing]
-default_model = "m"
-
-[coordinator]
-max_workers = 2
-poll_interval_s = 0.05
-
-[budgets]
-recheck_s = 0.3
-"""
+        one_model_config("sim", 'kind = "simulated"\nlatency_ms = 1\napi_key_env = "SWITCHYARD_TEST_SIM_KEY"\n')
     )
     tasks = tasks_file(tmp_path, 2)
     env = {k: v for k, v in os.environ.items() if k != "SWITCHYARD_TEST_SIM_KEY"}
@@ -352,30 +332,14 @@ recheck_s = 0.3
 def test_a_missing_executable_blocks_its_tasks_until_the_config_is_fixed(tmp_path: Path) -> None:
     # seen: `executable 'claude' not found` retried on every task; every task went dead after 16 attempts
     cfg = tmp_path / "switchyard.toml"
-    base = """
-[providers.agent]
-command_template = {template}
-stdin = "{{prompt_file}}"
-usage_format = "claude-json"
-max_retries = 3
 
-[[models]]
-name = "m"
-provider = "agent"
-cost_per_million_input = 3.0
-cost_per_million_output = 15.0
+    def config(template: str) -> str:
+        agent = (
+            f'command_template = {template}\nstdin = "{{prompt_file}}"\nusage_format = "claude-json"\nmax_retries = 3\n'
+        )
+        return one_model_config("agent", agent)
 
-[routing]
-default_model = "m"
-
-[coordinator]
-max_workers = 2
-poll_interval_s = 0.05
-
-[budgets]
-recheck_s = 0.3
-"""
-    cfg.write_text(base.format(template='["switchyard-test-no-such-agent", "-p"]'))
+    cfg.write_text(config('["switchyard-test-no-such-agent", "-p"]'))
     proc = run(cfg, "--tasks", str(tasks_file(tmp_path, 2)), "--once")
     assert proc.returncode == 0, proc.stderr
     rows = status(cfg)
@@ -384,7 +348,7 @@ recheck_s = 0.3
     with Ledger.open(tmp_path / ".switchyard" / "ledger.db") as ledger:
         tried = ledger.attempts()
     assert 1 <= len(tried) <= 2 and {a.error_class for a in tried} == {"config_error"}  # no retries
-    cfg.write_text(base.format(template=json.dumps([sys.executable, FAKE])))  # the config is fixed
+    cfg.write_text(config(json.dumps([sys.executable, FAKE])))  # the config is fixed
     proc = run(cfg, "--once")
     assert proc.returncode == 0, proc.stderr
     assert {r["state"] for r in status(cfg)} == {"done"}

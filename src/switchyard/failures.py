@@ -1,24 +1,24 @@
 """One table that says what to do about every kind of failure.
 
-| kind            | examples                                   | action   | counts against breaker |
-|-----------------|--------------------------------------------|----------|------------------------|
-| rate_limited    | 429 (honour Retry-After up to a cap)       | retry    | no                     |
-| overloaded      | 529, 503, 502                              | retry    | yes                    |
-| server_error    | other 5xx, 200 with an error body          | retry    | yes                    |
-| timeout         | no answer within timeout_s                 | retry    | yes                    |
-| connection      | refused, reset, DNS                        | retry    | yes                    |
-| truncated       | body cut mid-way                           | retry    | yes                    |
-| malformed       | not the JSON we expected                   | retry    | yes                    |
-| cli_error       | agent CLI exited non-zero / is_error       | retry    | yes                    |
-| out_of_credits  | 402, insufficient_quota, spend limit       | failover | yes                    |
-| not_found       | 404: this provider lacks the model         | failover | no                     |
-| bad_request     | 400, 413, 422                              | fatal    | no                     |
-| auth            | 401, 403, a rejected key (Gemini's 400)    | disable  | yes                    |
-| config_error    | executable not found, a CLI usage error    | disable  | yes                    |
-| interrupted     | we were asked to stop                      | fatal    | no                     |
-| unresolved      | an answer that did not resolve the task    | fatal    | no                     |
-| rejected        | `[verify]` rejected the attempt's change   | fatal    | no                     |
-| verify_error    | a `[verify]` check could not run           | fatal    | no                     |
+| kind            | examples                                   | action   | breaker | may have spent |
+|-----------------|--------------------------------------------|----------|---------|----------------|
+| rate_limited    | 429 (honour Retry-After up to a cap)       | retry    | no      | unless status  |
+| overloaded      | 529, 503, 502                              | retry    | yes     | unless status  |
+| server_error    | other 5xx, 200 with an error body          | retry    | yes     | unless status  |
+| timeout         | no answer within timeout_s                 | retry    | yes     | yes            |
+| connection      | refused, DNS, the request not sent         | retry    | yes     | no             |
+| truncated       | body cut mid-way, connection reset         | retry    | yes     | yes            |
+| malformed       | not the JSON we expected                   | retry    | yes     | yes            |
+| cli_error       | agent CLI exited non-zero / is_error       | retry    | yes     | yes            |
+| out_of_credits  | 402, insufficient_quota, spend limit       | failover | yes     | unless status  |
+| not_found       | 404: this provider lacks the model         | failover | no      | no             |
+| bad_request     | 400, 413, 422                              | fatal    | no      | unless status  |
+| auth            | 401, 403, a rejected key (Gemini's 400)    | disable  | yes     | no             |
+| config_error    | executable not found, a CLI usage error    | disable  | yes     | no             |
+| interrupted     | we were asked to stop                      | fatal    | no      | yes            |
+| unresolved      | an answer that did not resolve the task    | fatal    | no      | yes            |
+| rejected        | `[verify]` rejected the attempt's change   | fatal    | no      | yes            |
+| verify_error    | a `[verify]` check could not run           | fatal    | no      | yes            |
 
 `retry` tries the same provider again (up to its `max_retries`), then fails
 over to the next candidate; `failover` moves on at once; `fatal` ends the
@@ -30,6 +30,15 @@ the coordinator, as after any route that failed, escalates the task
 reason, and no task calls it again (a failure that would repeat on every call,
 such as a missing executable or a command line the CLI rejects, `classify_exit`,
 is a configuration error, not something to retry).
+
+"may have spent" is what a failed call whose usage cannot be read (no usage, no reported
+cost) is charged, `may_have_spent`: `yes`, the call ran and may have done paid work, so it is
+recorded unpriced (`cost_basis = "unknown"`, charged its worst case, the budget hold); `no`,
+no model work can have happened (the executable is missing, the CLI rejected its command line,
+the request never reached the provider, the key was refused, no such model), so it is $0 and
+its hold is released; `unless status`, $0 when the provider refused the request with this
+error as its status (an HTTP status >= 400, or the API status an agent CLI reports: a 429, a
+529 before any work), else (an error in a 200 body, after output had started) unpriced.
 
 `unresolved` is a wrong answer, not a broken provider: the call worked and its
 tokens are paid, but the work did not resolve the task (today only the
@@ -49,9 +58,19 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal
 
-__all__ = ["POLICY", "Failure", "FailureKind", "Policy", "classify_exit", "classify_http", "usage_error"]
+__all__ = [
+    "POLICY",
+    "Failure",
+    "FailureKind",
+    "Policy",
+    "classify_exit",
+    "classify_http",
+    "may_have_spent",
+    "usage_error",
+]
 
 Action = Literal["retry", "failover", "fatal", "disable"]
+Spent = Literal["yes", "no", "unless_status"]
 
 
 class FailureKind(StrEnum):
@@ -83,36 +102,42 @@ class Policy:
     action: Action
     breaker: bool
     hint: str
+    spent: Spent  # may a call that failed so, its usage unread, have spent? (`may_have_spent`)
 
 
 POLICY: dict[FailureKind, Policy] = {
-    FailureKind.RATE_LIMITED: Policy("retry", False, "the provider asked us to slow down"),
-    FailureKind.OVERLOADED: Policy("retry", True, "the provider is overloaded; retrying with backoff"),
-    FailureKind.SERVER_ERROR: Policy("retry", True, "the provider failed; retrying with backoff"),
-    FailureKind.TIMEOUT: Policy("retry", True, "no answer in time; raise timeout_s if the task is long"),
-    FailureKind.CONNECTION: Policy("retry", True, "could not reach the provider; check base_url and the network"),
-    FailureKind.TRUNCATED: Policy("retry", True, "the response was cut off"),
-    FailureKind.MALFORMED: Policy("retry", True, "the response was not in the expected format"),
-    FailureKind.CLI_ERROR: Policy("retry", True, "the agent CLI failed; its own error text is kept"),
-    FailureKind.OUT_OF_CREDITS: Policy("failover", True, "the account is out of credits or over its spend limit"),
-    FailureKind.NOT_FOUND: Policy("failover", False, "this provider does not serve the model; check provider_model"),
+    FailureKind.RATE_LIMITED: Policy("retry", False, "the provider asked us to slow down", "unless_status"),
+    FailureKind.OVERLOADED: Policy("retry", True, "the provider is overloaded; retrying with backoff", "unless_status"),
+    FailureKind.SERVER_ERROR: Policy("retry", True, "the provider failed; retrying with backoff", "unless_status"),
+    FailureKind.TIMEOUT: Policy("retry", True, "no answer in time; raise timeout_s if the task is long", "yes"),
+    FailureKind.CONNECTION: Policy("retry", True, "could not reach the provider; check base_url and the network", "no"),
+    FailureKind.TRUNCATED: Policy("retry", True, "the response was cut off", "yes"),
+    FailureKind.MALFORMED: Policy("retry", True, "the response was not in the expected format", "yes"),
+    FailureKind.CLI_ERROR: Policy("retry", True, "the agent CLI failed; its own error text is kept", "yes"),
+    FailureKind.OUT_OF_CREDITS: Policy(
+        "failover", True, "the account is out of credits or over its spend limit", "unless_status"
+    ),
+    FailureKind.NOT_FOUND: Policy(
+        "failover", False, "this provider does not serve the model; check provider_model", "no"
+    ),
     FailureKind.BAD_REQUEST: Policy(
-        "fatal", False, "the request itself is wrong; another model would fail the same way"
+        "fatal", False, "the request itself is wrong; another model would fail the same way", "unless_status"
     ),
     FailureKind.AUTH: Policy(
-        "disable", True, "the key was rejected; fix it, then run 'switchyard providers reset NAME'"
+        "disable", True, "the key was rejected; fix it, then run 'switchyard providers reset NAME'", "no"
     ),
     FailureKind.CONFIG_ERROR: Policy(
         "disable",
         True,
         "the provider cannot run as configured; it is tried again once its config or environment changes",
+        "no",
     ),
-    FailureKind.INTERRUPTED: Policy("fatal", False, "stopped on request"),
+    FailureKind.INTERRUPTED: Policy("fatal", False, "stopped on request", "yes"),
     FailureKind.UNRESOLVED: Policy(
-        "fatal", False, "the answer did not resolve the task; the coordinator escalates it (retry_count + 1)"
+        "fatal", False, "the answer did not resolve the task; the coordinator escalates it (retry_count + 1)", "yes"
     ),
-    FailureKind.REJECTED: Policy("fatal", False, "verification rejected the change; the task escalates"),
-    FailureKind.VERIFY_ERROR: Policy("fatal", False, "a verification check could not run; fix [verify]"),
+    FailureKind.REJECTED: Policy("fatal", False, "verification rejected the change; the task escalates", "yes"),
+    FailureKind.VERIFY_ERROR: Policy("fatal", False, "a verification check could not run; fix [verify]", "yes"),
 }
 
 
@@ -129,6 +154,21 @@ class Failure:
     @property
     def policy(self) -> Policy:
         return POLICY[self.kind]
+
+
+def may_have_spent(failure: Failure | None) -> bool:
+    """May a call that ended so have done paid model work? Asked of a call whose usage cannot be read.
+
+    A success did. A failure, as the table's "may have spent" says: `unless_status` kinds spent
+    nothing when the provider refused the request with that error as its status (HTTP >= 400, or
+    the API status a CLI reports); the same error in a 200 body may come after work was done.
+    """
+    if failure is None:
+        return True
+    spent = failure.policy.spent
+    if spent == "unless_status":
+        return not (failure.http_status is not None and failure.http_status >= 400)
+    return spent == "yes"
 
 
 def classify_http(status: int, error_code: str | None = None, error_type: str | None = None) -> FailureKind:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from switchyard._records import record
 from switchyard.config import LoadedConfig
-from switchyard.config.schema import HealthConfig, ProviderConfig
+from switchyard.config.schema import CommandProvider, HealthConfig, ProviderConfig
 from switchyard.failures import POLICY, Failure, FailureKind
 
 # The failure kinds that count against a breaker, from the one table in failures.py.
@@ -50,6 +51,18 @@ def _config_health(name: str, p: ProviderConfig, env: Mapping[str, str]) -> Prov
     if p.api_key_env and not env.get(p.api_key_env):
         return ProviderHealth(name, "disabled", f"environment variable {p.api_key_env} is not set")
     return ProviderHealth(name, "up", "ok")
+
+
+def _executable(name: str, path: str) -> str:
+    """Where `name` resolves on `path` and which file it is there (inode, mtime), or "missing"."""
+    found = shutil.which(name, path=path)
+    if found is None:
+        return "missing"
+    try:
+        st = os.stat(found)
+    except OSError:
+        return "missing"
+    return f"{os.path.abspath(found)}\0{st.st_dev}:{st.st_ino}:{st.st_mtime_ns}"
 
 
 def current_status(loaded: LoadedConfig, env: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -87,13 +100,19 @@ class Health:
         return int(self.clock() * 1000)
 
     def fingerprint(self, provider: str) -> str:
-        """The provider's config and the PATH its executable is looked up in, as a digest.
+        """The provider's config, its PATH and the executable found there, as a digest.
 
         A provider disabled by a configuration error is tried again once this changes: the
-        config was fixed (another command_template, say) or the environment was.
+        config was fixed (another command_template, say), the PATH was, or the executable
+        appeared, was replaced or was made executable in a directory already on it.
         """
         env = os.environ if self.env is None else self.env
-        text = repr(self.loaded.providers.get(provider)) + "\0" + env.get("PATH", "")
+        p = self.loaded.providers.get(provider)
+        path = env.get("PATH", "")
+        text = repr(p) + "\0" + path
+        if isinstance(p, CommandProvider) and p.command_template:
+            path = p.env.get("PATH", path)  # what the child's exec searches (`CommandRunner._env`)
+            text += "\0" + _executable(p.command_template[0], path)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
     def _lifted(self, row: BreakerRow) -> bool:
@@ -130,29 +149,38 @@ class Health:
 
     def allow(self, provider: str) -> bool:
         """May we call `provider` now? Half-open admits one probe at a time."""
-        why, allowed = self.gate(provider)
+        why, allowed, _ = self.gate(provider)
         return why is None and allowed
 
-    def gate(self, provider: str) -> tuple[str | None, bool]:
-        """(why `provider` is disabled, or None; may it be called now), reading its breaker once.
+    def gate(self, provider: str) -> tuple[str | None, bool, int | None]:
+        """(why `provider` is disabled, or None; may it be called now; the probe slot this call took).
 
         A disabled provider is never called. Otherwise its circuit decides: closed lets the call
-        through, open refuses it, half-open admits one probe at a time (this call takes the slot).
+        through, open refuses it, half-open admits one probe at a time: this call takes the slot,
+        and the third element is its claim (else None), to give back with `free_probe` if the call
+        is not made after all (a budget refuses it), or the slot stays taken until probe_timeout_s.
         """
         p = self.loaded.providers.get(provider)
         if p is not None:
             h = _config_health(provider, p, os.environ if self.env is None else self.env)
             if h.status == "disabled":
-                return h.reason, False
+                return h.reason, False, None
         row = self.ledger.breakers().get(provider)
         if row is None or row.state == "closed":
-            return None, True
-        if row.state == "disabled":
-            return (None, True) if self._lifted(row) else (row.reason, False)  # the next call shows if it was fixed
+            return None, True, None
+        if row.state == "disabled":  # the next call shows if it was fixed
+            return (None, True, None) if self._lifted(row) else (row.reason, False, None)
         now = self._now_ms()
         if row.opened_ms is not None and now < row.opened_ms + int(self.settings.cooldown_s * 1000):
-            return None, False
-        return None, self.ledger.claim_probe(provider, now, int(self.settings.probe_timeout_s * 1000))
+            return None, False, None
+        if self.ledger.claim_probe(provider, now, int(self.settings.probe_timeout_s * 1000)):
+            return None, True, now
+        return None, False, None
+
+    def free_probe(self, provider: str, claim: int | None) -> None:
+        """Give back the half-open probe slot `gate` took (`claim`) for a call that was not made."""
+        if claim is not None:
+            self.ledger.free_probe(provider, claim, self._now_ms())
 
     def record(self, provider: str, failure: Failure | None) -> None:
         """Feed one call's outcome to the provider's breaker."""
@@ -174,7 +202,10 @@ class Health:
                     reason = f"credentials rejected (HTTP {failure.http_status or '401/403'}): {failure.message[:200]}"
                     sha = None  # a key is fixed outside our sight: lifted by `providers reset`
                 else:
-                    reason = f"{failure.kind}: {failure.message[:300]} (fix the provider's config or environment)"
+                    reason = (
+                        f"{failure.kind}: {failure.message[:300]} (fix the provider's config or environment, "
+                        f"or run `switchyard providers reset {provider}`)"
+                    )
                     sha = self.fingerprint(provider)
                 self.ledger.put_breaker(BreakerRow(provider, "disabled", row.failures + 1, now, None, reason, now, sha))
                 self.ledger.breaker_event(provider, now, "disabled", reason)

@@ -26,7 +26,7 @@ from switchyard.config import LoadedConfig
 from switchyard.config.provider_kinds import CallShape, worst_case
 from switchyard.config.schema import CommandProvider, ProviderConfig
 from switchyard.driver import AttemptOutcome, AttemptRequest, Failover, Job, RunResult, Skipped, drive
-from switchyard.failures import Failure, FailureKind
+from switchyard.failures import Failure, FailureKind, may_have_spent
 from switchyard.health import Health
 from switchyard.ledger.store import AttemptRecord, Ledger
 from switchyard.money import usd
@@ -46,14 +46,15 @@ def safe_name(text: str) -> str:
 
 
 def _unpriced(result: Result) -> bool:
-    """The call ran, and what it spent cannot be read: no usage and no reported cost.
+    """The call may have spent, and what it spent cannot be read: no usage and no reported cost.
 
     A success without usage (an HTTP 200 with no `usage`, a CLI with `usage_format = "none"` or no
-    usage line, usage lost), and a call killed at its timeout, which may have spent anything.
+    usage line, usage lost), and a failure after which model work may have been done (a timeout, a
+    CLI that exited non-zero, a cut-off or unreadable answer): `failures.may_have_spent` decides.
     """
     if result.usage is not None or result.reported_cost_usd is not None:
         return False
-    return result.failure is None or result.failure.kind is FailureKind.TIMEOUT
+    return may_have_spent(result.failure)
 
 
 class Runner:
@@ -162,7 +163,7 @@ class Runner:
         existing = self.ledger.get(request.attempt_id)
         if existing is not None:
             return self._replayed(existing, run_dir)
-        disabled, allowed = self.health.gate(cand.provider)
+        disabled, allowed, probe = self.health.gate(cand.provider)
         if not allowed:
             return self._unavailable(job.route, cand, disabled)
         model = self.loaded.catalog[cand.model]
@@ -198,6 +199,7 @@ class Runner:
                 try:
                     hold_id = self.budgets.reserve(request.attempt_id, task.id, hold, counters).hold_id
                 except BudgetExceeded as exc:  # a call that does not fit is not started
+                    self.health.free_probe(cand.provider, probe)  # nor does it probe the circuit
                     return Skipped(str(exc), exc.on_exceed)
         try:
             if self.on_start is not None:
@@ -209,6 +211,7 @@ class Runner:
             if hold_id is not None:
                 assert self.budgets is not None
                 self.budgets.release(hold_id)
+            self.health.free_probe(cand.provider, probe)  # no outcome: the next call probes
             raise
         latency_ms = int((time.perf_counter() - t0) * 1000)
         verdict = self.verify(request, call) if result.ok and self.verify is not None else None
@@ -231,7 +234,7 @@ class Runner:
                 assert self.budgets is not None
                 if result.usage is not None or record.cost_basis != "catalog":
                     self.budgets.settle(hold_id, record.cost_usd)  # unreadable usage: settled at the hold
-                else:  # nothing known to have been spent (refused, failed to start, an error answer)
+                else:  # nothing can have been spent (refused before any work, failed to start)
                     self.budgets.release(hold_id)
             if record.completed and self.on_complete is not None:
                 self.on_complete(record)

@@ -22,58 +22,19 @@ if len(sys.argv) > 1:
 
 NOW_S = 1772625600.0  # 2026-03-04T12:00:00Z, the day after the test ledger's last attempt
 
-DASHBOARD_CONFIG = """
-[providers.a]
-kind = "simulated"
-[providers.b]
-kind = "openai"
-api_key_env = "B_KEY_NOT_SET"
-
-[[models]]
-name = "big"
-provider = "a"
-cost_per_million_input = 10.0
-cost_per_million_output = 20.0
-
-[[models]]
-name = "small"
-provider = "b"
-cost_per_million_input = 1.0
-cost_per_million_output = 2.0
-
-[routing]
-default_model = "big"
-
-[budgets]
-daily_usd = 10
-[[budgets.limits]]
-scope = "provider:a"
-period = "month"
-limit_usd = 100
-
-[ledger]
-path = "{path}"
-"""
-
 
 def build(tmp: Path) -> dict[str, object]:
+    from report_ledger import D1, D2, D3, DASHBOARD_CONFIG, report_attempts
     from switchyard.cli.common import dump_json
     from switchyard.config import loads_config
     from switchyard.dashboard import Dashboard
     from switchyard.ledger import Ledger
     from switchyard.report import Window, report
-    from test_report import CONFIG, D1, D2, D3, rec
+    from test_report import CONFIG
 
     path = tmp / "l.db"
     led = Ledger.open(path)
-    for r in [
-        rec(0, D1, "big", priority=0, labels=("bug", "security")),
-        rec(1, D1 + 1000, "small", labels=("documentation",)),
-        rec(2, D2, "small", status="failed", error_class="overloaded", completed=False),
-        rec(3, D2 + 5000, "big", candidate_index=1, failover_from="b", first=False, reason="fell back to big"),
-        rec(4, D3, "small", experiment="ab", arm="small", priority=4),
-        rec(5, D3 + 1, "big", experiment="ab", arm="big", priority=4, task_retry=1),
-    ]:
+    for r in report_attempts(reason="fell back to big"):
         led.record(r)
     led.breaker_event("a", D2, "open", "3 consecutive failures")
     catalog = loads_config(CONFIG.format(path=path)).catalog
@@ -98,7 +59,7 @@ def build(tmp: Path) -> dict[str, object]:
     put("report --by experiment", report(led.db, Window(), ("experiment",)))
     put("report --by day --by provider --until D3", report(led.db, Window(None, D3), ("day", "provider")))
     put("report --by stage --by workflow", report(led.db, Window(), ("stage", "workflow")))
-    dash = Dashboard(loads_config(DASHBOARD_CONFIG.format(path=path)), led, clock=lambda: NOW_S)
+    dash = Dashboard(loads_config(DASHBOARD_CONFIG + f'\n[ledger]\npath = "{path}"\n'), led, clock=lambda: NOW_S)
     for endpoint, query in [
         ("/api/summary", {}),
         ("/api/summary", {"days": ["2"]}),

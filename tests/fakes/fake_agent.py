@@ -4,7 +4,7 @@ Run as `python fake_agent.py [args...]` with the prompt on stdin. It records its
 argv, environment and prompt to $FAKE_RECORD (JSON) when that is set.
 
 FAKE_MODE: ok | error529 | is_error_text | exit2 | no_usage | usage_error | other_model | hang | garbage | truncated | sleep | fail_then_ok | echo | review
-| escape | leak | flood | swap | threads | edit | judge | slow_fail
+| escape | leak | flood | swap | threads | edit | judge | slow_fail | crash | refused
 """
 
 from __future__ import annotations
@@ -95,6 +95,15 @@ def main() -> int:
     if mode == "slow_fail":  # takes FAKE_SLEEP seconds, then fails as error529 does: a call to cancel mid-way
         time.sleep(float(os.environ.get("FAKE_SLEEP", "0.2")))
         mode = "error529"
+    if mode == "crash":  # works FAKE_SLEEP seconds, then dies saying nothing of what it spent
+        time.sleep(float(os.environ.get("FAKE_SLEEP", "0.2")))
+        sys.stderr.write("fatal: the agent crashed\n")
+        return 1
+    if mode == "refused":  # the API refused the request (status FAKE_STATUS) before any work: no usage
+        status = int(os.environ.get("FAKE_STATUS", "429"))
+        refused = {k: v for k, v in result.items() if k not in ("usage", "total_cost_usd")}
+        print(json.dumps({**refused, "is_error": True, "api_error_status": status, "result": f"API Error: {status}"}))
+        return 1
     if mode == "error529":
         zero = {k: 0 for k in usage}
         print(

@@ -1,4 +1,6 @@
-"""The skeleton shared by the scripted wire servers (``responses_wire``, ``gemini_wire``).
+"""The skeleton shared by the scripted wire servers (``responses_wire``, ``gemini_wire``), and the parts
+the older stand-ins (``anthropic_wire``, ``openai_wire``) share with them: :class:`ThreadedServer` (serving
+from a daemon thread on a free port), :class:`ReplyQueue` (queued errors or faults) and :func:`usage_for_model`.
 
 A :class:`WireServer` binds ``127.0.0.1`` on a free port, serves from a daemon
 thread, records every request (credentials never stored, only whether the key
@@ -23,8 +25,8 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Generic, Protocol, Self, TypeVar
 from urllib.parse import parse_qs, urlsplit
@@ -34,9 +36,17 @@ __all__ = [
     "REDACTED_HEADERS",
     "Exchange",
     "RecordedRequest",
+    "ReplyQueue",
+    "RequestLog",
     "ScriptedError",
+    "ScriptedServer",
+    "ThreadedServer",
+    "TokenCounts",
     "WireServer",
+    "halves",
     "new_id",
+    "retry_after_header",
+    "usage_for_model",
 ]
 
 #: Header names (lower case) that carry an API key, in the order they are looked at.
@@ -63,9 +73,121 @@ class ScriptedError(Protocol):
 ErrorT = TypeVar("ErrorT", bound=ScriptedError)
 
 
+class Repeated(Protocol):
+    """A queued reply given to ``times`` requests in a row (``None``: to every request from then on)."""
+
+    @property
+    def times(self) -> int | None: ...
+
+
+QueuedT = TypeVar("QueuedT", bound=Repeated)
+UsageT = TypeVar("UsageT")
+
+
+class ReplyQueue(Generic[QueuedT]):
+    """Replies (errors, faults) handed out in order, each ``times`` times; thread safe."""
+
+    def __init__(self, items: Iterable[QueuedT] = ()) -> None:
+        self._lock = threading.Lock()
+        self._items: list[QueuedT] = list(items)
+        self._uses = 0
+
+    def extend(self, items: Iterable[QueuedT]) -> None:
+        with self._lock:
+            self._items.extend(items)
+
+    def clear(self) -> None:
+        """Drop every pending reply, permanent ones included."""
+        with self._lock:
+            self._items.clear()
+            self._uses = 0
+
+    def take(self) -> QueuedT | None:
+        """The reply the next request gets, if any."""
+        with self._lock:
+            if not self._items:
+                return None
+            item = self._items[0]
+            if item.times is not None:
+                self._uses += 1
+                if self._uses >= item.times:
+                    self._items.pop(0)
+                    self._uses = 0
+            return item
+
+
+RecordT = TypeVar("RecordT")
+
+
+class RequestLog(Generic[RecordT]):
+    """The requests a server answered, in arrival order; thread safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: list[RecordT] = []
+        self._seq = 0
+
+    def add(self, make: Callable[[int], RecordT]) -> RecordT:
+        """Record ``make(seq)``, ``seq`` numbering the requests from 0."""
+        with self._lock:
+            req = make(self._seq)
+            self._seq += 1
+            self._items.append(req)
+            return req
+
+    def all(self) -> list[RecordT]:
+        """A copy of every request recorded so far, in order."""
+        with self._lock:
+            return list(self._items)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+    def update(self, match: Callable[[RecordT], bool], change: Callable[[RecordT], RecordT]) -> None:
+        """Replace the last request that ``match`` picks with ``change`` of it."""
+        with self._lock:
+            for index in range(len(self._items) - 1, -1, -1):
+                if match(self._items[index]):
+                    self._items[index] = change(self._items[index])
+                    return
+
+
+def usage_for_model(by_model: Mapping[str, UsageT], default: UsageT, model: str | None) -> UsageT:
+    """The usage reported for ``model``: a key of ``by_model`` equal to it, else one contained in it
+    (``"haiku"`` matches ``"claude-haiku-4-5-20251001"``), else ``default``."""
+    if model is not None:
+        if model in by_model:
+            return by_model[model]
+        for key, value in by_model.items():
+            if key in model:
+                return value
+    return default
+
+
 def new_id(prefix: str) -> str:
     """A random id with ``prefix``."""
     return prefix + uuid.uuid4().hex[:24]
+
+
+def halves(text: str) -> list[str]:
+    """Split ``text`` in two non-empty parts where possible, so clients
+    exercise their delta concatenation."""
+    half = len(text) // 2
+    return [part for part in (text[:half], text[half:]) if part]
+
+
+def retry_after_header(retry_after: float | None) -> dict[str, str]:
+    """The ``retry-after`` header (seconds) of an error reply, if it has one."""
+    return {} if retry_after is None else {"retry-after": f"{retry_after:g}"}
+
+
+class TokenCounts:
+    """A frozen dataclass of token counts whose sum adds them field by field."""
+
+    def __add__(self, other: Self) -> Self:
+        sums = {f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)}  # type: ignore[arg-type]
+        return replace(self, **sums)  # type: ignore[type-var]
 
 
 @dataclass(frozen=True)
@@ -244,40 +366,33 @@ class _HTTPServer(ThreadingHTTPServer):
         super().handle_error(request, client_address)
 
 
-class WireServer(Generic[ErrorT]):
-    """Lifecycle, recording and the error queue; subclasses implement :meth:`answer`.
-
-    Args:
-        errors: Error replies consumed in order by model requests before
-            scripted and default replies (see ``times`` on each).
-        api_key: If set, model requests whose credential differs get the
-            subclass's 401.
-        host: Interface to bind; keep the loopback default.
-    """
+class ThreadedServer:
+    """An HTTP server on ``host`` and a free port, serving from a daemon thread: a context manager, or
+    :meth:`start` and :meth:`stop`. A subclass gives :meth:`handler_class`."""
 
     thread_name = "wire"
+    poll_interval = 0.05
 
-    def __init__(self, *, errors: Sequence[ErrorT] | None = None, api_key: str | None = None, host: str = "127.0.0.1"):
-        self.api_key = api_key
+    def __init__(self, host: str = "127.0.0.1") -> None:
         self._host = host
-        self._lock = threading.Lock()
-        self._requests: list[RecordedRequest] = []
-        self._seq = 0
-        self._errors: list[ErrorT] = list(errors or [])
-        self._error_uses = 0
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
 
-    # ----------------------------------------------------------------- lifecycle
+    def handler_class(self) -> type[BaseHTTPRequestHandler]:  # pragma: no cover - subclasses give one
+        """The request handler class, bound to this server."""
+        raise NotImplementedError
 
     def start(self) -> Self:
         """Bind a free port and serve from a daemon thread; returns ``self``."""
         if self._httpd is not None:
             raise RuntimeError("server already started")
-        httpd = _HTTPServer((self._host, 0), _make_handler(self))
+        httpd = _HTTPServer((self._host, 0), self.handler_class())
         self._httpd = httpd
         self._thread = threading.Thread(
-            target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, name=self.thread_name, daemon=True
+            target=httpd.serve_forever,
+            kwargs={"poll_interval": self.poll_interval},
+            name=self.thread_name,
+            daemon=True,
         )
         self._thread.start()
         return self
@@ -310,38 +425,49 @@ class WireServer(Generic[ErrorT]):
         """``http://host:port`` (no path, no trailing slash)."""
         return f"http://{self._host}:{self.port}"
 
+
+class WireServer(ThreadedServer, Generic[ErrorT]):
+    """Lifecycle, recording and the error queue; subclasses implement :meth:`answer`.
+
+    Args:
+        errors: Error replies consumed in order by model requests before
+            scripted and default replies (see ``times`` on each).
+        api_key: If set, model requests whose credential differs get the
+            subclass's 401.
+        host: Interface to bind; keep the loopback default.
+    """
+
+    thread_name = "wire"
+
+    def __init__(self, *, errors: Sequence[ErrorT] | None = None, api_key: str | None = None, host: str = "127.0.0.1"):
+        super().__init__(host)
+        self.api_key = api_key
+        self._lock = threading.Lock()
+        self._log: RequestLog[RecordedRequest] = RequestLog()
+        self._errors: ReplyQueue[ErrorT] = ReplyQueue(errors or [])
+
+    def handler_class(self) -> type[BaseHTTPRequestHandler]:
+        return _make_handler(self)
+
     # ------------------------------------------------------------- configuration
 
     def queue_errors(self, *errors: ErrorT) -> None:
         """Append error replies for upcoming model requests."""
-        with self._lock:
-            self._errors.extend(errors)
+        self._errors.extend(errors)
 
     def clear_errors(self) -> None:
         """Drop all pending error replies, permanent ones included."""
-        with self._lock:
-            self._errors.clear()
-            self._error_uses = 0
+        self._errors.clear()
 
     def next_error(self) -> ErrorT | None:
         """Take the error the next model request gets, if any."""
-        with self._lock:
-            if not self._errors:
-                return None
-            err = self._errors[0]
-            if err.times is not None:
-                self._error_uses += 1
-                if self._error_uses >= err.times:
-                    self._errors.pop(0)
-                    self._error_uses = 0
-            return err
+        return self._errors.take()
 
     # ----------------------------------------------------------------- recording
 
     def requests(self) -> list[RecordedRequest]:
         """A copy of every request answered so far, in order."""
-        with self._lock:
-            return list(self._requests)
+        return self._log.all()
 
     def model_requests(self) -> list[RecordedRequest]:
         """Only the requests that asked a model for output, in order."""
@@ -349,15 +475,10 @@ class WireServer(Generic[ErrorT]):
 
     def reset(self) -> None:
         """Forget recorded requests; configuration is kept."""
-        with self._lock:
-            self._requests.clear()
+        self._log.clear()
 
     def _record(self, **fields: Any) -> RecordedRequest:
-        with self._lock:
-            req = RecordedRequest(seq=self._seq, **fields)
-            self._seq += 1
-            self._requests.append(req)
-            return req
+        return self._log.add(lambda seq: RecordedRequest(seq=seq, **fields))
 
     # ------------------------------------------------------------------ answering
 
@@ -388,3 +509,86 @@ def _make_handler(server: WireServer[Any]) -> type[BaseHTTPRequestHandler]:
         do_GET = do_POST = do_HEAD = do_PUT = do_DELETE = _answer
 
     return Handler
+
+
+CountsT = TypeVar("CountsT", bound=TokenCounts)
+ReplyT = TypeVar("ReplyT")
+
+
+class ScriptedServer(WireServer[ErrorT], Generic[ErrorT, CountsT, ReplyT]):
+    """A :class:`WireServer` answering model requests with scripted replies (``responses_wire``, ``gemini_wire``).
+
+    A subclass gives :meth:`default_usage` (the usage when ``usage`` is not given) and answers.
+
+    Args:
+        reply_text: Text of the reply when neither the responder nor the script chooses it.
+        usage: Usage reported for model requests whose model has no entry in ``usage_by_model``.
+        usage_by_model: Per-model usage (exact model name).
+        script: Replies used one per request, in order, before the default.
+        responder: Optional callback choosing a reply from the request body
+            (consulted before the script; ``None`` falls through).
+        errors: Error replies consumed in order by model requests before anything else.
+        models: If set, the only models served; others get the subclass's 404.
+        served_model: Maps a requested model to the one the reply names.
+        api_key: If set, a request with another key gets the subclass's error.
+    """
+
+    def __init__(
+        self,
+        *,
+        reply_text: str = "OK",
+        usage: CountsT | None = None,
+        usage_by_model: Mapping[str, CountsT] | None = None,
+        script: Sequence[ReplyT] | None = None,
+        responder: Callable[[Mapping[str, Any]], ReplyT | None] | None = None,
+        errors: Sequence[ErrorT] | None = None,
+        models: Sequence[str] | None = None,
+        served_model: Mapping[str, str] | None = None,
+        api_key: str | None = None,
+        host: str = "127.0.0.1",
+    ) -> None:
+        super().__init__(errors=errors, api_key=api_key, host=host)
+        self.reply_text = reply_text
+        self.usage = usage if usage is not None else self.default_usage()
+        self.usage_by_model = dict(usage_by_model or {})
+        self.script: list[ReplyT] = list(script or [])
+        self.responder = responder
+        self.models = None if models is None else list(models)
+        self.served_model = dict(served_model or {})
+
+    def default_usage(self) -> CountsT:  # pragma: no cover - subclasses give one
+        raise NotImplementedError
+
+    def usage_for(self, model: str) -> CountsT:
+        return self.usage_by_model.get(model, self.usage)
+
+    def _usage_sent(self, zero: CountsT) -> CountsT:
+        """The sum of the usage of every successful model reply sent."""
+        total = zero
+        for req in self.model_requests():
+            if req.status == 200 and isinstance(req.usage, type(zero)):
+                total = total + req.usage
+        return total
+
+    def _next_reply(self, body: Mapping[str, Any]) -> ReplyT | None:
+        responder = self.responder
+        chosen = responder(body) if responder is not None else None
+        if chosen is not None:
+            return chosen
+        with self._lock:
+            return self.script.pop(0) if self.script else None
+
+    def _refused(self, ex: Exchange, model: str, *, bad_key: ErrorT, not_served: ErrorT) -> bool:
+        """Send the error a model request gets before any reply (a wrong key, a model not served, a queued
+        error), if it gets one; whether it did."""
+        error: ErrorT | None
+        if self.api_key is not None and not ex.key_matches:
+            error = bad_key
+        elif self.models is not None and model not in self.models:
+            error = not_served
+        else:
+            error = self.next_error()
+        if error is None:
+            return False
+        ex.send_error(error, model=model, model_call=True)
+        return True

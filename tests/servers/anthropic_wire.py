@@ -36,14 +36,15 @@ Example::
 from __future__ import annotations
 
 import json
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Self
+from http.server import BaseHTTPRequestHandler
+from typing import Any
 from urllib.parse import urlsplit
+
+from servers._wire import ReplyQueue, RequestLog, ThreadedServer, TokenCounts, halves, new_id, usage_for_model
 
 __all__ = [
     "REDACTED_HEADERS",
@@ -78,7 +79,7 @@ ContentBlock = Mapping[str, Any]
 
 
 @dataclass(frozen=True)
-class Usage:
+class Usage(TokenCounts):
     """Token counts reported in a Messages API ``usage`` object."""
 
     input_tokens: int = 0
@@ -89,14 +90,6 @@ class Usage:
     def as_dict(self) -> dict[str, int]:
         """Return the usage as the JSON object the API sends."""
         return asdict(self)
-
-    def __add__(self, other: Usage) -> Usage:
-        return Usage(
-            input_tokens=self.input_tokens + other.input_tokens,
-            output_tokens=self.output_tokens + other.output_tokens,
-            cache_creation_input_tokens=self.cache_creation_input_tokens + other.cache_creation_input_tokens,
-            cache_read_input_tokens=self.cache_read_input_tokens + other.cache_read_input_tokens,
-        )
 
 
 #: Zero tokens; e.g. for side requests whose usage a test wants to ignore.
@@ -211,7 +204,7 @@ def tool_use_block(name: str, tool_input: Mapping[str, Any], block_id: str | Non
     }
 
 
-class AnthropicWireServer:
+class AnthropicWireServer(ThreadedServer):
     """A threaded Anthropic Messages API fake on ``127.0.0.1`` and a free port.
 
     Use it as a context manager, or call :meth:`start` and :meth:`stop`.
@@ -246,85 +239,40 @@ class AnthropicWireServer:
         self.usage_by_model: dict[str, Usage] = dict(usage_by_model or {})
         self.responder = responder
         self.omit_usage = False  # a non-streamed 200 message without its `usage` object
-        self._host = host
-        self._lock = threading.Lock()
-        self._requests: list[RecordedRequest] = []
-        self._errors: list[ErrorReply] = list(errors or [])
-        self._error_uses = 0
-        self._httpd: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        super().__init__(host)
+        self._log: RequestLog[RecordedRequest] = RequestLog()
+        self._errors: ReplyQueue[ErrorReply] = ReplyQueue(errors or [])
 
-    # ----------------------------------------------------------------- lifecycle
+    thread_name = "anthropic-wire"
 
-    def start(self) -> Self:
-        """Bind a free port and serve from a daemon thread; returns ``self``."""
-        if self._httpd is not None:
-            raise RuntimeError("server already started")
-        httpd = ThreadingHTTPServer((self._host, 0), _make_handler(self))
-        httpd.daemon_threads = True
-        self._httpd = httpd
-        self._thread = threading.Thread(target=httpd.serve_forever, name="anthropic-wire", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and close the socket. Safe to call more than once."""
-        httpd, thread = self._httpd, self._thread
-        self._httpd = self._thread = None
-        if httpd is not None:
-            httpd.shutdown()
-            httpd.server_close()
-        if thread is not None:
-            thread.join(timeout=5)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        """The bound TCP port."""
-        if self._httpd is None:
-            raise RuntimeError("server not started")
-        return int(self._httpd.server_address[1])
+    def handler_class(self) -> type[BaseHTTPRequestHandler]:
+        return _make_handler(self)
 
     @property
     def base_url(self) -> str:
         """The value for ``ANTHROPIC_BASE_URL`` (no ``/v1``, no trailing slash)."""
-        return f"http://{self._host}:{self.port}"
+        return self.root_url
 
     # ------------------------------------------------------------- configuration
 
     def queue_errors(self, *errors: ErrorReply) -> None:
         """Append error replies for upcoming message requests."""
-        with self._lock:
-            self._errors.extend(errors)
+        self._errors.extend(errors)
 
     def clear_errors(self) -> None:
         """Drop all pending error replies."""
-        with self._lock:
-            self._errors.clear()
-            self._error_uses = 0
+        self._errors.clear()
 
     def usage_for(self, model: str | None) -> Usage:
         """Return the usage the server reports for a request for ``model``."""
-        if model is not None:
-            if model in self.usage_by_model:
-                return self.usage_by_model[model]
-            for key, value in self.usage_by_model.items():
-                if key in model:
-                    return value
-        return self.usage
+        return usage_for_model(self.usage_by_model, self.usage, model)
 
     # ----------------------------------------------------------------- recording
 
     @property
     def requests(self) -> list[RecordedRequest]:
         """A copy of every request received so far, in arrival order."""
-        with self._lock:
-            return list(self._requests)
+        return self._log.all()
 
     def message_requests(self) -> list[RecordedRequest]:
         """Only the ``POST /v1/messages`` requests, in arrival order."""
@@ -343,31 +291,16 @@ class AnthropicWireServer:
 
     def reset(self) -> None:
         """Forget recorded requests; configuration is kept."""
-        with self._lock:
-            self._requests.clear()
+        self._log.clear()
 
     def _record(self, req: RecordedRequest) -> None:
-        with self._lock:
-            self._requests.append(req)
+        self._log.add(lambda _seq: req)
 
     def _next_error(self) -> ErrorReply | None:
-        with self._lock:
-            if not self._errors:
-                return None
-            err = self._errors[0]
-            if err.times is not None:
-                self._error_uses += 1
-                if self._error_uses >= err.times:
-                    self._errors.pop(0)
-                    self._error_uses = 0
-            return err
+        return self._errors.take()
 
 
 # --------------------------------------------------------------------- wire bits
-
-
-def _new_id(prefix: str) -> str:
-    return prefix + uuid.uuid4().hex[:24]
 
 
 def _stop_reason(blocks: Sequence[ContentBlock]) -> str:
@@ -377,7 +310,7 @@ def _stop_reason(blocks: Sequence[ContentBlock]) -> str:
 def _message(model: str, blocks: Sequence[ContentBlock], usage: Usage) -> dict[str, Any]:
     """Return a complete (non-streamed) ``message`` object."""
     return {
-        "id": _new_id("msg_"),
+        "id": new_id("msg_"),
         "type": "message",
         "role": "assistant",
         "model": model,
@@ -388,24 +321,17 @@ def _message(model: str, blocks: Sequence[ContentBlock], usage: Usage) -> dict[s
     }
 
 
-def _halves(text: str) -> list[str]:
-    """Split ``text`` in two non-empty parts where possible, so clients
-    exercise their delta concatenation."""
-    half = len(text) // 2
-    return [part for part in (text[:half], text[half:]) if part]
-
-
 def _block_events(index: int, block: ContentBlock) -> Iterator[dict[str, Any]]:
     """Yield the start/delta/stop events streaming one content block."""
     kind = block.get("type")
     if kind == "tool_use":
         start: dict[str, Any] = {**block, "input": {}}
         deltas = [
-            {"type": "input_json_delta", "partial_json": part} for part in _halves(json.dumps(block.get("input", {})))
+            {"type": "input_json_delta", "partial_json": part} for part in halves(json.dumps(block.get("input", {})))
         ]
     elif kind == "text":
         start = {"type": "text", "text": ""}
-        deltas = [{"type": "text_delta", "text": part} for part in _halves(str(block.get("text", "")))]
+        deltas = [{"type": "text_delta", "text": part} for part in halves(str(block.get("text", "")))]
     else:  # Anything else is sent whole in its start event.
         start, deltas = dict(block), []
     yield {"type": "content_block_start", "index": index, "content_block": start}
@@ -493,7 +419,7 @@ def _make_handler(server: AnthropicWireServer) -> type[BaseHTTPRequestHandler]:
             self.send_response(status)
             self.send_header("content-type", "application/json")
             self.send_header("content-length", str(len(data)))
-            self.send_header("request-id", _new_id("req_"))
+            self.send_header("request-id", new_id("req_"))
             for key, value in (extra_headers or {}).items():
                 self.send_header(key, value)
             self.end_headers()
@@ -504,7 +430,7 @@ def _make_handler(server: AnthropicWireServer) -> type[BaseHTTPRequestHandler]:
             self.send_response(200)
             self.send_header("content-type", "text/event-stream")
             self.send_header("cache-control", "no-cache")
-            self.send_header("request-id", _new_id("req_"))
+            self.send_header("request-id", new_id("req_"))
             # No content-length: the stream ends when the connection closes.
             self.send_header("connection", "close")
             self.end_headers()

@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from servers._wire import Exchange, RecordedRequest, WireServer, new_id
+from servers._wire import Exchange, RecordedRequest, ScriptedServer, TokenCounts, halves, new_id, retry_after_header
 
 __all__ = [
     "ZERO_USAGE",
@@ -69,7 +69,7 @@ _MODEL_PATH = re.compile(r"^/v1beta/models/([^/:]+):([A-Za-z]+)$")
 
 
 @dataclass(frozen=True)
-class Usage:
+class Usage(TokenCounts):
     """A ``usageMetadata`` object.
 
     ``prompt_tokens`` includes ``cached_tokens``; ``candidates_tokens``
@@ -101,15 +101,6 @@ class Usage:
         if self.tool_use_prompt_tokens:
             out["toolUsePromptTokenCount"] = self.tool_use_prompt_tokens
         return out
-
-    def __add__(self, other: Usage) -> Usage:
-        return Usage(
-            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
-            candidates_tokens=self.candidates_tokens + other.candidates_tokens,
-            cached_tokens=self.cached_tokens + other.cached_tokens,
-            thoughts_tokens=self.thoughts_tokens + other.thoughts_tokens,
-            tool_use_prompt_tokens=self.tool_use_prompt_tokens + other.tool_use_prompt_tokens,
-        )
 
 
 ZERO_USAGE = Usage()
@@ -161,7 +152,7 @@ class ErrorReply:
         return {"error": error}
 
     def headers(self) -> dict[str, str]:
-        return {} if self.retry_after is None else {"retry-after": f"{self.retry_after:g}"}
+        return retry_after_header(self.retry_after)
 
 
 #: One part of a model turn: ``{"text": ...}`` or ``{"functionCall": {...}}``.
@@ -209,11 +200,6 @@ def is_side_request(body: Any) -> bool:
     )
 
 
-def _halves(value: str) -> list[str]:
-    half = len(value) // 2
-    return [part for part in (value[:half], value[half:]) if part]
-
-
 def _chunk(model: str, parts: Sequence[Part], *, finish: bool, usage: Usage | None, response_id: str) -> dict[str, Any]:
     candidate: dict[str, Any] = {"content": {"role": "model", "parts": [dict(p) for p in parts]}, "index": 0}
     if finish:
@@ -230,7 +216,7 @@ def _stream(model: str, parts: Sequence[Part], usage: Usage) -> Iterator[tuple[N
     pieces: list[dict[str, Any]] = []
     for part in parts:
         if isinstance(part.get("text"), str):
-            pieces.extend({**part, "text": piece} for piece in _halves(part["text"]) or [""])
+            pieces.extend({**part, "text": piece} for piece in halves(part["text"]) or [""])
         else:
             pieces.append(dict(part))
     for index, piece in enumerate(pieces):
@@ -238,7 +224,7 @@ def _stream(model: str, parts: Sequence[Part], usage: Usage) -> Iterator[tuple[N
         yield None, _chunk(model, [piece], finish=last, usage=usage if last else None, response_id=response_id)
 
 
-class GeminiWireServer(WireServer[ErrorReply]):
+class GeminiWireServer(ScriptedServer[ErrorReply, Usage, Reply]):
     """A threaded Gemini API fake on ``127.0.0.1`` and a free port.
 
     Args:
@@ -261,37 +247,21 @@ class GeminiWireServer(WireServer[ErrorReply]):
     def __init__(
         self,
         *,
-        reply_text: str = "OK",
-        usage: Usage | None = None,
-        usage_by_model: Mapping[str, Usage] | None = None,
-        script: Sequence[Reply] | None = None,
-        responder: Responder | None = None,
         side_reply: str = '{"reasoning": "The model finished its turn.", "next_speaker": "user"}',
         side_usage: Usage = ZERO_USAGE,
-        errors: Sequence[ErrorReply] | None = None,
-        models: Sequence[str] | None = None,
-        served_model: Mapping[str, str] | None = None,
-        api_key: str | None = None,
-        host: str = "127.0.0.1",
+        **options: Any,
     ) -> None:
-        super().__init__(errors=errors, api_key=api_key, host=host)
-        self.reply_text = reply_text
-        self.usage = usage if usage is not None else Usage(prompt_tokens=10, candidates_tokens=5)
-        self.usage_by_model = dict(usage_by_model or {})
-        self.script: list[Reply] = list(script or [])
-        self.responder = responder
+        super().__init__(**options)
         self.side_reply = side_reply
         self.side_usage = side_usage
-        self.models = None if models is None else list(models)
-        self.served_model = dict(served_model or {})
+
+    def default_usage(self) -> Usage:
+        return Usage(prompt_tokens=10, candidates_tokens=5)
 
     @property
     def base_url(self) -> str:
         """The value for ``GOOGLE_GEMINI_BASE_URL``: ``http://host:port`` (the CLI adds ``/v1beta``)."""
         return self.root_url
-
-    def usage_for(self, model: str) -> Usage:
-        return self.usage_by_model.get(model, self.usage)
 
     def agent_requests(self) -> list[RecordedRequest]:
         """The model requests of the agent's own turns (side calls left out)."""
@@ -299,19 +269,7 @@ class GeminiWireServer(WireServer[ErrorReply]):
 
     def returned_usage(self) -> Usage:
         """The sum of the usage of every successful model reply sent (side calls included)."""
-        total = ZERO_USAGE
-        for req in self.model_requests():
-            if req.status == 200 and isinstance(req.usage, Usage):
-                total = total + req.usage
-        return total
-
-    def _next_reply(self, body: Mapping[str, Any]) -> Reply | None:
-        responder = self.responder
-        chosen = responder(body) if responder is not None else None
-        if chosen is not None:
-            return chosen
-        with self._lock:
-            return self.script.pop(0) if self.script else None
+        return self._usage_sent(ZERO_USAGE)
 
     def answer(self, ex: Exchange) -> None:
         path = ex.path.rstrip("/")
@@ -336,17 +294,9 @@ class GeminiWireServer(WireServer[ErrorReply]):
         if not isinstance(body, dict) or not isinstance(body.get("contents"), list):
             ex.send_error(ErrorReply(400, "body must be a JSON object with contents"), model=model, model_call=True)
             return
-        if self.api_key is not None and not ex.key_matches:
-            error = ErrorReply(400, "API key not valid. Please pass a valid API key.", reason="API_KEY_INVALID")
-            ex.send_error(error, model=model, model_call=True)
-            return
-        if self.models is not None and model not in self.models:
-            message_ = f"models/{model} is not found for API version v1beta, or is not supported for generateContent."
-            ex.send_error(ErrorReply(404, message_), model=model, model_call=True)
-            return
-        error = self.next_error()
-        if error is not None:
-            ex.send_error(error, model=model, model_call=True)
+        bad_key = ErrorReply(400, "API key not valid. Please pass a valid API key.", reason="API_KEY_INVALID")
+        message_ = f"models/{model} is not found for API version v1beta, or is not supported for generateContent."
+        if self._refused(ex, model, bad_key=bad_key, not_served=ErrorReply(404, message_)):
             return
         if is_side_request(body):
             parts: Sequence[Part] = [text(self.side_reply)]

@@ -49,15 +49,15 @@ import contextlib
 import json
 import select
 import socket
-import sys
 import threading
 import time
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Literal, Self
 from urllib.parse import urlsplit
+
+from servers._wire import ReplyQueue, RequestLog, ThreadedServer, halves, new_id, usage_for_model
 
 __all__ = [
     "CHAT_PATHS",
@@ -431,17 +431,6 @@ def _error_body(message: str, error_type: str, code: str | int | None) -> dict[s
     return {"error": {"message": message, "type": error_type, "param": None, "code": code}}
 
 
-def _new_id(prefix: str) -> str:
-    return prefix + uuid.uuid4().hex[:24]
-
-
-def _halves(text: str) -> list[str]:
-    """Split ``text`` in two non-empty parts where possible, so clients
-    exercise their delta concatenation."""
-    half = len(text) // 2
-    return [part for part in (text[:half], text[half:]) if part]
-
-
 def _sse(payload: Any) -> bytes:
     return f"data: {json.dumps(payload)}\n\n".encode()
 
@@ -465,7 +454,7 @@ class _ChatReply:
 
     def __init__(self, model: str) -> None:
         self.model = model
-        self.id = _new_id("chatcmpl-")
+        self.id = new_id("chatcmpl-")
         self.created = int(time.time())
 
     def completion(self, text: str, usage: Usage) -> dict[str, Any]:
@@ -503,7 +492,7 @@ class _ChatReply:
     def opening(self, text: str) -> list[bytes]:
         """Return the SSE events with the role and the content deltas."""
         events = [self.delta({"role": "assistant", "content": ""})]
-        events += [self.delta({"content": part}) for part in _halves(text)]
+        events += [self.delta({"content": part}) for part in halves(text)]
         return [_sse(event) for event in events]
 
     def stream(self, text: str, usage: Usage | None) -> list[bytes]:
@@ -519,18 +508,7 @@ class _ChatReply:
 # ----------------------------------------------------------------------- server
 
 
-class _HTTPServer(ThreadingHTTPServer):
-    """A threading server that ignores clients hanging up mid-reply."""
-
-    daemon_threads = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
-            return
-        super().handle_error(request, client_address)
-
-
-class OpenAIWireServer:
+class OpenAIWireServer(ThreadedServer):
     """A threaded OpenAI chat completions fake on ``127.0.0.1`` and a free port.
 
     Use it as a context manager, or call :meth:`start` and :meth:`stop`.
@@ -573,31 +551,25 @@ class OpenAIWireServer:
         self.api_key = api_key
         self.stream_usage: StreamUsage = stream_usage
         self.omit_usage = False  # a non-streamed 200 reply without its `usage` object
-        self._host = host
+        super().__init__(host)
         self._lock = threading.Lock()
-        self._requests: list[RecordedRequest] = []
-        self._seq = 0
-        self._faults: list[Fault] = list(faults or [])
-        self._fault_uses = 0
+        self._log: RequestLog[RecordedRequest] = RequestLog()
+        self._faults: ReplyQueue[Fault] = ReplyQueue(faults or [])
         self._stopping = threading.Event()
         self._connections: set[socket.socket] = set()
-        self._httpd: _HTTPServer | None = None
-        self._thread: threading.Thread | None = None
+
+    thread_name = "openai-wire"
+    poll_interval = 0.01
+
+    def handler_class(self) -> type[BaseHTTPRequestHandler]:
+        return _make_handler(self)
 
     # ----------------------------------------------------------------- lifecycle
 
     def start(self) -> Self:
         """Bind a free port and serve from a daemon thread; returns ``self``."""
-        if self._httpd is not None:
-            raise RuntimeError("server already started")
         self._stopping.clear()
-        httpd = _HTTPServer((self._host, 0), _make_handler(self))
-        self._httpd = httpd
-        self._thread = threading.Thread(
-            target=httpd.serve_forever, kwargs={"poll_interval": 0.01}, name="openai-wire", daemon=True
-        )
-        self._thread.start()
-        return self
+        return super().start()
 
     def stop(self) -> None:
         """Stop serving, wake sleeping handlers and close every connection.
@@ -605,37 +577,13 @@ class OpenAIWireServer:
         Returns promptly even while :class:`SlowReply` handlers sleep. Safe to
         call more than once.
         """
-        httpd, thread = self._httpd, self._thread
-        self._httpd = self._thread = None
         self._stopping.set()
-        if httpd is not None:
-            httpd.shutdown()
-            httpd.server_close()
+        super().stop()
         with self._lock:
             connections = list(self._connections)
         for conn in connections:
             with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
-        if thread is not None:
-            thread.join(timeout=5)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        """The bound TCP port."""
-        if self._httpd is None:
-            raise RuntimeError("server not started")
-        return int(self._httpd.server_address[1])
-
-    @property
-    def root_url(self) -> str:
-        """``http://host:port`` (no ``/v1``, no trailing slash)."""
-        return f"http://{self._host}:{self.port}"
 
     @property
     def base_url(self) -> str:
@@ -651,31 +599,21 @@ class OpenAIWireServer:
 
     def queue_faults(self, *faults: Fault) -> None:
         """Append faults for upcoming chat requests."""
-        with self._lock:
-            self._faults.extend(faults)
+        self._faults.extend(faults)
 
     def clear_faults(self) -> None:
         """Drop all pending faults, permanent ones included."""
-        with self._lock:
-            self._faults.clear()
-            self._fault_uses = 0
+        self._faults.clear()
 
     def usage_for(self, model: str | None) -> Usage:
         """Return the usage the server reports for a request for ``model``."""
-        if model is not None:
-            if model in self.usage_by_model:
-                return self.usage_by_model[model]
-            for key, value in self.usage_by_model.items():
-                if key in model:
-                    return value
-        return self.usage
+        return usage_for_model(self.usage_by_model, self.usage, model)
 
     # ----------------------------------------------------------------- recording
 
     def requests(self) -> list[RecordedRequest]:
         """A copy of every request received so far, in arrival order."""
-        with self._lock:
-            return list(self._requests)
+        return self._log.all()
 
     def chat_requests(self) -> list[RecordedRequest]:
         """Only the chat completions requests, in arrival order."""
@@ -694,34 +632,16 @@ class OpenAIWireServer:
 
     def reset(self) -> None:
         """Forget recorded requests; configuration is kept."""
-        with self._lock:
-            self._requests.clear()
+        self._log.clear()
 
     def _record(self, **fields: Any) -> RecordedRequest:
-        with self._lock:
-            req = RecordedRequest(seq=self._seq, **fields)
-            self._seq += 1
-            self._requests.append(req)
-            return req
+        return self._log.add(lambda seq: RecordedRequest(seq=seq, **fields))
 
     def _update(self, req: RecordedRequest, **changes: Any) -> None:
-        with self._lock:
-            for index in range(len(self._requests) - 1, -1, -1):
-                if self._requests[index].seq == req.seq:
-                    self._requests[index] = replace(self._requests[index], **changes)
-                    return
+        self._log.update(lambda r: r.seq == req.seq, lambda r: replace(r, **changes))
 
     def _next_fault(self) -> Fault | None:
-        with self._lock:
-            if not self._faults:
-                return None
-            fault = self._faults[0]
-            if fault.times is not None:
-                self._fault_uses += 1
-                if self._fault_uses >= fault.times:
-                    self._faults.pop(0)
-                    self._fault_uses = 0
-            return fault
+        return self._faults.take()
 
     def _track(self, conn: socket.socket, active: bool) -> None:
         with self._lock:
@@ -861,10 +781,10 @@ def _make_handler(server: OpenAIWireServer) -> type[BaseHTTPRequestHandler]:
                 self.close_connection = True
 
         def _json_headers(self) -> dict[str, str]:
-            return {"content-type": "application/json", "x-request-id": _new_id("req_")}
+            return {"content-type": "application/json", "x-request-id": new_id("req_")}
 
         def _sse_headers(self) -> dict[str, str]:
-            return {"content-type": "text/event-stream", "cache-control": "no-cache", "x-request-id": _new_id("req_")}
+            return {"content-type": "text/event-stream", "cache-control": "no-cache", "x-request-id": new_id("req_")}
 
         def _send_error(self, req: RecordedRequest, error: ErrorReply, faults: tuple[Fault, ...] = ()) -> None:
             headers = {**self._json_headers(), **error.headers()}

@@ -46,7 +46,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from servers._wire import Exchange, RecordedRequest, WireServer, new_id
+from servers._wire import Exchange, RecordedRequest, ScriptedServer, TokenCounts, halves, new_id, retry_after_header
 
 __all__ = [
     "ZERO_USAGE",
@@ -78,7 +78,7 @@ _ERROR_DEFAULTS: dict[int, tuple[str, str]] = {
 
 
 @dataclass(frozen=True)
-class Usage:
+class Usage(TokenCounts):
     """A Responses API ``usage`` object.
 
     ``input_tokens`` is the whole prompt, cache reads included; ``output_tokens``
@@ -103,14 +103,6 @@ class Usage:
             "output_tokens_details": {"reasoning_tokens": self.reasoning_tokens},
             "total_tokens": self.total_tokens,
         }
-
-    def __add__(self, other: Usage) -> Usage:
-        return Usage(
-            input_tokens=self.input_tokens + other.input_tokens,
-            output_tokens=self.output_tokens + other.output_tokens,
-            cached_tokens=self.cached_tokens + other.cached_tokens,
-            reasoning_tokens=self.reasoning_tokens + other.reasoning_tokens,
-        )
 
 
 ZERO_USAGE = Usage()
@@ -150,7 +142,7 @@ class ErrorReply:
         }
 
     def headers(self) -> dict[str, str]:
-        return {} if self.retry_after is None else {"retry-after": f"{self.retry_after:g}"}
+        return retry_after_header(self.retry_after)
 
 
 #: One output item of a response (``message``, ``function_call``, ``reasoning``).
@@ -271,11 +263,6 @@ def _response(resp_id: str, model: str, status: str, output: Sequence[Item], usa
     }
 
 
-def _halves(text: str) -> list[str]:
-    half = len(text) // 2
-    return [part for part in (text[:half], text[half:]) if part]
-
-
 def _events(model: str, items: Sequence[Item], usage: Usage) -> Iterator[tuple[str, dict[str, Any]]]:
     """The SSE events of one streamed response, in the order the real API sends them."""
     resp_id = new_id("resp_")
@@ -298,14 +285,14 @@ def _events(model: str, items: Sequence[Item], usage: Usage) -> Iterator[tuple[s
                 empty = {**part, "text": ""}
                 ids = {"item_id": item_id, "output_index": index, "content_index": part_index}
                 yield event("response.content_part.added", **ids, part=empty)
-                for delta in _halves(text):
+                for delta in halves(text):
                     yield event("response.output_text.delta", **ids, delta=delta)
                 yield event("response.output_text.done", **ids, text=text)
                 yield event("response.content_part.done", **ids, part=dict(part))
         elif kind == "function_call":
             yield event("response.output_item.added", output_index=index, item={**item, "arguments": ""})
             ids = {"item_id": item_id, "output_index": index}
-            for delta in _halves(str(item.get("arguments", ""))):
+            for delta in halves(str(item.get("arguments", ""))):
                 yield event("response.function_call_arguments.delta", **ids, delta=delta)
             yield event("response.function_call_arguments.done", **ids, arguments=item.get("arguments", ""))
         else:
@@ -314,7 +301,7 @@ def _events(model: str, items: Sequence[Item], usage: Usage) -> Iterator[tuple[s
     yield event("response.completed", response=_response(resp_id, model, "completed", items, usage))
 
 
-class ResponsesWireServer(WireServer[ErrorReply]):
+class ResponsesWireServer(ScriptedServer[ErrorReply, Usage, Reply]):
     """A threaded OpenAI Responses API fake on ``127.0.0.1`` and a free port.
 
     Args:
@@ -333,52 +320,17 @@ class ResponsesWireServer(WireServer[ErrorReply]):
 
     thread_name = "responses-wire"
 
-    def __init__(
-        self,
-        *,
-        reply_text: str = "OK",
-        usage: Usage | None = None,
-        usage_by_model: Mapping[str, Usage] | None = None,
-        script: Sequence[Reply] | None = None,
-        responder: Responder | None = None,
-        errors: Sequence[ErrorReply] | None = None,
-        models: Sequence[str] | None = None,
-        served_model: Mapping[str, str] | None = None,
-        api_key: str | None = None,
-        host: str = "127.0.0.1",
-    ) -> None:
-        super().__init__(errors=errors, api_key=api_key, host=host)
-        self.reply_text = reply_text
-        self.usage = usage if usage is not None else Usage(input_tokens=10, output_tokens=5)
-        self.usage_by_model = dict(usage_by_model or {})
-        self.script: list[Reply] = list(script or [])
-        self.responder = responder
-        self.models = None if models is None else list(models)
-        self.served_model = dict(served_model or {})
+    def default_usage(self) -> Usage:
+        return Usage(input_tokens=10, output_tokens=5)
 
     @property
     def base_url(self) -> str:
         """The provider base URL: ``http://host:port/v1``."""
         return self.root_url + "/v1"
 
-    def usage_for(self, model: str) -> Usage:
-        return self.usage_by_model.get(model, self.usage)
-
     def returned_usage(self) -> Usage:
         """The sum of the usage of every successful response sent."""
-        total = ZERO_USAGE
-        for req in self.model_requests():
-            if req.status == 200 and isinstance(req.usage, Usage):
-                total = total + req.usage
-        return total
-
-    def _next_reply(self, body: Mapping[str, Any]) -> Reply | None:
-        responder = self.responder
-        chosen = responder(body) if responder is not None else None
-        if chosen is not None:
-            return chosen
-        with self._lock:
-            return self.script.pop(0) if self.script else None
+        return self._usage_sent(ZERO_USAGE)
 
     def answer(self, ex: Exchange) -> None:
         path = ex.path.rstrip("/")
@@ -397,19 +349,11 @@ class ResponsesWireServer(WireServer[ErrorReply]):
             ex.send_error(ErrorReply(400, "body must be a JSON object with a model"), model_call=True)
             return
         model: str = body["model"]
-        if self.api_key is not None and not ex.key_matches:
-            message_ = (
-                "Incorrect API key provided. You can find your API key at https://platform.openai.com/account/api-keys."
-            )
-            ex.send_error(ErrorReply(401, message_), model=model, model_call=True)
-            return
-        if self.models is not None and model not in self.models:
-            text = f"The model `{model}` does not exist or you do not have access to it."
-            ex.send_error(ErrorReply(404, text), model=model, model_call=True)
-            return
-        error = self.next_error()
-        if error is not None:
-            ex.send_error(error, model=model, model_call=True)
+        message_ = (
+            "Incorrect API key provided. You can find your API key at https://platform.openai.com/account/api-keys."
+        )
+        text = f"The model `{model}` does not exist or you do not have access to it."
+        if self._refused(ex, model, bad_key=ErrorReply(401, message_), not_served=ErrorReply(404, text)):
             return
         reply = self._next_reply(body)
         if isinstance(reply, ErrorReply):

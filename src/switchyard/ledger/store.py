@@ -827,3 +827,10 @@ class Ledger:
             (now_ms, now_ms, provider, now_ms - stale_ms),
         )
         return changed > 0
+
+    def free_probe(self, provider: str, claimed_ms: int, now_ms: int) -> None:
+        """Give back the probe slot claimed at `claimed_ms` (`claim_probe`), if that claim still holds it."""
+        self.db.execute(
+            "UPDATE breakers SET probe_ms = NULL, updated_ms = ? WHERE provider = ? AND probe_ms = ?",
+            (now_ms, provider, claimed_ms),
+        )

@@ -58,6 +58,8 @@ def _map_errors(name: str, timeout_s: float) -> Iterator[None]:
         ) from exc
     except httpx.ConnectError as exc:
         raise _Transportish(Failure(FailureKind.CONNECTION, f"{name}: cannot connect: {exc}")) from exc
+    except httpx.DecodingError as exc:  # an answer came: the call may have spent
+        raise _Transportish(Failure(FailureKind.MALFORMED, f"{name}: response not decodable: {exc}")) from exc
     except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
         raise _Transportish(Failure(FailureKind.TRUNCATED, f"{name}: response cut short: {exc}")) from exc
     except httpx.HTTPError as exc:

@@ -21,24 +21,14 @@ from decimal import Decimal
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-CONFIG = """
-[providers.a]
-kind = "simulated"
-[providers.b]
-kind = "simulated"
+sys.path.insert(0, str(HERE.parent.parent))  # tests/, for report_ledger (no switchyard imports of its own)
 
-[[models]]
-name = "big"
-provider = "a"
-cost_per_million_input = 10.0
-cost_per_million_output = 20.0
+from report_ledger import D1, MODELS, providers, rec  # noqa: E402
 
-[[models]]
-name = "small"
-provider = "b"
-cost_per_million_input = 1.0
-cost_per_million_output = 2.0
-
+CONFIG = (
+    providers()
+    + MODELS
+    + """
 [routing]
 default_model = "big"
 timezone = "UTC"
@@ -49,8 +39,7 @@ url = "{url}"
 [budgets]
 daily_usd = 10
 """
-
-D1 = 1772366400000  # 2026-03-01T12:00:00Z
+)
 
 
 def fill(url: str) -> None:
@@ -58,36 +47,16 @@ def fill(url: str) -> None:
 
     from switchyard.budgets import Budgets
     from switchyard.config import loads_config
-    from switchyard.ledger import AttemptRecord, BreakerRow, Ledger
-
-    def rec(i: int, at: int, model: str, status: str = "ok", **kw: object) -> AttemptRecord:
-        provider = "a" if model == "big" else "b"
-        price = {"big": (10, 20), "small": (1, 2)}[model]
-        cost = Decimal(1000 * price[0] + 100 * price[1]) / 1_000_000 if status == "ok" else Decimal(0)
-        base: dict[str, object] = {"priority": 2, "labels": ("bug",), "first": True, "latency_ms": 1000 * (i + 1)}
-        base.update(kw)
-        return AttemptRecord(
-            f"att-{i}",
-            f"T-{i}",
-            provider,
-            model,
-            status,
-            at,
-            at + 1000,
-            input_tokens=1000 if status == "ok" else 0,
-            output_tokens=100 if status == "ok" else 0,
-            cost_usd=cost,
-            **base,  # type: ignore[arg-type]
-        )
+    from switchyard.ledger import BreakerRow, Ledger
 
     loaded = loads_config(CONFIG.format(url=url))
     with Ledger.open(url) as led:
         for r in [
-            rec(0, D1, "big", priority=0, labels=("bug", "security")),
-            rec(1, D1 + 1000, "small", labels=("documentation",)),
-            rec(2, D1 + 86_400_000, "small", status="failed", error_class="overloaded"),
-            rec(3, D1 + 86_405_000, "big", candidate_index=1, failover_from="b", first=False),
-            rec(4, D1 + 2 * 86_400_000, "small", experiment="ab", arm="small", priority=4),
+            rec(0, D1, "big", with_completed=False, priority=0, labels=("bug", "security")),
+            rec(1, D1 + 1000, "small", with_completed=False, labels=("documentation",)),
+            rec(2, D1 + 86_400_000, "small", status="failed", with_completed=False, error_class="overloaded"),
+            rec(3, D1 + 86_405_000, "big", with_completed=False, candidate_index=1, failover_from="b", first=False),
+            rec(4, D1 + 2 * 86_400_000, "small", with_completed=False, experiment="ab", arm="small", priority=4),
         ]:
             led.record(r)
         led.mark_completed("att-0")
