@@ -266,7 +266,7 @@ def test_budget_blocks_then_resumes_when_the_limit_is_raised(tmp_path: Path) -> 
     assert sorted(r["state"] for r in rows) == ["blocked", "blocked", "done", "done"]
     blocked = [r for r in rows if r["state"] == "blocked"]
     assert "budget global per day ($0.01) would be exceeded" in blocked[0]["note"]
-    assert "2 blocked on a budget" in proc.stdout
+    assert "2 waiting (e.g. T-0" in proc.stdout and "this run: 4 task(s): 2 blocked, 2 done" in proc.stdout
     budget = json.loads(
         subprocess.run(
             [EXE, "budget", "--json", "--config", str(cfg)], capture_output=True, text=True, check=True
@@ -304,7 +304,7 @@ def test_every_candidate_unavailable_blocks_then_resumes_when_the_environment_is
     cfg.write_text(
         one_model_config("sim", 'kind = "simulated"\nlatency_ms = 1\napi_key_env = "SWITCHYARD_TEST_SIM_KEY"\n')
     )
-    tasks = tasks_file(tmp_path, 2)  # a blocked task keeps its worker (until the coordinator frees it)
+    tasks = tasks_file(tmp_path, 2)
     env = {k: v for k, v in os.environ.items() if k != "SWITCHYARD_TEST_SIM_KEY"}
     proc = subprocess.run(
         [EXE, "run", "--config", str(cfg), "--tasks", str(tasks), "--once"],
@@ -315,7 +315,8 @@ def test_every_candidate_unavailable_blocks_then_resumes_when_the_environment_is
         check=False,
     )
     assert proc.returncode == 0, proc.stderr
-    assert "2 blocked, no provider to call (every candidate is unavailable: m via sim is disabled" in proc.stdout
+    assert "2 waiting (e.g. T-00: every candidate is unavailable: m via sim is disabled" in proc.stdout  # by id
+    assert "see `switchyard providers`" in proc.stdout
     rows = status(cfg)
     assert [r["state"] for r in rows] == ["blocked"] * 2
     assert rows[0]["note"] == (

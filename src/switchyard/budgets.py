@@ -13,8 +13,11 @@ re-evaluated against the new row (READ COMMITTED), so two calls can never both
 take the last dollar; on SQLite the transaction is `BEGIN IMMEDIATE`. Counters
 are locked in sorted order, so two reservations never deadlock. Settling moves
 the hold to spent at the actual cost; releasing drops it. Both are idempotent on
-the hold id (the attempt id), and a coordinator that starts after a crash
-reconciles the holds it left: settled if the attempt was recorded, else released.
+the hold id (the attempt id). A hold is owned by the session (one coordinator
+process, `switchyard.ledger.leases`) that made it; only holds of sessions proven
+dead (ended, or taken over after their lease expired) are reconciled: settled if
+the attempt was recorded, else released. A replayed call whose hold was released
+reserves again under the same id, and a replay adopts a held hold as its own.
 """
 
 from __future__ import annotations
@@ -178,8 +181,14 @@ class Budgets:
         now_ms = int(self.clock() * 1000)
         try:
             with self.db.transaction():
-                row = self.db.one("SELECT amount_pico, counters FROM budget_holds WHERE hold_id = ?", (hold_id,))
-                if row is not None:  # a step replayed after a crash: the hold is already there
+                row = self.db.one(
+                    "SELECT amount_pico, counters, state, owner FROM budget_holds WHERE hold_id = ?", (hold_id,)
+                )
+                if row is not None and row[2] != "released":
+                    # A step replayed after a crash (here, or on the machine that took the task over): the
+                    # hold is still there; this session owns it now, so only its own death reconciles it.
+                    if row[3] != self.owner and row[2] == "held":
+                        self.db.execute("UPDATE budget_holds SET owner = ? WHERE hold_id = ?", (self.owner, hold_id))
                     return Hold(hold_id, Decimal(int(row[0])) / PICO, tuple(json.loads(row[1])))
                 for key in keys:
                     c = by_key[key]
@@ -199,11 +208,20 @@ class Budgets:
                     )
                     if changed == 0:
                         raise _Refused(key)
-                self.db.execute(
-                    "INSERT INTO budget_holds (hold_id, task_id, amount_pico, state, counters, owner, created_ms, updated_ms) "
-                    "VALUES (?, ?, ?, 'held', ?, ?, ?, ?)",
-                    (hold_id, task_id, pico, json.dumps(keys), self.owner, now_ms, now_ms),
-                )
+                if row is not None:
+                    # Released by a reconcile (its call was never recorded), and now the call is made again:
+                    # it needs a hold of its own, or it would spend outside the limit.
+                    self.db.execute(
+                        "UPDATE budget_holds SET amount_pico = ?, actual_pico = NULL, state = 'held', counters = ?, "
+                        "owner = ?, updated_ms = ? WHERE hold_id = ?",
+                        (pico, json.dumps(keys), self.owner, now_ms, hold_id),
+                    )
+                else:
+                    self.db.execute(
+                        "INSERT INTO budget_holds (hold_id, task_id, amount_pico, state, counters, owner, created_ms, "
+                        "updated_ms) VALUES (?, ?, ?, 'held', ?, ?, ?, ?)",
+                        (hold_id, task_id, pico, json.dumps(keys), self.owner, now_ms, now_ms),
+                    )
         except _Refused as refused:
             spent, held = self._usage(refused.key)
             raise BudgetExceeded(by_key[refused.key], amount, spent, held) from None
@@ -215,12 +233,14 @@ class Budgets:
             return Decimal(0), Decimal(0)
         return Decimal(int(row[0])) / PICO, Decimal(int(row[1])) / PICO
 
-    def _close(self, hold_id: str, state: str, actual: Decimal | None) -> bool:
+    def _close(self, hold_id: str, state: str, actual: Decimal | None, owner: str | None = None) -> bool:
         actual_pico = to_pico(actual) if actual is not None else 0
         with self.db.transaction():
-            row = self.db.one("SELECT amount_pico, counters, state FROM budget_holds WHERE hold_id = ?", (hold_id,))
-            if row is None or row[2] != "held":
-                return False
+            row = self.db.one(
+                "SELECT amount_pico, counters, state, owner FROM budget_holds WHERE hold_id = ?", (hold_id,)
+            )
+            if row is None or row[2] != "held" or (owner is not None and row[3] != owner):
+                return False  # closed already, or adopted by the live session that replays its call
             changed = self.db.execute(
                 "UPDATE budget_holds SET state = ?, actual_pico = ?, updated_ms = ? WHERE hold_id = ? AND state = 'held'",
                 (state, actual_pico, int(self.clock() * 1000), hold_id),
@@ -242,16 +262,27 @@ class Budgets:
         """The call spent nothing we know of: drop the hold. False if it was already closed."""
         return self._close(hold_id, "released", None)
 
-    def reconcile(self) -> tuple[int, int]:
-        """After a crash: settle this owner's open holds whose attempt was recorded, release the rest."""
+    def reconcile(self, owners: Iterable[str] | None = None) -> tuple[int, int]:
+        """Close the open holds of owners proven dead: settled if their attempt was recorded, else released.
+
+        `owners` are sessions (`switchyard.ledger.leases`) that ended or were taken over;
+        by default this one's own owner id (a single process after its own crash). Live
+        owners' holds are never touched: their calls may still be running.
+        """
         settled = released = 0
-        rows = self.db.query("SELECT hold_id FROM budget_holds WHERE state = 'held' AND owner = ?", (self.owner,))
-        for (hold_id,) in rows:
+        names = [self.owner] if owners is None else list(owners)
+        if not names:
+            return 0, 0
+        marks = ", ".join("?" for _ in names)
+        rows = self.db.query(
+            f"SELECT hold_id, owner FROM budget_holds WHERE state = 'held' AND owner IN ({marks})", names
+        )
+        for hold_id, owner in rows:  # each closed only if still the dead owner's (a replay may adopt it meanwhile)
             rec = self.ledger.get(hold_id)
             if rec is not None:
-                settled += self.settle(hold_id, rec.cost_usd)
+                settled += self._close(hold_id, "settled", rec.cost_usd, owner)
             else:
-                released += self.release(hold_id)
+                released += self._close(hold_id, "released", None, owner)
         return settled, released
 
     # what the router and `switchyard budget` see -------------------------------------------
@@ -266,6 +297,12 @@ class Budgets:
             keys,
         )
         return {r[0]: (Decimal(int(r[1])) / PICO, Decimal(int(r[2])) / PICO) for r in rows}
+
+    def state(self) -> list[tuple[str, Decimal, Decimal]]:
+        """Every limit's counter in its current period: (key, spent, held); a new period is a new key."""
+        counters = self.counters(everything=True)
+        rows = self._rows(counters)
+        return [(c.key, *rows.get(c.key, (Decimal(0), Decimal(0)))) for c in sorted(counters, key=lambda c: c.key)]
 
     def view(self, at: datetime | None = None) -> BudgetView:
         """Budget facts for rules: `budget.day` / `.week` / `.month` (global) and `budget['scope']`."""

@@ -32,14 +32,20 @@ running. A second SIGINT stops at once.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import logging
 import os
+import signal
 import sqlite3
+import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
+from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -60,6 +66,8 @@ from switchyard.driver import (
     first_request,
 )
 from switchyard.errors import ConfigError, RunError
+from switchyard.ledger.db import Database, connect
+from switchyard.ledger.leases import Identity, Leases, TakeoverInProgress
 from switchyard.ledger.store import AttemptRecord, Ledger
 from switchyard.outcome import Delivered, Outcomes, Placed
 from switchyard.progress import Reporter
@@ -77,9 +85,12 @@ __all__ = [
     "QUEUE",
     "Coordinator",
     "Enqueuer",
+    "Machine",
+    "RunSummary",
     "TaskFlow",
     "cancel_workflows",
     "default_system_db",
+    "recover_executor",
     "requeue_workflows",
 ]
 
@@ -123,6 +134,7 @@ class StageResult:
     attempt_id: str | None = None
     completed: bool = False  # the successful attempt also completed the task (recorded so, with the task done)
     error: str | None = None
+    blocked: str | None = None  # a blocking budget (or no usable provider) refused the call: why
 
 
 # ------------------------------------------------------------------ the durable part
@@ -140,7 +152,14 @@ class TaskFlow(DBOSConfiguredInstance):
 
     @DBOS.workflow(name=WORKFLOW_NAME)
     def run(self, task_id: str) -> str:
-        """Run every stage of the task, then deliver its change; 'done' or 'dead'."""
+        """Run every stage of the task, then deliver its change; 'done', 'dead' or 'blocked'."""
+        self.co.active(+1)
+        try:
+            return self._run(task_id)
+        finally:
+            self.co.active(-1)
+
+    def _run(self, task_id: str) -> str:
         begun = self.begin(task_id)
         plan, placed = begun.plan, begun.placed
         retry_count = plan.task.retry_count
@@ -157,6 +176,11 @@ class TaskFlow(DBOSConfiguredInstance):
             stage = self.run_stage(plan, cursor, retry_count, routed, made)
             routed, made = None, None
             retry_count = stage.retry_count
+            if stage.blocked is not None:
+                # It waits without a worker slot: the workflow ends here, and a later one (woken when the
+                # budgets, the config or the providers change, or after a backoff) replays it to this point.
+                self.block(task_id, retry_count, stage.blocked, DBOS.workflow_id or task_id)
+                return "blocked"
             if stage.output is None:
                 return self.end_dead(task_id, placed, retry_count, stage.error)
             step, cursor = cursor, plan.advance(cursor, stage.output)
@@ -218,8 +242,10 @@ class TaskFlow(DBOSConfiguredInstance):
             if routed is None:
                 routed = self.route(plan, cursor, retry_count)
             job, failover = stage_job(co.loaded, plan, cursor, routed, retry_count, level)
-            result = drive(job, failover, self, budget_wait_s=co.loaded.budgets.recheck_s, made=made)
+            result = drive(job, failover, self, made=made)
             routed, made = None, None
+            if result.blocked is not None:
+                return StageResult(retry_count, blocked=result.blocked.reason)
             final = result.final
             if result.ok and final is not None:
                 path = str(final.output_path) if final.output_path else ""
@@ -246,6 +272,10 @@ class TaskFlow(DBOSConfiguredInstance):
     @DBOS.step()
     def attempt(self, request: AttemptRequest) -> AttemptOutcome | Skipped:
         return self.co.attempt(request)
+
+    @DBOS.step()
+    def block(self, task_id: str, retry_count: int, reason: str, workflow_id: str) -> None:
+        self.co.block(task_id, retry_count, reason, workflow_id)
 
     @DBOS.step()
     def finish(
@@ -348,16 +378,23 @@ class Enqueuer:
         self.client = DBOSClient(system_database_engine=self.engine, application_name="switchyard")
         self.stop = stop
         self.reporter = reporter
-        self._pending: deque[str] = deque()
+        self._pending: deque[tuple[str, str]] = deque()
+        self._inflight = 0
         self._closed = False
         self._cond = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="switchyard-enqueue", daemon=True)
         self._thread.start()
 
-    def put(self, task_ids: Iterable[str]) -> None:
+    def put(self, items: Iterable[tuple[str, str]]) -> None:
+        """Queue (workflow id, task id) pairs."""
         with self._cond:
-            self._pending.extend(task_ids)
+            self._pending.extend(items)
             self._cond.notify_all()
+
+    def busy(self) -> bool:
+        """Whether some put task has not reached the durable queue yet."""
+        with self._cond:
+            return bool(self._pending) or self._inflight > 0
 
     def _run(self) -> None:
         while True:
@@ -366,15 +403,19 @@ class Enqueuer:
                 if self._closed or self.stop.is_set():
                     return  # what is left stays queued in the ledger: the next start enqueues it
                 batch = [self._pending.popleft() for _ in range(min(self.BATCH, len(self._pending)))]
+                self._inflight = len(batch)
             try:
                 with self.engine.begin() as conn:
-                    for task_id in batch:
-                        self.client.enqueue_in_transaction(conn, _enqueue_options(task_id), task_id)
+                    for wf_id, task_id in batch:
+                        self.client.enqueue_in_transaction(conn, _enqueue_options(wf_id), task_id)
             except Exception as exc:  # the database is unreachable or locked for long: try again soon
                 self.reporter.error(f"could not queue {len(batch)} task(s) yet: {exc}")
                 with self._cond:
                     self._pending.extendleft(reversed(batch))
                 self.stop.wait(1.0)
+            finally:
+                with self._cond:
+                    self._inflight = 0
 
     def close(self) -> None:
         with self._cond:
@@ -385,11 +426,11 @@ class Enqueuer:
         self.engine.dispose()
 
 
-def _enqueue_options(task_id: str) -> EnqueueOptions:
+def _enqueue_options(workflow_id: str) -> EnqueueOptions:
     return {
         "workflow_name": WORKFLOW_NAME,
         "queue_name": QUEUE,
-        "workflow_id": task_id,
+        "workflow_id": workflow_id,
         "class_name": "TaskFlow",
         "instance_name": FLOW_NAME,
         "app_version": APP_VERSION,
@@ -441,11 +482,7 @@ class Coordinator:
         names = [p.api_key_env for p in loaded.providers.values() if p.api_key_env]
         self.context = ProviderContext(redactor=Redactor.from_env(names), children=ChildProcesses(state / "children"))
         self.outcomes = Outcomes(loaded, self.ledger, self.context)
-        budgets = (
-            Budgets(loaded, self.ledger, owner=cfg.executor_id, clock=wall_clock)
-            if loaded.budgets.all_limits()
-            else None
-        )
+        budgets = Budgets(loaded, self.ledger, clock=wall_clock) if loaded.budgets.all_limits() else None
         self.runner = Runner(
             loaded,
             self.ledger,
@@ -460,15 +497,21 @@ class Coordinator:
         self._never = threading.Event()
         self._inflight = 0
         self._lock = threading.Lock()
-        self.blocked_seen: set[str] = set()
         self.flow: TaskFlow | None = None
         self.enqueuer: Enqueuer | None = None
         self.started = False
+        self.identity: Identity | None = None
+        self.machine: Machine | None = None
+        self.leases = Leases(self.ledger.db)
+        self._active = 0  # task workflows executing in this process
+        self.ran: dict[str, str] = {}  # this run: each task it moved to done, dead or blocked, last state
+        self.ran_attempts = 0
+        self.ran_cost = Decimal(0)
         self._config_mtime = os.stat(loaded.path).st_mtime if loaded.path and os.path.exists(loaded.path) else None
 
     # setup -------------------------------------------------------------------------
     def _default_system_db(self) -> str:
-        return default_system_db(self.loaded)
+        return system_db_of(self.loaded)
 
     def _load_template(self) -> str | None:
         path = self.loaded.coordinator.prompt_template
@@ -518,14 +561,40 @@ class Coordinator:
             verify,
         )
 
+    @property
+    def shared(self) -> bool:
+        """Whether other machines may share this queue (a PostgreSQL system database): leases fence and take over."""
+        return self.system_db.startswith(("postgresql://", "postgres://"))
+
     def start(self) -> None:
-        """Kill agents a crashed run left behind, launch DBOS (recovering pending workflows), re-queue lost enqueues."""
+        """Take this directory's identity and a lease, kill agents a crashed run left behind, reconcile its
+        budget holds, launch DBOS (recovering this executor's pending workflows), re-queue lost enqueues."""
         self.outcomes.check()
+        cfg = self.loaded.coordinator
+        self.identity = Identity.claim(self.state_dir, cfg.executor_id)
+        try:
+            deadline = time.monotonic() + cfg.takeover_s + cfg.lease_s
+            while True:
+                try:
+                    dead = self.leases.acquire(self.identity, lease_s=cfg.lease_s, takeover_s=cfg.takeover_s)
+                    break
+                except TakeoverInProgress:  # a survivor finishes this installation's last session first
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.5)
+        except BaseException:
+            self.identity.release()
+            self.identity = None
+            raise
         reaped = self.context.children.reap_stale()
         if reaped:
             self.reporter.note(f"killed {reaped} agent process group(s) left by a previous run")
         if self.runner.budgets is not None:
-            settled, released = self.runner.budgets.reconcile()
+            self.runner.budgets.owner = self.identity.session
+            # This installation's earlier sessions (dead: this process holds the directory's lock), and the
+            # pre-lease owner id (the executor id itself) of a ledger made before sessions existed.
+            owners = [r.session for r in dead] + [self.identity.executor_id, cfg.executor_id or "local"]
+            settled, released = self.runner.budgets.reconcile(owners)
             if settled or released:
                 self.reporter.note(f"budget holds left by a previous run: {settled} settled, {released} released")
         log = logging.getLogger("dbos")
@@ -554,24 +623,64 @@ class Coordinator:
                 "name": "switchyard",
                 "system_database_url": self.system_db,
                 "application_version": APP_VERSION,
-                "executor_id": self.loaded.coordinator.executor_id,
+                "executor_id": self.identity.executor_id,
                 "log_level": "WARNING",
                 "notification_listener_polling_interval_sec": 0.1,
             }
         )
         DBOS.launch()
         self.started = True
+        if not self.shared:
+            # This directory's own system database: every pending workflow in it is this installation's,
+            # whatever executor id it ran under before (an id set in the config, then removed; "local").
+            mine = self.identity.executor_id
+            for other in {wf.executor_id for wf in self.queue_workflows(("PENDING",))} - {mine, None}:
+                recover_executor(other)
         self.enqueuer = Enqueuer(self.system_db, self.draining, self.reporter)
-        self.enqueuer.put(row.task_id for row in self.ledger.tasks(states=["queued"]))
+        self.requeue()
+        self.machine = Machine(self)
+        self.machine.start()
+
+    def requeue(self) -> int:
+        """Hand every task the ledger has as queued to the durable queue (idempotent: a lost enqueue, a woken task)."""
+        queued = [row.task_id for row in self.ledger.tasks(states=["queued"])]
+        ids = self.leases.workflow_ids(queued)
+        assert self.enqueuer is not None
+        self.enqueuer.put((ids[t], t) for t in queued)
+        return len(queued)
+
+    def leave(self) -> None:
+        """Stopped by a signal, about to exit: end the lease, or hand unfinished tasks to the other machines."""
+        if self.machine is not None:
+            self.machine.stop()
+        if self.identity is None:
+            return
+        try:
+            # Parked workflows, or tasks not yet handed to the queue: a survivor takes them now, not after a delay.
+            if self.running_here() or (self.enqueuer is not None and self.enqueuer.busy()):
+                self.leases.give_up(self.identity.session)
+            else:
+                self.leases.end(self.identity.session)
+        except Exception as exc:  # the database is away: the lease simply expires
+            self.reporter.error(f"could not end this machine's lease: {str(exc).strip()[:200]}")
 
     def close(self) -> None:
-        """Stop DBOS (after every workflow is done) and release resources."""
+        """Stop DBOS (after every workflow is done), end the lease and release resources."""
+        if self.machine is not None:
+            self.machine.stop()
         if self.enqueuer is not None:
             self.enqueuer.close()
             self.enqueuer = None
         if self.started:
             DBOS.destroy(workflow_completion_timeout_sec=0)
             self.started = False
+        if self.identity is not None:
+            self.leases.end(self.identity.session)
+            self.identity.release()
+            self.identity = None
+        if self.machine is not None:
+            self.machine.close()
+            self.machine = None
         self.runner.close()
         self.ledger.close()
 
@@ -589,7 +698,7 @@ class Coordinator:
         for task_id in new:
             self.reporter.event("queued", task_id)
         assert self.enqueuer is not None, "start() the coordinator before submitting"
-        self.enqueuer.put(new)
+        self.enqueuer.put((task_id, task_id) for task_id in new)
         return len(new)
 
     def pull(self, sources: Iterable[Source]) -> int:
@@ -618,11 +727,13 @@ class Coordinator:
         if row is None:
             raise RunError(f"task {task_id} is not in the ledger")
         task = Task.from_dict(json.loads(row.task_json))
-        if row.state == "queued":
+        # Never begun: pick its workflow. A task woken after blocking was begun (a wake moves it back to queued,
+        # which changes its updated time): it keeps its workflow, and replays the attempts it recorded.
+        if row.state == "queued" and row.updated_ms == row.enqueued_ms:
             budget = self.runner.budgets.view() if self.runner.budgets is not None else None
             health = self.runner.health.status()
             workflow = self.runner.router.pick_workflow(task, provider_status=health, budget=budget)
-        else:  # begun before, and cut short: keep its workflow
+        else:  # begun before (cut short, or woken): keep its workflow
             workflow = row.workflow
         if workflow is None:
             stages: tuple[StagePlan, ...] = (StagePlan(None, template=self.template, verify=True),)
@@ -701,21 +812,84 @@ class Coordinator:
         if isinstance(out, Skipped):
             if out.on_exceed is not None:  # a budget refused it: the limit may have been raised since
                 self.reload_budgets()
-                with self._lock:
-                    self.blocked_seen.add(task.id)
-                if out.on_exceed == "block":
-                    self.ledger.set_task(task.id, "blocked", _now_ms(), note=out.reason)
-                    self.reporter.event("blocked", task.id, error=out.reason)
             return out
         rec = out.record
+        if not out.replayed:
+            with self._lock:
+                self.ran_attempts += 1
+                self.ran_cost += rec.cost_usd
         self.reporter.event(
             "attempt", task.id, model=rec.model, status=rec.status, cost=rec.cost_usd, error=rec.error_class
         )
         if rec.completed:
             if out.replayed:  # committed together with the attempt; writing it again is harmless
                 self.ledger.set_task(task.id, "done", _now_ms(), retry_count=rec.task_retry)
+            self.ran[task.id] = "done"
             self.reporter.event("done", task.id)
         return out
+
+    def block(self, task_id: str, retry_count: int, reason: str, workflow_id: str) -> None:
+        """The task waits (its workflow ends, freeing the worker): why, and under which conditions it was refused.
+
+        Only the task's current workflow may say so: a workflow recovered after its machine died
+        in this very step may replay it after the task was woken and runs again elsewhere.
+        """
+        now = _now_ms()
+        with self.ledger.db.transaction():
+            if self.leases.workflow_ids([task_id])[task_id] != workflow_id:
+                return  # a stale run of the task: the current one decides its state
+            self.ledger.set_task(task_id, "blocked", now, retry_count=retry_count, note=reason)
+            backoff_ms = int(self.loaded.budgets.recheck_s * 1000)
+            self.leases.block(task_id, reason, self.fingerprint(), now, backoff_ms)
+        self.ran[task_id] = "blocked"
+        self.reporter.event("blocked", task_id, error=reason)
+
+    def fingerprint(self) -> str:
+        """What a blocked task was refused under: the config's text, the budget counters, the providers' status.
+
+        When it differs, a blocked task is worth another try; while it is the same, only time
+        (its backoff, or a period rolling over: a new counter) can change the answer.
+        """
+        digest = hashlib.sha256()
+        path = self.loaded.path
+        if path is not None:
+            with contextlib.suppress(OSError):
+                digest.update(Path(path).read_bytes())
+        budgets = self.runner.budgets
+        if budgets is not None:
+            for key, spent, held in budgets.state():
+                digest.update(f"\n{key}={spent}/{held}".encode())
+        for name, state in sorted(self.runner.health.status().items()):
+            digest.update(f"\n{name}:{state}".encode())
+        return digest.hexdigest()[:32]
+
+    def wake(self, *, limit: int, changed_only: bool = False) -> int:
+        """Re-queue up to `limit` blocked tasks whose conditions changed (or whose backoff is over)."""
+        if limit <= 0 or self.draining.is_set():
+            return 0
+        fp = self.fingerprint()
+        now = _now_ms()
+        due = self.leases.due(fp, 0 if changed_only else now, limit)
+        woken = 0
+        for wait in due:
+            if changed_only and wait.fingerprint == fp:
+                continue
+            wf = self.leases.wake(wait, now)
+            if wf is None:
+                continue
+            woken += 1
+            self.reporter.event("queued", wait.task_id)
+            assert self.enqueuer is not None
+            self.enqueuer.put([(wf, wait.task_id)])
+        return woken
+
+    def active(self, delta: int) -> None:
+        with self._lock:
+            self._active += delta
+
+    def running_here(self) -> int:
+        with self._lock:
+            return self._active
 
     def _started(self, request: AttemptRequest) -> None:
         """The runner is about to call (the breaker and the budgets let it)."""
@@ -761,6 +935,8 @@ class Coordinator:
             if completed_by is not None:
                 self.ledger.mark_completed(completed_by)
             self.ledger.set_task(task_id, state, _now_ms(), retry_count=retry_count, last_error=last_error, note=note)
+        if state in ("done", "dead"):
+            self.ran[task_id] = state
         self.reporter.event(state, task_id, error=last_error)
 
     # stopping ----------------------------------------------------------------------------
@@ -783,8 +959,6 @@ class Coordinator:
     def kill_running(self) -> int:
         """Kill every running agent's process group; their attempts end as interrupted."""
         self.context.hard_stop.set()
-        import signal
-
         n = self.context.children.kill_all(signal.SIGTERM)
         deadline = time.monotonic() + 2
         while self.context.children.running() and time.monotonic() < deadline:
@@ -793,16 +967,229 @@ class Coordinator:
         return n
 
     def wait_idle(self, stop: threading.Event, poll_s: float = 0.2) -> bool:
-        """Wait until no task is queued or running and every blocked one was re-checked here; False if stopped."""
+        """`run --once`: wait until nothing is left that this machine can take; False if stopped.
+
+        Left alone: tasks another live machine is running, and blocked tasks whose
+        conditions (budgets, config, providers) did not change since they were refused:
+        only time or a config change can help them. A dead machine's tasks are waited
+        for: they are taken over (by this machine or another) after its takeover delay.
+        """
+        quiet = 0
         while not stop.is_set():
-            # A call still in flight (its task cancelled meanwhile) ends and is recorded before we leave.
-            if not self.ledger.count_tasks(ACTIVE_STATES) and not self.inflight():
-                blocked = {t.task_id for t in self.ledger.tasks(states=["blocked"])}
-                with self._lock:
-                    if blocked <= self.blocked_seen:
-                        return True
+            if self.takeable() or self.wake(limit=1 << 30, changed_only=True):
+                quiet = 0
+            else:
+                quiet += 1
+                if quiet >= 2:  # twice in a row, a poll apart: no enqueue or wake was in flight
+                    return True
             stop.wait(poll_s)
         return False
+
+    def takeable(self) -> bool:
+        """Whether some work is running here, queued, or held by a machine that is not alive."""
+        if self.running_here() or self.inflight():  # a call in flight (its task cancelled meanwhile) is recorded first
+            return True
+        if self.enqueuer is not None and self.enqueuer.busy():
+            return True
+        if self.ledger.count_tasks(["queued"]):
+            return True
+        now = self.leases.now_ms()
+        # A machine whose lease ran out is about to be taken over (here or elsewhere): its tasks are ours to wait for.
+        live = {r.executor_id for r in self.leases.sessions(states=("live",)) if now - r.renewed_ms <= r.lease_ms}
+        return any(
+            wf.status == "ENQUEUED" or wf.executor_id not in live
+            for wf in self.queue_workflows(("ENQUEUED", "PENDING"))
+        )
+
+    def queue_workflows(self, statuses: tuple[str, ...]) -> list[Any]:
+        """The task workflows on the queue in these DBOS states (public API: `DBOS.list_workflows`)."""
+        return list(DBOS.list_workflows(status=list(statuses), queue_name=QUEUE, load_input=False, load_output=False))
+
+    def summary(self) -> RunSummary:
+        """What this run did (not the ledger's totals): tasks it ended, by their state now; its attempts and cost."""
+        states: dict[str, int] = {}
+        now = {row.task_id: row for row in self.ledger.tasks(states=["done", "dead", "blocked"])} if self.ran else {}
+        waiting: list[tuple[str, str]] = []
+        for task_id, state in self.ran.items():
+            row = now.get(task_id)
+            final = row.state if row is not None else state
+            states[final] = states.get(final, 0) + 1
+            if final == "blocked" and row is not None:
+                waiting.append((task_id, row.note or ""))
+        return RunSummary(states, self.ran_attempts, self.ran_cost, tuple(sorted(waiting)))
+
+
+@record
+class RunSummary:
+    """One `switchyard run`'s own work: tasks it ended (by state), its attempts and their cost, who waits and why."""
+
+    states: dict[str, int]
+    attempts: int
+    cost_usd: Decimal
+    waiting: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def dead(self) -> int:
+        return self.states.get("dead", 0)
+
+
+def system_db_of(loaded: LoadedConfig) -> str:
+    """The DBOS system database a coordinator on this config uses ([coordinator] system_db, else the default)."""
+    return loaded.coordinator.system_db or default_system_db(loaded)
+
+
+def running_by_executor(system_db: str, leases: Leases) -> dict[str, list[str]]:
+    """The tasks each executor is running now (its pending task workflows), by DBOS's public client."""
+    if system_db.startswith("sqlite:///") and not os.path.exists(system_db[len("sqlite:///") :]):
+        return {}
+    client = DBOSClient(system_database_url=system_db, application_name="switchyard")
+    try:
+        pending = client.list_workflows(status="PENDING", queue_name=QUEUE, load_input=False, load_output=False)
+    finally:
+        client.destroy()
+    tasks = leases.task_ids_of([wf.workflow_id for wf in pending])
+    out: dict[str, list[str]] = {}
+    for wf in pending:
+        out.setdefault(wf.executor_id or "", []).append(tasks[wf.workflow_id])
+    return out
+
+
+def recover_executor(executor_id: str) -> int:
+    """Return a dead executor's pending task workflows to the queue; how many (DBOS's recovery for given ids).
+
+    DBOS offers this through its admin API (`/dbos-workflow-recovery`), which calls
+    `DBOS._recover_pending_workflows`: the one place switchyard reaches past the public
+    API. Each workflow goes back to ENQUEUED only if it is still PENDING under that
+    executor id, so a second recovery of the same executor changes nothing.
+    `tests/test_machines.py::test_recover_executor` fails if that call changes.
+    """
+    return len(DBOS._recover_pending_workflows([executor_id]))
+
+
+class Machine:
+    """This process among the machines: renews its lease, fences itself, takes dead machines' work over.
+
+    Three daemon threads. `renew` renews the lease every renew_s on a connection of its
+    own. `watch` fences the process when no renewal succeeded for lease_s (the database
+    stalled or unreachable, or the lease was taken): it kills every agent's process
+    group and exits, before anyone may take over (takeover_s > lease_s + margin).
+    `tend` claims sessions whose lease expired past their takeover delay (one survivor
+    each, by a conditional UPDATE), recovers their workflows, reconciles their budget
+    holds and re-queues tasks that never reached the queue; and wakes blocked tasks.
+    """
+
+    FENCED_EXIT = 75  # EX_TEMPFAIL: restart it to rejoin
+
+    def __init__(self, co: Coordinator) -> None:
+        self.co = co
+        cfg = co.loaded.coordinator
+        self.lease_s = cfg.lease_s
+        self.renew_s = cfg.renew_s
+        assert co.identity is not None
+        self.identity = co.identity
+        self.stop_event = threading.Event()
+        self.last_renewed = time.monotonic()
+        self._db: Database | None = None
+        self._threads = [
+            threading.Thread(target=self._renew, name="switchyard-lease", daemon=True),
+            threading.Thread(target=self._tend, name="switchyard-tend", daemon=True),
+        ]
+        if co.shared:
+            self._threads.append(threading.Thread(target=self._watch, name="switchyard-fence", daemon=True))
+
+    def start(self) -> None:
+        for t in self._threads:
+            t.start()
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        for t in self._threads:
+            t.join(timeout=5)
+
+    def close(self) -> None:
+        if self._db is not None:
+            with contextlib.suppress(Exception):
+                self._db.close()
+            self._db = None
+
+    def _renew(self) -> None:
+        while not self.stop_event.wait(self.renew_s):
+            sent = time.monotonic()
+            try:
+                if self._db is None:
+                    self._db = connect(self.co.loaded.ledger_location())
+                still = Leases(self._db).renew(self.identity.session)
+            except Exception as exc:  # unreachable: try again; the watch fences if it lasts
+                self.close()
+                self.co.reporter.error(f"could not renew this machine's lease: {str(exc).strip()[:200]}")
+                continue
+            if not still:
+                self.fence("its lease was taken over by another machine")
+            self.last_renewed = sent
+
+    def _watch(self) -> None:
+        while not self.stop_event.wait(min(0.2, self.lease_s / 10)):
+            silent = time.monotonic() - self.last_renewed
+            if silent > self.lease_s:
+                self.fence(f"no lease renewal for {silent:.1f}s (lease_s {self.lease_s:g})")
+
+    def fence(self, why: str) -> None:
+        """Stop at once: kill every agent's process group, take nothing more, exit; another machine takes over."""
+        co = self.co
+        co.draining.set()
+        co.context.hard_stop.set()
+        killed = co.context.children.kill_all(signal.SIGKILL)
+        try:
+            sys.stderr.write(
+                f"switchyard: this machine ({self.identity.executor_id}) fenced itself: {why}; killed {killed} "
+                "agent process group(s); its tasks are taken over by another machine; restart it to rejoin\n"
+            )
+            sys.stderr.flush()
+        finally:
+            os._exit(self.FENCED_EXIT)
+
+    def _tend(self) -> None:
+        co = self.co
+        while not self.stop_event.wait(self.renew_s):
+            try:
+                if co.shared:
+                    self.take_over()
+                free = co.workers - co.running_here()
+                co.wake(limit=free)
+            except Exception as exc:  # the database is away: the next round tries again
+                co.reporter.error(f"machine upkeep failed: {str(exc).strip()[:200]}")
+
+    def take_over(self) -> int:
+        """Claim dead machines' sessions and finish their business; returns how many were taken over."""
+        co = self.co
+        me = self.identity.session
+        taken = 0
+        for row in co.leases.claim_dead(me):
+            settled = released = 0
+            if co.runner.budgets is not None:  # before its workflows resume anywhere: no replay has adopted a hold
+                settled, released = co.runner.budgets.reconcile([row.session])
+            recovered = 0
+            if not co.leases.executor_live(row.executor_id):  # a restart of it recovers its own at launch
+                recovered = recover_executor(row.executor_id)
+            requeued = co.requeue()
+            co.leases.taken(row.session, me)
+            taken += 1
+            co.reporter.note(
+                f"took over {row.executor_id} ({row.host} pid {row.pid}): {recovered} workflow(s) recovered, "
+                f"budget holds {settled} settled / {released} released, {requeued} queued task(s) re-queued"
+            )
+        # Executors that never held a lease (a ledger made before leases): nobody else will ever recover them.
+        known = {r.executor_id for r in co.leases.sessions(states=("live", "taking", "taken", "ended"))}
+        for executor_id in {wf.executor_id for wf in co.queue_workflows(("PENDING",))} - known - {None}:
+            if co.leases.claim_orphan(executor_id, me):
+                if co.runner.budgets is not None:
+                    co.runner.budgets.reconcile([executor_id])
+                recovered = recover_executor(executor_id)
+                co.requeue()
+                co.leases.taken(f"{executor_id}/before-leases", me)
+                taken += 1
+                co.reporter.note(f"took over {executor_id} (from before leases): {recovered} workflow(s) recovered")
+        return taken
 
 
 def default_system_db(loaded: LoadedConfig) -> str:

@@ -33,6 +33,7 @@ _LAZY: dict[str, str] = {
     "providers": "switchyard.cli.run_cmd:providers",
     "run": "switchyard.cli.coord_cmd:run",
     "status": "switchyard.cli.coord_cmd:status",
+    "machines": "switchyard.cli.machines_cmd:machines",
     "show": "switchyard.cli.task_cmd:show",
     "retry": "switchyard.cli.task_cmd:retry",
     "cancel": "switchyard.cli.task_cmd:cancel",

@@ -245,15 +245,20 @@ def status(config_path: str | None, as_json: bool, states: tuple[str, ...], show
                 + (did_you_mean(state, TASK_STATES) or f" (one of {', '.join(TASK_STATES)})")
             )
     loaded = load(config_path)
+    from switchyard.cli.machines_cmd import machines_section
+
     with open_ledger(loaded) as ledger:
         if show_all:
             _stream_all(ledger, states, as_json)
             return
         view = status_view(ledger, states=states, limit=limit)
+        machines = machines_section(ledger)
     if as_json:
         echo_json(view.to_json())
     else:
         click.echo(render_status(view))
+        if machines:
+            click.echo(machines)
 
 
 @click.command()
@@ -343,8 +348,8 @@ def run(
             co.wait_idle(stop)
         if signals:
             _shut_down(co, hard, cfg.grace_s)
-            with open_ledger(loaded) as ledger:
-                click.echo(_summary(task_status(ledger)) + " (stopped; unfinished tasks resume on the next run)")
+            co.leave()
+            click.echo(_run_summary(co.summary()) + " (stopped; unfinished tasks resume on the next run)")
             reporter.close()
             sys.stdout.flush()
             sys.stderr.flush()
@@ -354,35 +359,28 @@ def run(
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
-    with open_ledger(loaded) as ledger:
-        rows = task_status(ledger)
-    blocked = [r for r in rows if r["state"] == "blocked"]
-    code = 1 if any(r["state"] == "dead" for r in rows) else 0
-    if blocked:
-        reporter.close()
-        click.echo(_summary(rows))
-        unavailable = [r for r in blocked if (r["note"] or "").startswith("every candidate is unavailable")]
-        if unavailable:
-            click.echo(
-                f"{len(unavailable)} blocked, no provider to call ({unavailable[0]['note']}); they resume on a "
-                "later run once the config or environment is fixed: see `switchyard providers`"
-            )
-        if len(unavailable) < len(blocked):
-            budget = [r for r in blocked if r not in unavailable]
-            click.echo(
-                f"{len(budget)} blocked on a budget ({budget[0]['note']}); they resume on a later run once the "
-                "period rolls over or the limit is raised: see `switchyard budget`"
-            )
-        sys.stdout.flush()
-        sys.stderr.flush()
-        # Their workflows wait in a durable sleep; leave them pending for the next run rather than
-        # shutting the engine down under them.
-        os._exit(code)
+    done = co.summary()
     co.close()
     reporter.close()
-    click.echo(_summary(rows))
-    if code:
-        raise click.exceptions.Exit(code)
+    click.echo(_run_summary(done))
+    unavailable = [w for w in done.waiting if w[1].startswith("every candidate is unavailable")]
+    budget = [w for w in done.waiting if w not in unavailable]
+    for waiting, see in ((unavailable, "`switchyard providers`"), (budget, "`switchyard budget`")):
+        if waiting:
+            task_id, why = waiting[0]
+            click.echo(
+                f"{len(waiting)} waiting (e.g. {task_id}: {why}); they resume when the budgets, the config or the "
+                f"providers change (a machine running `switchyard run` re-checks them), or on a later run: see {see}"
+            )
+    if done.dead:
+        raise click.exceptions.Exit(1)
+
+
+def _run_summary(done: Any) -> str:
+    """This run's own work, not the ledger's totals (`switchyard status` has those)."""
+    parts = ", ".join(f"{n} {s}" for s, n in sorted(done.states.items()))
+    total = sum(done.states.values())
+    return f"this run: {total} task(s): {parts or 'none'}; {done.attempts} attempt(s); {money(done.cost_usd, 4)}"
 
 
 def _shut_down(co: Any, hard: threading.Event, grace_s: float) -> None:

@@ -61,6 +61,7 @@ __all__ = ["CONFIG_ENV", "DEFAULT_CONFIG", "SECTIONS", "LoadedConfig", "find_con
 
 CONFIG_ENV = "SWITCHYARD_CONFIG"
 DEFAULT_CONFIG = "switchyard.toml"
+TAKEOVER_MARGIN_S = 5.0  # [coordinator] takeover_s - lease_s: time for a machine that lost its lease to fence itself
 
 # Top-level tables beyond the core ones, registered by the parts that own them:
 # name -> function(reader, raw, path) returning the validated section.
@@ -395,6 +396,7 @@ class _Loader:
         self.sections_built = sections
         for path, message, hint in check_sections(sections):
             self.error(path, message, hint)
+        self.check_coordinator(sections.get("coordinator"))
 
         self.check_references(providers, models, routing, workflows)
         conditions = self.compile_conditions(providers, models, routing, workflows)
@@ -414,6 +416,32 @@ class _Loader:
             warnings=tuple(sorted(self.warnings, key=lambda pr: (pr.line or 0, pr.col or 0))),
             sections=sections,
         )
+
+    def check_coordinator(self, cfg: object) -> None:
+        """The lease timings must let a machine fence itself before another takes its work over."""
+        if not isinstance(cfg, CoordinatorConfig):
+            return
+        at = ("coordinator",)
+        if cfg.renew_s * 2 > cfg.lease_s:
+            self.error(
+                (*at, "renew_s"),
+                f"renew_s ({cfg.renew_s:g}) must be at most half of lease_s ({cfg.lease_s:g})",
+                "a lease must survive one late renewal",
+            )
+        if cfg.takeover_s < cfg.lease_s + TAKEOVER_MARGIN_S:
+            self.error(
+                (*at, "takeover_s"),
+                f"takeover_s ({cfg.takeover_s:g}) must be at least lease_s + {TAKEOVER_MARGIN_S:g} "
+                f"({cfg.lease_s + TAKEOVER_MARGIN_S:g})",
+                "a machine that lost its lease needs that margin to stop its agents before another takes over",
+            )
+        if cfg.executor_id is not None:
+            self.warn(
+                (*at, "executor_id"),
+                "executor_id is set: every machine that uses this config shares it, and a second one is refused "
+                "while the first holds it",
+                "remove it: each installation makes its own (.switchyard/executor_id)",
+            )
 
     # cross-references --------------------------------------------------------
     def need_model(self, name: str, path: PathKey, models: dict[str, ModelConfig]) -> None:

@@ -236,7 +236,15 @@ class CoordinatorConfig:
     max_attempts: int = field(default=3, metadata=check(up_to(1000, "escalations of one task", positive)))
     prompt_template: str | None = None
     system_db: str | None = None
-    executor_id: str = "local"
+    # DBOS executor identity: leave unset, each installation makes its own (.switchyard/executor_id);
+    # one shared by several machines is refused at start while another holds it.
+    executor_id: str | None = None
+    # Many machines on one PostgreSQL (switchyard.ledger.leases): each renews its lease every renew_s;
+    # one that cannot for lease_s stops its agents and exits; the others take its work over once
+    # takeover_s passed since its last renewal (at least lease_s + 5 s, so it has fenced itself first).
+    lease_s: float = field(default=10.0, metadata=check(up_to(3600, "seconds, an hour", positive)))
+    renew_s: float = field(default=2.0, metadata=check(up_to(1800, "seconds, half an hour", positive)))
+    takeover_s: float = field(default=20.0, metadata=check(up_to(7200, "seconds, two hours", positive)))
     poll_interval_s: float = field(default=0.2, metadata=check(SECONDS_POSITIVE))
     # `switchyard run` without --once keeps re-reading its sources every watch_s seconds (as --watch)
     watch_s: float | None = field(default=None, metadata=check(SECONDS_POSITIVE))

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from switchyard.catalog import Usage
-from switchyard.ledger import rollup
+from switchyard.ledger import leases, rollup
 from switchyard.ledger.db import Database, Migration, connect, schema
 
 __all__ = ["MIGRATIONS", "PICO", "SCHEMA", "AttemptRecord", "BreakerRow", "Ledger", "from_ms", "to_ms"]
@@ -391,7 +391,7 @@ _ADD_EXEC = (
 )
 
 # Every module's migrations, in order: what `Ledger` applies.
-SCHEMA: tuple[Migration, ...] = schema(MIGRATIONS, rollup.MIGRATIONS)
+SCHEMA: tuple[Migration, ...] = schema(MIGRATIONS, rollup.MIGRATIONS, leases.MIGRATIONS)
 
 
 _TASK_SELECT = (
