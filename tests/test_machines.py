@@ -149,7 +149,7 @@ def test_holds_are_reconciled_only_for_their_dead_owner_and_a_replay_holds_again
 
 # ---------------------------------------------------------------- takeover
 def test_recover_executor_uses_dbos_recovery_for_given_executor_ids() -> None:
-    """`coordinator.recover_executor` is the one call past DBOS's public API: fail loudly if it changes."""
+    """`coordinator.recover_executor` is one of the two calls past DBOS's public API (with `_stop_queue`): fail loudly if it changes."""
     fn = DBOS._recover_pending_workflows
     assert list(inspect.signature(fn).parameters) == ["executor_ids"]
 

@@ -101,7 +101,10 @@ QUEUE = "switchyard-tasks"
 #    steps take and return records; skipped calls get attempt ids of their own.
 # 3: verified outcomes: `begin` places the task (worktree, delivery target); `taken`, `review_rejected`,
 #    `commit`, `push`, `pull_request`, `report`, `release` steps; `finish` takes a note.
-APP_VERSION = "switchyard-wf-3"
+# 4: a blocked stage ends its workflow with a `block` step (no budget sleep inside a workflow); a wake
+#    starts a new workflow that replays the recorded attempts by id. Finish or drain (`run --once`)
+#    the runs of an older version before upgrading: DBOS leaves their workflows to that version.
+APP_VERSION = "switchyard-wf-4"
 FLOW_NAME = "switchyard"  # the configured instance's name, recorded with every workflow
 WORKFLOW_NAME = "switchyard.task"  # the workflow's registered name (pinned: recorded with every workflow)
 ACTIVE_STATES = ("queued", "running", "retrying")
