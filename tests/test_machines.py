@@ -147,6 +147,32 @@ def test_holds_are_reconciled_only_for_their_dead_owner_and_a_replay_holds_again
     ledger.close()
 
 
+def test_a_task_blocked_by_another_machine_waits_for_its_backoff_not_for_our_view(ledger_url: str) -> None:
+    # seen: two machines whose config files differed by a comment re-queued each other's blocked tasks about
+    # once a second for ever (each block stored its own config digest; the other machine saw "a change")
+    ledger = Ledger.open(ledger_url)
+    ledger.add_tasks([("doc1", json.dumps({"id": "doc1"}), None)], 1_000)
+    ledger.set_task("doc1", "blocked", 1_000, note="label:docs day limit")
+    leases = Leases(ledger.db)
+    for session in ("session-a", "session-b"):
+        ledger.db.execute(
+            "INSERT INTO leases (session, executor_id, host, pid, state_dir, state, started_ms, renewed_ms, "
+            "lease_ms, takeover_ms) VALUES (?, ?, 'h', 1, '/x', 'live', 0, 0, 10000, 20000)",
+            (session, session),
+        )
+    digest1, digest2, digest9 = ("1" * 32, "2" * 32, "9" * 32)
+    leases.block("doc1", "label:docs day limit", f"session-a:{digest1}", 1_000, 30_000)
+    assert [w.task_id for w in leases.due(f"session-a:{digest2}", 2_000, 10)] == ["doc1"]  # a's own view changed
+    assert leases.due(f"session-a:{digest1}", 2_000, 10) == []  # a's view is the same: wait
+    assert leases.due(f"session-b:{digest9}", 2_000, 10) == []  # b's view differs from live a's: says nothing
+    assert [w.task_id for w in leases.due(f"session-b:{digest9}", 31_000, 10)] == ["doc1"]  # the backoff is over
+    # a is gone (ended): a view that differs from the one it blocked under is worth a try at once
+    ledger.db.execute("UPDATE leases SET state = 'ended' WHERE session = 'session-a'")
+    assert [w.task_id for w in leases.due(f"session-b:{digest9}", 2_000, 10)] == ["doc1"]
+    assert leases.due(f"session-a:{digest1}", 2_000, 10) == []  # the very view it was refused under
+    ledger.close()
+
+
 # ---------------------------------------------------------------- takeover
 def test_recover_executor_uses_dbos_recovery_for_given_executor_ids() -> None:
     """`coordinator.recover_executor` is one of the two calls past DBOS's public API (with `_stop_queue`): fail loudly if it changes."""

@@ -848,10 +848,14 @@ class Coordinator:
         self.reporter.event("blocked", task_id, error=reason)
 
     def fingerprint(self) -> str:
-        """What a blocked task was refused under: the config's text, the budget counters, the providers' status.
+        """What a blocked task was refused under, as this session saw it: `SESSION:digest` of the config's
+        text, the budget counters and the providers' status.
 
-        When it differs, a blocked task is worth another try; while it is the same, only time
-        (its backoff, or a period rolling over: a new counter) can change the answer.
+        When this session's view differs from the one it blocked a task under, the task is worth
+        another try; while it is the same, only time (its backoff, or a period rolling over: a new
+        counter) can change the answer. A task another machine blocked waits for that machine's
+        view to change, or for its backoff: machines whose configs differ (a comment, a key) would
+        otherwise wake each other's blocked tasks for ever.
         """
         digest = hashlib.sha256()
         path = self.loaded.path
@@ -864,7 +868,8 @@ class Coordinator:
                 digest.update(f"\n{key}={spent}/{held}".encode())
         for name, state in sorted(self.runner.health.status().items()):
             digest.update(f"\n{name}:{state}".encode())
-        return digest.hexdigest()[:32]
+        session = self.identity.session if self.identity is not None else "-"
+        return f"{session}:{digest.hexdigest()[:32]}"
 
     def wake(self, *, limit: int, changed_only: bool = False) -> int:
         """Re-queue up to `limit` blocked tasks whose conditions changed (or whose backoff is over)."""

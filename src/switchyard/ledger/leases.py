@@ -410,12 +410,23 @@ class Leases:
         )
 
     def due(self, fingerprint: str, now_ms: int, limit: int) -> list[Wait]:
-        """Blocked tasks worth another try: what they were refused under changed, or their backoff is over."""
+        """Blocked tasks worth another try: what they were refused under changed, or their backoff is over.
+
+        `fingerprint` is `SESSION:digest`. A task this session blocked is due when its view changed;
+        one a live session blocked, only by its backoff (that session wakes it early when its own view
+        changes: machines whose configs differ, even by a comment, would otherwise wake each other's
+        tasks for ever); one a session that is no longer live blocked, whenever the views differ (a
+        restart with a raised limit takes its tasks at once).
+        """
+        session = fingerprint.rpartition(":")[0] + ":"
         rows = self.db.query(
             "SELECT w.task_id, w.wakes, w.reason, w.fingerprint, w.blocked_ms, w.next_ms, w.misses "
             "FROM task_waits w JOIN tasks t ON t.task_id = w.task_id WHERE t.state = 'blocked' "
-            "AND (w.fingerprint IS NULL OR w.fingerprint <> ? OR w.next_ms <= ?) ORDER BY w.blocked_ms LIMIT ?",
-            (fingerprint, now_ms, limit),
+            "AND (w.fingerprint IS NULL OR w.next_ms <= ? OR (w.fingerprint <> ? AND (substr(w.fingerprint, 1, ?) = ? "
+            "OR NOT EXISTS (SELECT 1 FROM leases l WHERE l.state = 'live' AND l.session = "
+            "CASE WHEN length(w.fingerprint) > 33 THEN substr(w.fingerprint, 1, length(w.fingerprint) - 33) "
+            "ELSE '' END)))) ORDER BY w.blocked_ms LIMIT ?",
+            (now_ms, fingerprint, len(session), session, limit),
         )
         return [Wait(*r) for r in rows]
 
