@@ -301,3 +301,33 @@ def test_cancel_kills_a_running_agent_at_the_next_lease_renewal(tmp_path: Path) 
     again = run(cfg, "--once")
     assert again.returncode == 0, again.stderr
     assert states(cfg)["T-00"] == ("done", 2, 1), (again.stdout, again.stderr)
+
+
+def test_nothing_is_called_after_a_killed_call_even_before_the_workflow_is_cancelled(tmp_path: Path) -> None:
+    """`cancel` marks the ledger, then cancels the workflow: a renewal in between kills the agent, and the
+    workflow, not yet cancelled, goes on. It must call nothing more for the task (here its workflow is never
+    cancelled at all: only the ledger says so)."""
+    cfg = config(tmp_path, mode="sleep", sleep=600.0, coordinator="lease_s = 2\nrenew_s = 0.5")
+    record = tmp_path / "last_call.json"
+    proc = subprocess.Popen(
+        [EXE, "run", "--config", str(cfg), "--tasks", str(tasks_file(tmp_path, 1)), "--once"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not record.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert record.exists(), "the agent never started"
+        with Ledger.open(tmp_path / ".switchyard" / "ledger.db") as ledger:
+            assert ledger.cancel_task("T-00", 1, "cancelled by the test")
+        _, err = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert "killed 1 agent(s) of cancelled task(s) T-00" in err
+    assert states(cfg)["T-00"][:2] == ("cancelled", 1)
+    with Ledger.open(tmp_path / ".switchyard" / "ledger.db") as ledger:
+        assert [a.status for a in ledger.attempts(task_id="T-00")] == ["interrupted"]

@@ -500,6 +500,7 @@ class Coordinator:
         self._never = threading.Event()
         self._inflight = 0
         self._calling: dict[str, int] = {}  # task id -> calls in flight for it (`stop_cancelled` reads it)
+        self._stopped: set[str] = set()  # cancelled tasks whose agent `stop_cancelled` killed
         self._lock = threading.Lock()
         self.flow: TaskFlow | None = None
         self.enqueuer: Enqueuer | None = None
@@ -806,6 +807,14 @@ class Coordinator:
         """One call for a workflow (a step): the runner's attempt, plus the task's state and progress events."""
         self.hold_while_stopping()
         task = request.job.task
+        if task.id in self._stopped:  # its agent was killed because the task was cancelled: call nothing more
+            row = self.ledger.task(task.id)
+            if row is not None and row.state == "cancelled":
+                # `cancel` marks the ledger first, then cancels the workflow: give it the time to, so the next step stops it.
+                self.draining.wait(self.loaded.coordinator.renew_s)
+                return Skipped(f"task {task.id} was cancelled")
+            with self._lock:
+                self._stopped.discard(task.id)  # retried since
         with self._lock:
             self._inflight += 1
             self._calling[task.id] = self._calling.get(task.id, 0) + 1
@@ -977,6 +986,8 @@ class Coordinator:
         cancelled = leases.cancelled(self.calling_for())
         if not cancelled:
             return 0
+        with self._lock:
+            self._stopped.update(cancelled)
         n = self.context.children.stop(cancelled)
         if n:
             self.reporter.note(f"killed {n} agent(s) of cancelled task(s) {', '.join(cancelled)}")
