@@ -15,7 +15,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, invariant, rule
 
-from switchyard.budgets import BudgetExceeded, Budgets
+from switchyard.budgets import BudgetExceeded, Budgets, exec_owner
 from switchyard.cli import cli
 from switchyard.config import loads_config
 from switchyard.failures import Failure, FailureKind
@@ -456,3 +456,47 @@ class BudgetMachine(RuleBasedStateMachine):
 
 TestBudgetProperty = BudgetMachine.TestCase
 TestBudgetProperty.settings = settings(max_examples=60, stateful_step_count=30, deadline=None)
+
+
+def test_an_exec_killed_mid_call_leaves_no_hold_once_the_next_exec_starts(tmp_path: Path) -> None:
+    # seen: an `exec` killed with SIGKILL left its hold counted for the rest of the day (owner "", reconciled by nobody)
+    import os
+    import signal
+    import socket
+    import subprocess
+    import time
+
+    from test_coordinator import EXE
+
+    cfg = tmp_path / "switchyard.toml"
+    text = AGENT.format(argv=json.dumps([sys.executable, FAKE]), usage_format="claude-json", mode="crash", status=0)
+    cfg.write_text(text.replace('FAKE_SLEEP = "1"', 'FAKE_SLEEP = "120"'))
+    proc = subprocess.Popen(
+        [EXE, "exec", "--config", str(cfg), "--task", '{"id": "T-1"}'],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=tmp_path,
+    )
+    ledger_path = tmp_path / ".switchyard" / "ledger.db"
+    deadline = time.monotonic() + 60
+    held: list[tuple[object, ...]] = []
+    while time.monotonic() < deadline and not held:
+        if ledger_path.exists():
+            with Ledger.open(ledger_path) as led:
+                held = led.db.query("SELECT owner FROM budget_holds WHERE state = 'held'")
+        time.sleep(0.1)
+    assert held, "the exec never held its call's worst case"
+    assert str(held[0][0]).startswith(f"exec:{socket.gethostname()}:{proc.pid}:")
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+
+    ledger = Ledger.open(ledger_path)
+    assert counters_total(ledger) == (Decimal(0), Decimal("0.50"))  # still held: nobody reconciled it
+    Runner(loads_config(cfg.read_text(), str(cfg)), ledger)  # the next exec on this host starts
+    assert ledger.db.query("SELECT state FROM budget_holds") == [("released",)]
+    assert counters_total(ledger) == (Decimal(0), Decimal(0))
+    # A live exec's hold is never touched: this process's own owner id is alive.
+    live = Budgets(loads_config(cfg.read_text(), str(cfg)), ledger, owner=exec_owner())
+    live.reserve("live-1", "T-2", Decimal("0.25"), live.counters())
+    Runner(loads_config(cfg.read_text(), str(cfg)), ledger)
+    assert counters_total(ledger) == (Decimal(0), Decimal("0.25"))

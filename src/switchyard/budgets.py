@@ -18,11 +18,17 @@ process, `switchyard.ledger.leases`) that made it; only holds of sessions proven
 dead (ended, or taken over after their lease expired) are reconciled: settled if
 the attempt was recorded, else released. A replayed call whose hold was released
 reserves again under the same id, and a replay adopts a held hold as its own.
+`exec` holds are owned by its process (`exec_owner`: host, pid and the process's start
+time); the next `exec` on that host reconciles those of processes that no longer run
+(`reconcile_dead_execs`), so an `exec` killed mid-call does not hold its money for the
+rest of the period.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import socket
 import time
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta, tzinfo
@@ -35,7 +41,46 @@ from switchyard.errors import RunError
 from switchyard.facts import BudgetView, PeriodFacts, routing_zone
 from switchyard.ledger.store import PICO, Ledger, to_pico
 
-__all__ = ["BudgetExceeded", "BudgetLine", "Budgets", "Counter", "Hold", "period_bounds"]
+__all__ = ["BudgetExceeded", "BudgetLine", "Budgets", "Counter", "Hold", "exec_owner", "period_bounds"]
+
+_EXEC = "exec:"
+
+
+def _started(pid: int) -> str | None:
+    """When process `pid` started (clock ticks since boot, from /proc), "" where /proc is not there;
+    None if no such process runs. A pid reused by a later process has another start time."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            stat = fh.read()
+    except FileNotFoundError:
+        return None
+    except OSError:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except OSError:
+            pass
+        return ""
+    fields = stat[stat.rfind(b")") + 2 :].split()
+    return fields[19].decode() if len(fields) > 19 else ""
+
+
+def exec_owner(pid: int | None = None) -> str:
+    """The owner of an `exec` process's holds: `exec:HOST:PID:START`."""
+    pid = os.getpid() if pid is None else pid
+    return f"{_EXEC}{socket.gethostname()}:{pid}:{_started(pid) or ''}"
+
+
+def _exec_dead(owner: str, host: str) -> bool:
+    """Is `owner` an `exec` process on `host` that no longer runs?"""
+    rest = owner[len(_EXEC) :]
+    owner_host, _, tail = rest.rpartition(":")  # HOST:PID, START
+    owner_host, _, pid = owner_host.rpartition(":")
+    if owner_host != host or not pid.isdigit():
+        return False  # another machine's: we cannot see its processes
+    started = _started(int(pid))
+    return started is None or (tail != "" and started != "" and started != tail)
 
 
 def period_bounds(period: str, at: datetime) -> tuple[str, datetime]:
@@ -284,6 +329,15 @@ class Budgets:
             else:
                 released += self._close(hold_id, "released", None, owner)
         return settled, released
+
+    def reconcile_dead_execs(self) -> tuple[int, int]:
+        """Reconcile the holds of `exec` processes on this host that no longer run (killed mid-call)."""
+        host = socket.gethostname()
+        rows = self.db.query(
+            "SELECT DISTINCT owner FROM budget_holds WHERE state = 'held' AND owner LIKE ?", (f"{_EXEC}{host}:%",)
+        )
+        dead = [r[0] for r in rows if r[0] != self.owner and _exec_dead(r[0], host)]
+        return self.reconcile(dead) if dead else (0, 0)
 
     # what the router and `switchyard budget` see -------------------------------------------
     def _rows(self, counters: list[Counter]) -> dict[str, tuple[Decimal, Decimal]]:

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
-from switchyard.budgets import BudgetExceeded, Budgets
+from switchyard.budgets import BudgetExceeded, Budgets, exec_owner
 from switchyard.config import LoadedConfig
 from switchyard.config.provider_kinds import CallShape, worst_case
 from switchyard.config.schema import CommandProvider, ProviderConfig
@@ -97,7 +97,8 @@ class Runner:
         self.wall_clock = wall_clock
         self.runs_dir = runs_dir or loaded.resolve(loaded.runner.runs_dir)
         if budgets is None and loaded.budgets.all_limits():
-            budgets = Budgets(loaded, ledger, clock=wall_clock, tz=self.router.tz)
+            budgets = Budgets(loaded, ledger, clock=wall_clock, tz=self.router.tz, owner=exec_owner())
+            budgets.reconcile_dead_execs()  # holds an earlier `exec` on this host was killed with
         self.budgets = budgets
         self.on_start = on_start
         self.on_complete = on_complete
