@@ -130,7 +130,8 @@ def test_cancel_stops_queued_and_running_tasks(tmp_path: Path) -> None:
             proc.kill()
     assert proc.returncode == 0, err
     rows = states(cfg)
-    # The running one's call ended on its own (recorded); nothing was called after it, nor for the queued ones.
+    # The running one's call was ended (its agent killed at a lease renewal) and recorded; nothing was called
+    # after it, nor for the queued ones.
     assert rows[running[0]] == ("cancelled", 1, 0)
     assert all(rows[t] == ("cancelled", 0, 0) for t in queued)
     proc2 = cli(cfg, "cancel", running[0])
@@ -243,3 +244,90 @@ def test_exec_totals_of_an_older_ledger_are_counted_by_the_migration(ledger_url:
         ledger.record(AttemptRecord("b", "Y", "p", "m", "ok", 10, 20, cost_usd=Decimal("0.25")))
         ledger.record(AttemptRecord("c", "T", "p", "m", "ok", 10, 20, cost_usd=Decimal("0.25")))
         assert ledger.exec_totals() == (3, 125 * 10**10)
+
+
+def test_cancel_kills_a_running_agent_at_the_next_lease_renewal(tmp_path: Path) -> None:
+    """The machine calling for a cancelled task kills that call's agent (within a renewal or so, not at its
+    timeout): the attempt is recorded as interrupted, charged its worst case (it may have spent), its hold
+    settled; the task stays cancelled and nothing runs after it; `run --once` exits."""
+    cfg = config(
+        tmp_path,
+        mode="sleep",
+        sleep=600.0,
+        extra="[budgets]\ndaily_usd = 10\n",
+        coordinator="lease_s = 2\nrenew_s = 0.5",
+    )
+    record = tmp_path / "last_call.json"
+    proc = subprocess.Popen(
+        [EXE, "run", "--config", str(cfg), "--tasks", str(tasks_file(tmp_path, 1)), "--once"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not record.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert record.exists(), "the agent never started"
+        time.sleep(0.2)  # the record is written whole before the agent sleeps
+        pid = json.loads(record.read_text())["pid"]
+        assert Path(f"/proc/{pid}").exists()
+        done = cli(cfg, "cancel", "T-00")
+        assert (done.returncode, done.stdout) == (0, "T-00: running -> cancelled\n"), done.stderr
+        deadline = time.monotonic() + 30  # a bound far below the agent's 600 s, not a speed assertion
+        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not Path(f"/proc/{pid}").exists(), "the cancelled task's agent still runs"
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    assert "killed 1 agent(s) of cancelled task(s) T-00" in err
+    assert states(cfg) == {"T-00": ("cancelled", 1, 0)}
+    with Ledger.open(tmp_path / ".switchyard" / "ledger.db") as ledger:
+        (attempt,) = ledger.attempts(task_id="T-00")
+        assert (attempt.status, attempt.error_class) == ("interrupted", "interrupted")
+        assert attempt.error_message == "its task was cancelled; agent and its processes killed"
+        assert attempt.cost_usd > 0  # it ran and may have spent: charged its worst case, not $0
+        held = ledger.db.one("SELECT COUNT(*) FROM budget_holds WHERE state = 'held'")
+        spent = ledger.db.one("SELECT spent_pico, held_pico FROM budget_counters")
+    assert held == (0,)
+    assert spent == (int(attempt.cost_usd * 10**12), 0)
+    # `retry` brings it back.
+    cfg.write_text(cfg.read_text().replace('FAKE_MODE = "sleep"', 'FAKE_MODE = "ok"'))
+    assert cli(cfg, "retry", "T-00").returncode == 0
+    again = run(cfg, "--once")
+    assert again.returncode == 0, again.stderr
+    assert states(cfg)["T-00"] == ("done", 2, 1), (again.stdout, again.stderr)
+
+
+def test_nothing_is_called_after_a_killed_call_even_before_the_workflow_is_cancelled(tmp_path: Path) -> None:
+    """`cancel` marks the ledger, then cancels the workflow: a renewal in between kills the agent, and the
+    workflow, not yet cancelled, goes on. It must call nothing more for the task (here its workflow is never
+    cancelled at all: only the ledger says so)."""
+    cfg = config(tmp_path, mode="sleep", sleep=600.0, coordinator="lease_s = 2\nrenew_s = 0.5")
+    record = tmp_path / "last_call.json"
+    proc = subprocess.Popen(
+        [EXE, "run", "--config", str(cfg), "--tasks", str(tasks_file(tmp_path, 1)), "--once"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not record.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert record.exists(), "the agent never started"
+        with Ledger.open(tmp_path / ".switchyard" / "ledger.db") as ledger:
+            assert ledger.cancel_task("T-00", 1, "cancelled by the test")
+        _, err = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert "killed 1 agent(s) of cancelled task(s) T-00" in err
+    assert states(cfg)["T-00"][:2] == ("cancelled", 1)
+    with Ledger.open(tmp_path / ".switchyard" / "ledger.db") as ledger:
+        assert [a.status for a in ledger.attempts(task_id="T-00")] == ["interrupted"]

@@ -499,6 +499,8 @@ class Coordinator:
         self.draining = threading.Event()
         self._never = threading.Event()
         self._inflight = 0
+        self._calling: dict[str, int] = {}  # task id -> calls in flight for it (`stop_cancelled` reads it)
+        self._stopped: set[str] = set()  # cancelled tasks whose agent `stop_cancelled` killed
         self._lock = threading.Lock()
         self.flow: TaskFlow | None = None
         self.enqueuer: Enqueuer | None = None
@@ -805,13 +807,26 @@ class Coordinator:
         """One call for a workflow (a step): the runner's attempt, plus the task's state and progress events."""
         self.hold_while_stopping()
         task = request.job.task
+        if task.id in self._stopped:  # its agent was killed because the task was cancelled: call nothing more
+            row = self.ledger.task(task.id)
+            if row is not None and row.state == "cancelled":
+                # `cancel` marks the ledger first, then cancels the workflow: give it the time to, so the next step stops it.
+                self.draining.wait(self.loaded.coordinator.renew_s)
+                return Skipped(f"task {task.id} was cancelled")
+            with self._lock:
+                self._stopped.discard(task.id)  # retried since
         with self._lock:
             self._inflight += 1
+            self._calling[task.id] = self._calling.get(task.id, 0) + 1
         try:
             out = self.runner.attempt(request)
         finally:
             with self._lock:
                 self._inflight -= 1
+                if self._calling[task.id] == 1:
+                    del self._calling[task.id]
+                else:
+                    self._calling[task.id] -= 1
         if isinstance(out, Skipped):
             if out.on_exceed is not None:  # a budget refused it: the limit may have been raised since
                 self.reload_budgets()
@@ -963,6 +978,25 @@ class Coordinator:
     def inflight(self) -> int:
         with self._lock:
             return self._inflight
+
+    def calling_for(self) -> list[str]:
+        """The tasks this process has a call in flight for."""
+        with self._lock:
+            return sorted(self._calling)
+
+    def stop_cancelled(self, leases: Leases) -> int:
+        """Kill the agents of calls in flight for tasks cancelled meanwhile (`switchyard cancel`); one indexed
+        query. Their calls end as interrupted (charged as `may_have_spent` says), and the cancelled workflow
+        runs no step after them. Returns how many agents were killed."""
+        cancelled = leases.cancelled(self.calling_for())
+        if not cancelled:
+            return 0
+        with self._lock:
+            self._stopped.update(cancelled)
+        n = self.context.children.stop(cancelled)
+        if n:
+            self.reporter.note(f"killed {n} agent(s) of cancelled task(s) {', '.join(cancelled)}")
+        return n
 
     def kill_running(self) -> int:
         """Kill every running agent's process group; their attempts end as interrupted."""
@@ -1126,7 +1160,8 @@ class Machine:
             try:
                 if self._db is None:
                     self._db = connect(self.co.loaded.ledger_location())
-                still = Leases(self._db).renew(self.identity.session)
+                leases = Leases(self._db)
+                still = leases.renew(self.identity.session)
             except Exception as exc:  # unreachable: try again; the watch fences if it lasts
                 self.close()
                 self.co.reporter.error(f"could not renew this machine's lease: {str(exc).strip()[:200]}")
@@ -1134,6 +1169,10 @@ class Machine:
             if not still:
                 self.fence("its lease was taken over by another machine")
             self.last_renewed = sent
+            try:  # on the same connection: the calls in flight whose task was cancelled meanwhile
+                self.co.stop_cancelled(leases)
+            except Exception as exc:  # the next renewal asks again
+                self.co.reporter.error(f"could not check for cancelled tasks: {str(exc).strip()[:200]}")
 
     def _watch(self) -> None:
         while not self.stop_event.wait(min(0.2, self.lease_s / 10)):

@@ -22,7 +22,10 @@ def main() -> int:
     record = os.environ.get("FAKE_RECORD")
     if record:
         with open(record, "w", encoding="utf-8") as fh:
-            json.dump({"argv": sys.argv, "env": dict(os.environ), "prompt": prompt, "cwd": os.getcwd()}, fh)
+            json.dump(
+                {"argv": sys.argv, "env": dict(os.environ), "prompt": prompt, "cwd": os.getcwd(), "pid": os.getpid()},
+                fh,
+            )
     usage = {
         "input_tokens": int(os.environ.get("FAKE_IN", "1000")),
         "output_tokens": int(os.environ.get("FAKE_OUT", "500")),

@@ -231,8 +231,9 @@ def retry(task_ids: tuple[str, ...], config_path: str | None) -> None:
 @click.argument("task_ids", metavar="ID...", nargs=-1, required=True)
 @config_option
 def cancel(task_ids: tuple[str, ...], config_path: str | None) -> None:
-    """Cancel queued, blocked or running tasks: none of them is called again. A running agent's current call
-    ends on its own (recorded, and counted); its workflow stops before the next. `switchyard retry` undoes it."""
+    """Cancel queued, blocked or running tasks: none of them is called again. A running agent is killed at its
+    coordinator's next lease renewal (its call recorded as interrupted); its workflow stops before the next
+    step. `switchyard retry` undoes it."""
     from switchyard.coordinator import cancel_workflows
 
     loaded = load(config_path)

@@ -31,6 +31,7 @@ import secrets
 import socket
 import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
@@ -286,6 +287,14 @@ class Leases:
         return (
             self.db.execute("UPDATE leases SET renewed_ms = ? WHERE session = ? AND state = 'live'", (now, session)) > 0
         )
+
+    def cancelled(self, task_ids: Sequence[str]) -> list[str]:
+        """Which of `task_ids` (the tasks a machine has calls in flight for) were cancelled: by primary key."""
+        if not task_ids:
+            return []
+        marks = ", ".join("?" for _ in task_ids)
+        rows = self.db.query(f"SELECT task_id FROM tasks WHERE task_id IN ({marks}) AND state = 'cancelled'", task_ids)
+        return [str(r[0]) for r in rows]
 
     def end(self, session: str) -> None:
         """A clean exit: nothing of this session is left to take over (its workflows resume on its next start)."""

@@ -213,7 +213,7 @@ class CommandRunner:
         try:
             try:
                 agent = self.context.children.spawn(
-                    argv, env=self._env(), cwd=workdir, stdin=stdin, stdout=out_w, stderr=err_w
+                    argv, env=self._env(), cwd=workdir, stdin=stdin, stdout=out_w, stderr=err_w, tag=call.task.id
                 )
             except FileNotFoundError as exc:
                 if exc.filename not in (None, argv[0]):  # the working directory, not the executable
@@ -240,6 +240,11 @@ class CommandRunner:
         stdout, cut = _save(os.path.join(run_dir, "stdout.txt"), out, redact)
         stderr, _ = _save(os.path.join(run_dir, "stderr.txt"), err, redact)
         stderr_tail = redact(stderr[-4000:])
+        if self.context.children.was_stopped(call.task.id):
+            return Result(
+                failure=Failure(FailureKind.INTERRUPTED, "its task was cancelled; agent and its processes killed"),
+                exit_code=exit_code,
+            )
         if self.context.hard_stop.is_set() and exit_code < 0:
             return Result(failure=Failure(FailureKind.INTERRUPTED, "stopped by shutdown"), exit_code=exit_code)
         if timed_out:

@@ -375,6 +375,8 @@ class ChildProcesses:
     def __init__(self, state_dir: Path | None = None) -> None:
         self._lock = threading.Lock()
         self._groups: set[int] = set()
+        self._tags: dict[int, str] = {}  # process group -> the tag it was spawned with (the task it calls for)
+        self._stopped: set[str] = set()  # tags whose running agent `stop` killed, until `was_stopped` asks
         self.state_dir = state_dir
         if state_dir is not None:
             state_dir.mkdir(parents=True, exist_ok=True)
@@ -388,8 +390,12 @@ class ChildProcesses:
         stdin: int,
         stdout: int,
         stderr: int,
+        tag: str | None = None,
     ) -> Agent:
-        """Start `argv` in its own session, marked as ours; raises what `Popen` raises (e.g. FileNotFoundError)."""
+        """Start `argv` in its own session, marked as ours; raises what `Popen` raises (e.g. FileNotFoundError).
+
+        `tag` names what the agent works for (a task id): `stop(tags)` kills the agents so tagged.
+        """
         host = _host()
         mark = host.next_mark()
         proc = subprocess.Popen(
@@ -404,6 +410,9 @@ class ChildProcesses:
         with host.lock:
             host.live[proc.pid] = mark
         self.add(proc.pid)
+        if tag is not None:
+            with self._lock:
+                self._tags[proc.pid] = tag
         return Agent(proc, mark, _pidfd(proc.pid), self)
 
     def add(self, pgid: int) -> None:
@@ -415,6 +424,7 @@ class ChildProcesses:
     def discard(self, pgid: int) -> None:
         with self._lock:
             self._groups.discard(pgid)
+            self._tags.pop(pgid, None)
         if self.state_dir is not None:
             (self.state_dir / str(pgid)).unlink(missing_ok=True)
 
@@ -440,6 +450,28 @@ class ChildProcesses:
     def running(self) -> list[int]:
         with self._lock:
             return sorted(self._groups)
+
+    def stop(self, tags: Iterable[str]) -> int:
+        """SIGKILL the process group of every running agent tagged with one of `tags` (its call then sweeps
+        what it left outside the group, `Agent.release`); `was_stopped` tells that call so. Returns how many."""
+        wanted = set(tags)
+        n = 0
+        with self._lock:
+            for pgid, tag in self._tags.items():
+                if tag in wanted:
+                    self._stopped.add(tag)
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        os.killpg(pgid, signal.SIGKILL)
+                        n += 1
+        return n
+
+    def was_stopped(self, tag: str) -> bool:
+        """Was the agent tagged `tag` killed by `stop`? Asked once, after its call released it."""
+        with self._lock:
+            if tag in self._stopped:
+                self._stopped.discard(tag)
+                return True
+            return False
 
     def kill_all(self, sig: int = signal.SIGKILL) -> int:
         """Signal every agent's process group; returns how many were signalled.
