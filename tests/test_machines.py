@@ -222,6 +222,32 @@ def test_a_dead_machines_tasks_and_holds_are_taken_over(tmp_path: Path, pg_url: 
     assert spent == (int(COST * 4 * 10**12), 0)
 
 
+def test_a_once_survivor_does_not_leave_a_machine_killed_a_moment_ago_to_itself(tmp_path: Path, pg_url: str) -> None:
+    """seen: survivors on --once exited 0 seconds after a kill -9, while the dead machine's lease still ran:
+    nobody took its tasks over and their holds blocked the budget until someone ran again."""
+    lease = "lease_s = 8\nrenew_s = 2\ntakeover_s = 13"
+    c = Cluster(
+        tmp_path,
+        2,
+        lambda log: config_text(pg_url, log, sleep=2, lease=lease),
+        tasks_jsonl(tmp_path / "t.jsonl", 2),
+    )
+    c.start(0, "--watch", "3600")
+    wait_for(lambda: sum(e["event"] == "start" for e in c.events()) >= 2, 60, "two agents running on machine 0")
+    c.kill(0)  # its lease was renewed at most renew_s ago: it looks live for a while yet
+    survivor = subprocess.run(
+        [EXE, "run", "--config", str(c.machines[1].dir / "switchyard.toml"), "--once"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert survivor.returncode == 0, survivor.stderr
+    assert set(states(pg_url).values()) == {"done"}, survivor.stdout + survivor.stderr
+    assert "took over" in survivor.stderr
+    assert held(pg_url) == 0
+
+
 def test_a_starting_machine_leaves_live_holds_alone(tmp_path: Path, pg_url: str) -> None:
     """The old bug: a machine's start-up reconcile released the holds of calls still running elsewhere."""
     budgets = "[budgets]\ndaily_usd = 1"

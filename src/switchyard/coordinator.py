@@ -506,6 +506,7 @@ class Coordinator:
         self.enqueuer: Enqueuer | None = None
         self.started = False
         self.identity: Identity | None = None
+        self.others_working: dict[str, int] = {}  # live sessions running queue work (`takeable`): last renewal
         self.machine: Machine | None = None
         self.leases = Leases(self.ledger.db)
         self._active = 0  # task workflows executing in this process
@@ -1017,13 +1018,20 @@ class Coordinator:
         for: they are taken over (by this machine or another) after its takeover delay.
         """
         quiet = 0
+        proof: dict[str, int] | None = None  # the live machines holding work, and their last renewal when we decided
         while not stop.is_set():
             if self.takeable() or self.wake(limit=1 << 30, changed_only=True):
                 quiet = 0
+                proof = None
             else:
                 quiet += 1
                 if quiet >= 2:  # twice in a row, a poll apart: no enqueue or wake was in flight
-                    return True
+                    # A machine killed a moment ago still looks live until its lease runs out: leave its work to
+                    # it only once it has renewed since (a dead one never does; it is then taken over).
+                    if proof is None:
+                        proof = dict(self.others_working)
+                    if all(self.others_working.get(s, 1 << 62) > renewed for s, renewed in proof.items()):
+                        return True
             stop.wait(poll_s)
         return False
 
@@ -1036,12 +1044,17 @@ class Coordinator:
         if self.ledger.count_tasks(["queued"]):
             return True
         now = self.leases.now_ms()
-        # A machine whose lease ran out is about to be taken over (here or elsewhere): its tasks are ours to wait for.
-        live = {r.executor_id for r in self.leases.sessions(states=("live",)) if now - r.renewed_ms <= r.lease_ms}
-        return any(
-            wf.status == "ENQUEUED" or wf.executor_id not in live
-            for wf in self.queue_workflows(("ENQUEUED", "PENDING"))
-        )
+        # A machine that missed its renewals (a lease renewed every renew_s, not for 3 of them) may be dead: its
+        # lease runs out and it is taken over (here or elsewhere), so its tasks are ours to wait for; if it renews
+        # again it was alive and they are its own. Only machines renewing on time are left to finish their work.
+        fresh = int(3 * self.loaded.coordinator.renew_s * 1000)
+        sessions = [r for r in self.leases.sessions(states=("live",)) if now - r.renewed_ms <= min(r.lease_ms, fresh)]
+        live = {r.executor_id for r in sessions}
+        workflows = self.queue_workflows(("ENQUEUED", "PENDING"))
+        busy = {wf.executor_id for wf in workflows}
+        mine = self.identity.executor_id if self.identity is not None else None
+        self.others_working = {r.session: r.renewed_ms for r in sessions if r.executor_id in busy - {mine}}
+        return any(wf.status == "ENQUEUED" or wf.executor_id not in live for wf in workflows)
 
     def queue_workflows(self, statuses: tuple[str, ...]) -> list[Any]:
         """The task workflows on the queue in these DBOS states (public API: `DBOS.list_workflows`)."""
