@@ -500,3 +500,12 @@ def test_an_exec_killed_mid_call_leaves_no_hold_once_the_next_exec_starts(tmp_pa
     live.reserve("live-1", "T-2", Decimal("0.25"), live.counters())
     Runner(loads_config(cfg.read_text(), str(cfg)), ledger)
     assert counters_total(ledger) == (Decimal(0), Decimal("0.25"))
+
+
+def test_budget_shows_a_limit_as_exactly_as_its_spend(tmp_path: Path) -> None:
+    # seen: a $0.045 day limit shown as $0.04 next to $0.0450 spent, which reads as an overspend
+    cfg_file = tmp_path / "switchyard.toml"
+    cfg_file.write_text(CONFIG.format(url=str(tmp_path / "l.db"), rules="", budgets="daily_usd = 0.045\n"))
+    res = CliRunner().invoke(cli, ["budget", "--config", str(cfg_file)])
+    assert res.exit_code == 0, res.output
+    assert "$0.0450" in res.stdout and "$0.04 " not in res.stdout

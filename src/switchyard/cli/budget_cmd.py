@@ -30,7 +30,7 @@ def budget(config_path: str | None, as_json: bool) -> None:
         [
             r.scope,
             r.period,
-            money(r.limit_usd, 2),
+            money(r.limit_usd, 4),
             money(r.spent_usd, 4),
             money(r.held_usd, 4),
             money(r.remaining_usd, 4),
