@@ -1202,7 +1202,8 @@ class Machine:
         try:
             sys.stderr.write(
                 f"switchyard: this machine ({self.identity.executor_id}) fenced itself: {why}; killed {killed} "
-                "agent process group(s); its tasks are taken over by another machine; restart it to rejoin\n"
+                "agent process group(s); another machine takes its tasks over once its lease has run out (or this one, "
+                "restarted: restart it to rejoin)\n"
             )
             sys.stderr.flush()
         finally:
