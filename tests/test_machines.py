@@ -180,6 +180,23 @@ def test_recover_executor_uses_dbos_recovery_for_given_executor_ids() -> None:
     assert list(inspect.signature(fn).parameters) == ["executor_ids"]
 
 
+def kill_mid_call(c: Cluster, pg_url: str, *, holds: int | None = None) -> subprocess.CompletedProcess[str]:
+    """Machine 0 runs until two of its agents are in a call, is killed with SIGKILL, then machine 1's `run --once`
+    (the survivor) runs to its end; `holds`: how many budget holds the dead machine must have left."""
+    c.start(0, "--watch", "3600")
+    wait_for(lambda: sum(e["event"] == "start" for e in c.events()) >= 2, 60, "two agents running on machine 0")
+    c.kill(0)
+    if holds is not None:
+        assert held(pg_url) == holds  # the dead machine's: nobody may touch them until its lease is taken over
+    return subprocess.run(
+        [EXE, "run", "--config", str(c.machines[1].dir / "switchyard.toml"), "--once"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
 def test_a_dead_machines_tasks_and_holds_are_taken_over(tmp_path: Path, pg_url: str) -> None:
     """kill -9 of a machine mid-call: a survivor's `run --once` takes its work over, finishes it, and exits."""
     budgets = "[budgets]\ndaily_usd = 1"
@@ -189,17 +206,7 @@ def test_a_dead_machines_tasks_and_holds_are_taken_over(tmp_path: Path, pg_url: 
         lambda log: config_text(pg_url, log, sleep=1.5, budgets=budgets),
         tasks_jsonl(tmp_path / "t.jsonl", 4),
     )
-    c.start(0, "--watch", "3600")
-    wait_for(lambda: sum(e["event"] == "start" for e in c.events()) >= 2, 60, "two agents running on machine 0")
-    c.kill(0)
-    assert held(pg_url) == 2  # the dead machine's holds: nobody may touch them until its lease is taken over
-    survivor = subprocess.run(
-        [EXE, "run", "--config", str(c.machines[1].dir / "switchyard.toml"), "--once"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    survivor = kill_mid_call(c, pg_url, holds=2)
     assert survivor.returncode == 0, survivor.stderr
     assert set(states(pg_url).values()) == {"done"}
     assert "took over" in survivor.stderr and "2 workflow(s) recovered" in survivor.stderr  # recover_executor
@@ -232,16 +239,7 @@ def test_a_once_survivor_does_not_leave_a_machine_killed_a_moment_ago_to_itself(
         lambda log: config_text(pg_url, log, sleep=2, lease=lease),
         tasks_jsonl(tmp_path / "t.jsonl", 2),
     )
-    c.start(0, "--watch", "3600")
-    wait_for(lambda: sum(e["event"] == "start" for e in c.events()) >= 2, 60, "two agents running on machine 0")
-    c.kill(0)  # its lease was renewed at most renew_s ago: it looks live for a while yet
-    survivor = subprocess.run(
-        [EXE, "run", "--config", str(c.machines[1].dir / "switchyard.toml"), "--once"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    survivor = kill_mid_call(c, pg_url)  # its lease was renewed at most renew_s ago: it looks live for a while yet
     assert survivor.returncode == 0, survivor.stderr
     assert set(states(pg_url).values()) == {"done"}, survivor.stdout + survivor.stderr
     assert "took over" in survivor.stderr
