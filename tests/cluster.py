@@ -428,7 +428,9 @@ def run_chaos(
     lost_docs = 0  # of those, calls of docs tasks (under the docs cap too)
     for attempt, fs in finishes.items():
         rec = recorded.get(attempt)
-        extra = len(fs) - (1 if rec is not None and rec.status == "ok" else 0)
+        # A call that finished as its machine died is in the ledger as interrupted (charged its hold) once a
+        # survivor took the machine over: its spend is counted, not lost.
+        extra = len(fs) - (1 if rec is not None and rec.status in ("ok", "interrupted") else 0)
         finished_unrecorded += extra
         if int(attempt.split(":")[0][2:]) % docs_every == 0:
             lost_docs += extra
@@ -446,8 +448,18 @@ def run_chaos(
     if any(n > 1 for n in per_task.values()):
         problems.append(f"seed {seed}: a task succeeded twice")
     total = sum((a.cost_usd for a in attempts), Decimal(0))
-    if total != COST * len(ok):
-        problems.append(f"seed {seed}: recorded cost {total} != {COST} x {len(ok)} finished and recorded")
+    # Calls cut by their machine's death are recorded interrupted by the survivor that took it over, charged
+    # their hold (what they spent cannot be known); every other recorded cost is a finished call's.
+    interrupted = [a for a in attempts if a.status == "interrupted"]
+    for a in interrupted:
+        if a.cost_usd != HOLD or a.cost_basis != "unknown":
+            problems.append(
+                f"seed {seed}: interrupted {a.attempt_id} charged {a.cost_usd} ({a.cost_basis}), not its hold"
+            )
+    if total != COST * len(ok) + HOLD * len(interrupted):
+        problems.append(
+            f"seed {seed}: recorded cost {total} != {COST} x {len(ok)} finished + {HOLD} x {len(interrupted)} interrupted"
+        )
     overspend = Decimal(0)
     docs_cost = sum((a.cost_usd for a in attempts if "docs" in a.labels), Decimal(0))
     for scope, recorded_cost in (("global", total), ("label:docs", docs_cost)):

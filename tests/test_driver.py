@@ -199,3 +199,14 @@ def test_a_first_call_made_before_driving_is_not_made_again() -> None:
     assert result.ok and [a.record.attempt_id for a in result.attempts] == ["run:T-1:-:0", "run:T-1:-:1"]
     [second] = host.requests  # only the second call went to the host
     assert (second.plan.candidate.provider, second.first, second.failover_from) == ("b", False, "a")
+
+
+def test_interrupted_calls_do_not_use_up_the_routes_attempts() -> None:
+    # seen: with a machine killed three times during one task's calls, each takeover's interrupted attempt
+    # counted against runner.max_attempts and the task went dead without one real failure
+    host = ScriptedHost(
+        fails(FailureKind.INTERRUPTED), fails(FailureKind.INTERRUPTED), fails(FailureKind.INTERRUPTED), ok
+    )
+    failover = Failover(ROUTE, LOADED, max_attempts=1)
+    result = drive(JOB, failover, host)
+    assert result.ok and len(result.attempts) == 4

@@ -33,6 +33,7 @@ SHIPPED = {
     "0030_read_indexes": "d3a4eedad60004cb229bef009d950d29dd770254481e4e4e23c97772605e4824",
     "0031_unlabelled_rollups": "c8005b0582a5997f62cbb1315ce386f2b8b91b92d3d2b76f5e751f56fcc58a8e",
     "0045_exec_totals": "6c20f2a1cd137ba25d7f94e6f18c93f8b30ae2c8d680bb2b8fa46c90643742dd",
+    "0046_calls": "87bb505c0c06c065c0eedc90593af37a9e992fbbc47badac099bf2f2d50260a7",
 }
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from dbos import DBOS
 
-from cluster import COST, EXE, Cluster, Proxy, config_text, pid_alive, tasks_jsonl, wait_for
+from cluster import COST, EXE, HOLD, Cluster, Proxy, config_text, pid_alive, tasks_jsonl, wait_for
 from switchyard.ledger import Ledger
 from switchyard.ledger.leases import Identity, IdentityInUse, Leases
 
@@ -218,15 +218,22 @@ def test_a_dead_machines_tasks_and_holds_are_taken_over(tmp_path: Path, pg_url: 
     finished = [e["attempt"] for e in events if e["event"] == "finish"]
     assert len(finished) == len(set(finished)) == 4  # each task's call finished once
     killed = {c.machines[0].pids[0]}
-    twice = {a for a in finished if sum(e["attempt"] == a and e["event"] == "start" for e in events) > 1}
-    assert len(twice) == 2  # the two calls machine 0 was making when it died, started again by the survivor
-    for a in twice:
-        first = next(e for e in events if e["event"] == "start" and e["attempt"] == a)
-        assert first["ppid"] in killed
+    started = [e["attempt"] for e in events if e["event"] == "start"]
+    assert len(started) == len(set(started)) == 6  # no attempt id started twice: 4 finished + the 2 killed calls
+    cut = {e["attempt"] for e in events if e["event"] == "start" and e["ppid"] in killed} - set(finished)
+    assert len(cut) == 2  # the two calls machine 0 was making when it died
     with Ledger.open(pg_url) as ledger:
-        assert ledger.total_cost() == COST * 4
+        rows = {r.attempt_id: r for r in ledger.attempts()}
         spent = ledger.db.one("SELECT spent_pico, held_pico FROM budget_counters")
-    assert spent == (int(COST * 4 * 10**12), 0)
+        total = ledger.total_cost()
+    # ... are in the ledger: interrupted, charged their hold (what they spent cannot be known), and their
+    # tasks were called again under new attempt ids by the survivor
+    assert {a: (rows[a].status, rows[a].cost_basis, rows[a].cost_usd) for a in cut} == {
+        a: ("interrupted", "unknown", HOLD) for a in cut
+    }
+    assert "2 call(s) it was killed in recorded interrupted" in survivor.stderr
+    assert total == COST * 4 + HOLD * 2
+    assert spent == (int((COST * 4 + HOLD * 2) * 10**12), 0)
 
 
 def test_a_once_survivor_does_not_leave_a_machine_killed_a_moment_ago_to_itself(tmp_path: Path, pg_url: str) -> None:

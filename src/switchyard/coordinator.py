@@ -595,6 +595,13 @@ class Coordinator:
         reaped = self.context.children.reap_stale()
         if reaped:
             self.reporter.note(f"killed {reaped} agent process group(s) left by a previous run")
+        if self.ledger.db.dialect == "postgres":  # many machines: a survivor records the calls a dead one was in
+            self.runner.call_owner = self.identity.session
+        # The calls this installation's earlier sessions were killed in, as interrupted attempts (before their
+        # holds are reconciled and their workflows replay: those call again under new attempt ids).
+        cut = self.ledger.record_interrupted([r.session for r in dead])
+        if cut:
+            self.reporter.note(f"{len(cut)} call(s) a previous run was killed in recorded interrupted")
         if self.runner.budgets is not None:
             self.runner.budgets.owner = self.identity.session
             # This installation's earlier sessions (dead: this process holds the directory's lock), and the
@@ -1227,6 +1234,9 @@ class Machine:
         taken = 0
         for row in co.leases.claim_dead(me):
             settled = released = 0
+            # The calls it was killed in become interrupted attempts (charged their hold) before its holds are
+            # reconciled and its workflows resume: each replays that outcome and calls again under a new id.
+            interrupted = len(co.ledger.record_interrupted([row.session]))
             if co.runner.budgets is not None:  # before its workflows resume anywhere: no replay has adopted a hold
                 settled, released = co.runner.budgets.reconcile([row.session])
             recovered = 0
@@ -1237,7 +1247,8 @@ class Machine:
             taken += 1
             co.reporter.note(
                 f"took over {row.executor_id} ({row.host} pid {row.pid}): {recovered} workflow(s) recovered, "
-                f"budget holds {settled} settled / {released} released, {requeued} queued task(s) re-queued"
+                f"{interrupted} call(s) it was killed in recorded interrupted, budget holds {settled} settled / "
+                f"{released} released, {requeued} queued task(s) re-queued"
             )
         # Executors that never held a lease (a ledger made before leases): nobody else will ever recover them.
         known = {r.executor_id for r in co.leases.sessions(states=("live", "taking", "taken", "ended"))}

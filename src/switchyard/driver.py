@@ -185,6 +185,7 @@ class Failover:
         self.index = 0
         self.tries = 0
         self.attempts = 0
+        self.interruptions = 0  # calls cut short by a shutdown or a machine's death: not the provider's doing
         self.delay_s = 0.0
         self.done = False
         self.why = ""
@@ -194,8 +195,8 @@ class Failover:
         """The next call, or None when there is nothing left to try."""
         if self.done:
             return None
-        if self.attempts >= self.max_attempts:
-            self.why = f"gave up after {self.attempts} attempts (runner.max_attempts)"
+        if self.attempts - self.interruptions >= self.max_attempts:
+            self.why = f"gave up after {self.attempts - self.interruptions} attempts (runner.max_attempts)"
             self.done = True
             return None
         while self.index < len(self.candidates) and self.candidates[self.index].provider in self._dead_providers:
@@ -210,8 +211,11 @@ class Failover:
         return plan
 
     def again(self) -> None:
-        """The planned call was interrupted (shutdown): plan the same candidate again; it counts as an attempt."""
+        """The planned call was interrupted (a shutdown, or its machine died and another took the task over):
+        plan the same candidate again. It is numbered as an attempt but not counted against max_attempts: a
+        task killed with its machine again and again must not run out of attempts for it."""
         self.attempts += 1
+        self.interruptions += 1
 
     def skip(self, reason: str) -> None:
         """The planned candidate cannot be called (circuit open, budget downgrade): move on without an attempt."""

@@ -103,6 +103,9 @@ class Runner:
         self.on_start = on_start
         self.on_complete = on_complete
         self.verify = verify
+        # The session whose calls are marked in flight (`Ledger.call_started`): set by the coordinator, so a
+        # survivor taking this machine over records a call it was killed in as an interrupted attempt.
+        self.call_owner: str | None = None
 
     def close(self) -> None:
         for p in self._providers.values():
@@ -205,6 +208,8 @@ class Runner:
         try:
             if self.on_start is not None:
                 self.on_start(request)
+            if self.call_owner is not None:
+                self._mark_in_flight(request, call, pcfg, hold_id, hold)
             started = self.wall_clock()
             t0 = time.perf_counter()
             result = self.provider(cand.provider).execute(call)
@@ -241,6 +246,17 @@ class Runner:
                 self.on_complete(record)
         self.health.record(cand.provider, result.failure)  # a rejected change is not the provider failing
         return AttemptOutcome(record, failure, result.text, result.output_path)
+
+    def _mark_in_flight(
+        self, request: AttemptRequest, call: Call, pcfg: ProviderConfig, hold_id: str | None, hold: Decimal | None
+    ) -> None:
+        """Mark the call in flight, with the attempt it is if this session dies during it: interrupted, and
+        (a killed call may have spent: failures.may_have_spent) charged its hold."""
+        assert self.call_owner is not None
+        died = Result(failure=Failure(FailureKind.INTERRUPTED, "its machine died during the call; taken over"))
+        worst = hold if hold is not None else self.hold_amount(call, pcfg)
+        rec = self._record(request, call, died, self.wall_clock(), 0, hold_id, None, worst)
+        self.ledger.call_started(rec, self.call_owner)
 
     def _unavailable(self, route: Route, cand: Candidate, disabled: str | None) -> Skipped:
         """A candidate that may not be called now: move on, or, when no candidate of the route may, wait.

@@ -382,6 +382,17 @@ MIGRATIONS: tuple[Migration, ...] = (
         """,
         sha256="6c20f2a1cd137ba25d7f94e6f18c93f8b30ae2c8d680bb2b8fa46c90643742dd",
     ),
+    # A call in flight: written (with the attempt it becomes if its machine dies: `interrupted`, charged its
+    # hold) just before the provider is called, removed with the attempt's record. A survivor taking a dead
+    # session over records the calls it left as those attempts, so a killed call is in the ledger.
+    Migration(
+        "0046_calls",
+        """
+        CREATE TABLE calls (attempt_id TEXT PRIMARY KEY, owner TEXT NOT NULL, record TEXT NOT NULL);
+        CREATE INDEX calls_owner ON calls (owner)
+        """,
+        sha256="87bb505c0c06c065c0eedc90593af37a9e992fbbc47badac099bf2f2d50260a7",
+    ),
 )
 
 # Attempts of no task added to `exec_totals` (n, picodollars): `{where}` decides whether they are.
@@ -455,9 +466,35 @@ class Ledger:
         self.close()
 
     # attempts ------------------------------------------------------------------
+    def call_started(self, interrupted: AttemptRecord, owner: str) -> None:
+        """A call is about to be made by `owner` (a session); `interrupted` is its record if that session dies first."""
+        self.db.execute(
+            "INSERT INTO calls (attempt_id, owner, record) VALUES (?, ?, ?) ON CONFLICT (attempt_id) DO UPDATE "
+            "SET owner = excluded.owner, record = excluded.record",
+            (interrupted.attempt_id, owner, json.dumps(_encode(interrupted)[: len(_FIELDS)])),
+        )
+
+    def record_interrupted(self, owners: Sequence[str]) -> list[AttemptRecord]:
+        """Record the calls dead sessions `owners` left in flight as their interrupted attempts; those recorded."""
+        if not owners:
+            return []
+        marks = ", ".join("?" for _ in owners)
+        rows = self.db.query(
+            f"SELECT c.record FROM calls c WHERE c.owner IN ({marks}) "
+            "AND NOT EXISTS (SELECT 1 FROM attempts a WHERE a.attempt_id = c.attempt_id)",
+            list(owners),
+        )
+        done = []
+        for (text,) in rows:
+            rec = _decode(json.loads(text))
+            if self.record(rec):
+                done.append(rec)
+        return done
+
     def record(self, rec: AttemptRecord) -> bool:
         """Insert one attempt (and add it to the rollups); False if that attempt id was already recorded."""
         with self.db.transaction():
+            self.db.execute("DELETE FROM calls WHERE attempt_id = ?", (rec.attempt_id,))
             if self.db.execute(self._insert, _encode(rec)) == 0:
                 return False
             rollup.add_attempts(self.db, [rec])
