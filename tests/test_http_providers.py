@@ -20,7 +20,7 @@ from servers.openai_wire import (
     refused_base_url,
 )
 from switchyard.catalog import Usage as SyUsage
-from switchyard.config import loads_config
+from switchyard.config import LoadedConfig, loads_config
 from switchyard.health import Health
 from switchyard.ledger import Ledger
 from switchyard.providers.http import parse_retry_after
@@ -323,6 +323,23 @@ def test_a_200_without_usage_is_unpriced_and_charged_its_hold(tmp_path: Path, wi
     assert spent == row.cost_pico
 
 
+def keyed_runner(loaded: LoadedConfig, tmp_path: Path) -> tuple[Runner, Ledger]:
+    """A runner with both providers' keys, no sleeping between retries, and its ledger."""
+    from switchyard.providers.base import ProviderContext
+
+    ledger = Ledger.open(tmp_path / "l.db")
+    env = {"OR_KEY": KEY, "ANT_KEY": "sk-ant-TESTKEY-0123456789"}
+    runner = Runner(
+        loaded,
+        ledger,
+        health=Health(loaded, ledger, env=env),
+        context=ProviderContext(env=env),
+        sleep=lambda s: None,
+        runs_dir=tmp_path,
+    )
+    return runner, ledger
+
+
 def test_a_failure_is_unpriced_unless_the_provider_refused_it_with_its_status(tmp_path: Path) -> None:
     # An error in a 200 body or an unreadable 200 came after the model worked: charged its worst case.
     # A 529 or 429 status, or a request that never got through, spent nothing: $0, the hold released.
@@ -330,18 +347,7 @@ def test_a_failure_is_unpriced_unless_the_provider_refused_it_with_its_status(tm
     with OpenAIWireServer(faults=faults) as srv, aw.AnthropicWireServer() as ant:
         text = CONFIG.replace("max_retries = 2", "max_retries = 3") + "\n[budgets]\ndaily_usd = 10\n"
         loaded = loads_config(text.format(openai_url=srv.base_url, anthropic_url=ant.base_url, timeout=5))
-        ledger = Ledger.open(tmp_path / "l.db")
-        env = {"OR_KEY": KEY, "ANT_KEY": "sk-ant-TESTKEY-0123456789"}
-        from switchyard.providers.base import ProviderContext
-
-        runner = Runner(
-            loaded,
-            ledger,
-            health=Health(loaded, ledger, env=env),
-            context=ProviderContext(env=env),
-            sleep=lambda s: None,
-            runs_dir=tmp_path,
-        )
+        runner, ledger = keyed_runner(loaded, tmp_path)
         assert runner.run(Task("T-1"), prompt="p", run_id="r").ok
     rows = ledger.attempts()
     got = [(r.error_class, r.cost_basis, r.cost_pico > 0) for r in rows]
@@ -360,18 +366,7 @@ def test_a_refused_connection_is_0(tmp_path: Path) -> None:
     with aw.AnthropicWireServer() as ant:
         text = CONFIG + "\n[budgets]\ndaily_usd = 10\n"
         loaded = loads_config(text.format(openai_url=refused_base_url(), anthropic_url=ant.base_url, timeout=5))
-        ledger = Ledger.open(tmp_path / "l.db")
-        env = {"OR_KEY": KEY, "ANT_KEY": "sk-ant-TESTKEY-0123456789"}
-        from switchyard.providers.base import ProviderContext
-
-        runner = Runner(
-            loaded,
-            ledger,
-            health=Health(loaded, ledger, env=env),
-            context=ProviderContext(env=env),
-            sleep=lambda s: None,
-            runs_dir=tmp_path,
-        )
+        runner, ledger = keyed_runner(loaded, tmp_path)
         assert runner.run(Task("T-1"), prompt="p", run_id="r").ok
     rows = ledger.attempts()
     assert [(r.error_class, r.cost_basis, r.cost_pico) for r in rows[:-1]] == [("connection", "catalog", 0)] * 3

@@ -246,6 +246,25 @@ def test_exec_totals_of_an_older_ledger_are_counted_by_the_migration(ledger_url:
         assert ledger.exec_totals() == (3, 125 * 10**10)
 
 
+def run_until_the_agent_starts(cfg: Path, tmp_path: Path) -> tuple[subprocess.Popen[str], Path]:
+    """`run --once` on one task, returned once its agent has written its record (argv, prompt, pid)."""
+    record = tmp_path / "last_call.json"
+    proc = subprocess.Popen(
+        [EXE, "run", "--config", str(cfg), "--tasks", str(tasks_file(tmp_path, 1)), "--once"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not record.exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    if not record.exists():
+        proc.kill()
+        proc.communicate()
+        raise AssertionError("the agent never started")
+    return proc, record
+
+
 def test_cancel_kills_a_running_agent_at_the_next_lease_renewal(tmp_path: Path) -> None:
     """The machine calling for a cancelled task kills that call's agent (within a renewal or so, not at its
     timeout): the attempt is recorded as interrupted, charged its worst case (it may have spent), its hold
@@ -257,18 +276,8 @@ def test_cancel_kills_a_running_agent_at_the_next_lease_renewal(tmp_path: Path) 
         extra="[budgets]\ndaily_usd = 10\n",
         coordinator="lease_s = 2\nrenew_s = 0.5",
     )
-    record = tmp_path / "last_call.json"
-    proc = subprocess.Popen(
-        [EXE, "run", "--config", str(cfg), "--tasks", str(tasks_file(tmp_path, 1)), "--once"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc, record = run_until_the_agent_starts(cfg, tmp_path)
     try:
-        deadline = time.monotonic() + 60
-        while not record.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert record.exists(), "the agent never started"
         time.sleep(0.2)  # the record is written whole before the agent sleeps
         pid = json.loads(record.read_text())["pid"]
         assert Path(f"/proc/{pid}").exists()
@@ -308,18 +317,8 @@ def test_nothing_is_called_after_a_killed_call_even_before_the_workflow_is_cance
     workflow, not yet cancelled, goes on. It must call nothing more for the task (here its workflow is never
     cancelled at all: only the ledger says so)."""
     cfg = config(tmp_path, mode="sleep", sleep=600.0, coordinator="lease_s = 2\nrenew_s = 0.5")
-    record = tmp_path / "last_call.json"
-    proc = subprocess.Popen(
-        [EXE, "run", "--config", str(cfg), "--tasks", str(tasks_file(tmp_path, 1)), "--once"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc, _ = run_until_the_agent_starts(cfg, tmp_path)
     try:
-        deadline = time.monotonic() + 60
-        while not record.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert record.exists(), "the agent never started"
         with Ledger.open(tmp_path / ".switchyard" / "ledger.db") as ledger:
             assert ledger.cancel_task("T-00", 1, "cancelled by the test")
         _, err = proc.communicate(timeout=90)
