@@ -226,6 +226,8 @@ def test_a_dead_machines_tasks_and_holds_are_taken_over(tmp_path: Path, pg_url: 
         rows = {r.attempt_id: r for r in ledger.attempts()}
         spent = ledger.db.one("SELECT spent_pico, held_pico FROM budget_counters")
         total = ledger.total_cost()
+        in_flight = ledger.db.one("SELECT COUNT(*) FROM calls")
+    assert in_flight == (0,)  # every call's in-flight mark went with its record (the cut ones' with the takeover)
     # ... are in the ledger: interrupted, charged their hold (what they spent cannot be known), and their
     # tasks were called again under new attempt ids by the survivor
     assert {a: (rows[a].status, rows[a].cost_basis, rows[a].cost_usd) for a in cut} == {

@@ -235,6 +235,8 @@ class Runner:
         # state are durable together, or not at all (then a crash before the commit means the call
         # is made again: attempts are at least once, and recorded at most once).
         with self.ledger.db.transaction():
+            if self.call_owner is not None:
+                self.ledger.call_done(record.attempt_id)
             self.ledger.record(record)
             if hold_id is not None:
                 assert self.budgets is not None

@@ -487,14 +487,19 @@ class Ledger:
         done = []
         for (text,) in rows:
             rec = _decode(json.loads(text))
-            if self.record(rec):
-                done.append(rec)
+            with self.db.transaction():
+                self.call_done(rec.attempt_id)
+                if self.record(rec):
+                    done.append(rec)
         return done
+
+    def call_done(self, attempt_id: str) -> None:
+        """The call is recorded (in the caller's transaction): no longer in flight."""
+        self.db.execute("DELETE FROM calls WHERE attempt_id = ?", (attempt_id,))
 
     def record(self, rec: AttemptRecord) -> bool:
         """Insert one attempt (and add it to the rollups); False if that attempt id was already recorded."""
         with self.db.transaction():
-            self.db.execute("DELETE FROM calls WHERE attempt_id = ?", (rec.attempt_id,))
             if self.db.execute(self._insert, _encode(rec)) == 0:
                 return False
             rollup.add_attempts(self.db, [rec])
